@@ -1,0 +1,258 @@
+//! The SDK's one error enum, and the error type connectors return.
+
+use std::fmt;
+
+/// What kind of failure a connector reports. The kind decides whether a retry can help
+/// and which exit code / error type a runner reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum ConnectorErrorKind {
+    /// The configuration is wrong (a value the source rejects, a missing table...). Not retryable.
+    Config,
+    /// The source refused the credentials. Not retryable.
+    Auth,
+    /// The source could not be reached (DNS, connection refused, timeout). Retryable.
+    Unreachable,
+    /// The source does not support something the stream needs (a column type...). Not retryable.
+    Unsupported,
+    /// The source failed while answering (I/O, protocol, server error). Retryable.
+    Source,
+    /// The connector itself produced something invalid (a bug in the connector). Not retryable.
+    Internal,
+}
+
+impl ConnectorErrorKind {
+    fn label(self) -> &'static str {
+        match self {
+            Self::Config => "configuration error",
+            Self::Auth => "authentication failed",
+            Self::Unreachable => "source unreachable",
+            Self::Unsupported => "unsupported",
+            Self::Source => "source error",
+            Self::Internal => "connector bug",
+        }
+    }
+}
+
+/// The error a [`Connector`](crate::Connector) returns. The message must say what is wrong
+/// and, where it can, what would be right. It must never contain a secret.
+#[derive(Debug)]
+pub struct ConnectorError {
+    kind: ConnectorErrorKind,
+    message: String,
+    source: Option<Box<dyn std::error::Error + Send + Sync + 'static>>,
+}
+
+impl ConnectorError {
+    /// A new error of `kind` with a one-line `message`.
+    pub fn new(kind: ConnectorErrorKind, message: impl Into<String>) -> Self {
+        Self {
+            kind,
+            message: message.into(),
+            source: None,
+        }
+    }
+    /// Shorthand for [`ConnectorErrorKind::Config`].
+    pub fn config(message: impl Into<String>) -> Self {
+        Self::new(ConnectorErrorKind::Config, message)
+    }
+    /// Shorthand for [`ConnectorErrorKind::Source`].
+    pub fn source_error(message: impl Into<String>) -> Self {
+        Self::new(ConnectorErrorKind::Source, message)
+    }
+    /// Shorthand for [`ConnectorErrorKind::Internal`].
+    pub fn internal(message: impl Into<String>) -> Self {
+        Self::new(ConnectorErrorKind::Internal, message)
+    }
+    /// Attach the underlying error.
+    pub fn with_source(mut self, source: impl std::error::Error + Send + Sync + 'static) -> Self {
+        self.source = Some(Box::new(source));
+        self
+    }
+    /// The kind of failure.
+    pub fn kind(&self) -> ConnectorErrorKind {
+        self.kind
+    }
+    /// The message, without the kind prefix.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+    /// Whether retrying the same request may succeed.
+    pub fn is_retryable(&self) -> bool {
+        matches!(
+            self.kind,
+            ConnectorErrorKind::Unreachable | ConnectorErrorKind::Source
+        )
+    }
+}
+
+impl fmt::Display for ConnectorError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.kind.label(), self.message)
+    }
+}
+
+impl std::error::Error for ConnectorError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source
+            .as_deref()
+            .map(|e| e as &(dyn std::error::Error + 'static))
+    }
+}
+
+/// Every error the SDK returns.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The connector manifest (`connector.toml`) is invalid.
+    #[error("invalid connector manifest: {0}")]
+    Manifest(String),
+    /// The connector configuration is invalid.
+    #[error("invalid connector config: {0}")]
+    Config(String),
+    /// The extract request (output, stream, options) is invalid.
+    #[error("invalid request: {0}")]
+    Request(String),
+    /// The runner is not among those the connector's manifest declares.
+    #[error(
+        "connector `{connector}` does not declare the `{runner}` runner in its manifest (declared: {declared}); add [runners.{runner}] to connector.toml or use a declared runner"
+    )]
+    RunnerNotDeclared {
+        /// The connector's name.
+        connector: String,
+        /// The runner that was asked for.
+        runner: String,
+        /// The runners the manifest declares.
+        declared: String,
+    },
+    /// The connector failed.
+    #[error("{0}")]
+    Connector(#[from] ConnectorError),
+    /// A batch did not match the schema the connector discovered for its stream.
+    #[error(
+        "stream `{stream}`, partition `{partition}`: batch schema does not match the discovered schema: {detail}"
+    )]
+    SchemaMismatch {
+        /// The stream.
+        stream: String,
+        /// The partition.
+        partition: String,
+        /// What differs.
+        detail: String,
+    },
+    /// An S3 request failed (after the SDK's retries).
+    #[error("S3 {operation} s3://{bucket}/{key} failed: {message}")]
+    S3 {
+        /// The S3 operation, e.g. `PutObject`.
+        operation: &'static str,
+        /// The bucket.
+        bucket: String,
+        /// The key (or prefix).
+        key: String,
+        /// What went wrong, one line.
+        message: String,
+        /// Whether a later retry may succeed (throttling, 5xx, network).
+        retryable: bool,
+    },
+    /// Another run committed this stream first; this run's output is not visible.
+    #[error(
+        "commit conflict on stream `{stream}`: another run committed sequence {sequence} first (run {winner}); this run ({run_id}) committed nothing and its files were removed — re-run to continue from the new state"
+    )]
+    CommitConflict {
+        /// The stream.
+        stream: String,
+        /// The sequence number both runs tried to commit.
+        sequence: u64,
+        /// This run.
+        run_id: String,
+        /// The run that won, if known.
+        winner: String,
+    },
+    /// Encoding Parquet or handling Arrow data failed.
+    #[error("parquet encoding failed for {what}: {source}")]
+    Parquet {
+        /// The file or stream concerned.
+        what: String,
+        /// The cause.
+        #[source]
+        source: parquet::errors::ParquetError,
+    },
+    /// A committed manifest in the bucket could not be read.
+    #[error("committed manifest s3://{bucket}/{key} is unreadable: {message}")]
+    CorruptManifest {
+        /// The bucket.
+        bucket: String,
+        /// The key.
+        key: String,
+        /// Why.
+        message: String,
+    },
+    /// A background task failed unexpectedly.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl Error {
+    /// Whether retrying the same request may succeed.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            Error::Connector(e) => e.is_retryable(),
+            Error::S3 { retryable, .. } => *retryable,
+            // The state moved on: a re-run picks up from the winner's state.
+            Error::CommitConflict { .. } => true,
+            Error::Internal(_) => true,
+            _ => false,
+        }
+    }
+
+    /// A short, stable name for the class of error (used as Lambda `errorType`, in reports).
+    pub fn class(&self) -> &'static str {
+        match self {
+            Error::Manifest(_) => "ManifestError",
+            Error::Config(_) => "ConfigError",
+            Error::Request(_) => "RequestError",
+            Error::RunnerNotDeclared { .. } => "RunnerNotDeclared",
+            Error::Connector(e) => match e.kind() {
+                ConnectorErrorKind::Config => "ConfigError",
+                ConnectorErrorKind::Auth => "SourceAuthError",
+                ConnectorErrorKind::Unreachable => "SourceUnreachable",
+                ConnectorErrorKind::Unsupported => "SourceUnsupported",
+                ConnectorErrorKind::Source => "SourceError",
+                ConnectorErrorKind::Internal => "ConnectorBug",
+            },
+            Error::SchemaMismatch { .. } => "SchemaMismatch",
+            Error::S3 { .. } => "SinkError",
+            Error::CommitConflict { .. } => "CommitConflict",
+            Error::Parquet { .. } => "SinkError",
+            Error::CorruptManifest { .. } => "CorruptManifest",
+            Error::Internal(_) => "InternalError",
+        }
+    }
+
+    /// Whether the error is about the input (config, manifest, request) rather than the
+    /// source or the sink. Runners map this to their "bad input" exit code.
+    pub fn is_input_error(&self) -> bool {
+        matches!(
+            self,
+            Error::Manifest(_)
+                | Error::Config(_)
+                | Error::Request(_)
+                | Error::RunnerNotDeclared { .. }
+        ) || matches!(self, Error::Connector(e) if e.kind() == ConnectorErrorKind::Config)
+    }
+
+    /// Whether the error comes from the output side (S3, Parquet, commit).
+    pub fn is_sink_error(&self) -> bool {
+        matches!(
+            self,
+            Error::S3 { .. }
+                | Error::Parquet { .. }
+                | Error::CommitConflict { .. }
+                | Error::CorruptManifest { .. }
+        )
+    }
+}
+
+/// The SDK's result type.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

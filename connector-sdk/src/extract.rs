@@ -1,0 +1,907 @@
+//! The extract core: state → plan → read → Parquet → S3 → commit, for one stream.
+//!
+//! The three steps are public so a distributed runner (Glue) can run them in different
+//! processes: [`ExtractCore::prepare`] on the driver, [`ExtractCore::extract_partition`]
+//! on executors, [`ExtractCore::commit`] once on the driver. [`ExtractCore::run`] does
+//! all three in one process.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use arrow::record_batch::RecordBatch;
+use arrow_schema::SchemaRef;
+use chrono::{DateTime, Utc};
+use futures::StreamExt;
+use parquet::file::properties::WriterProperties;
+use serde::{Deserialize, Serialize};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::connector::{Connector, Cursor, Partition, ReadContext, ReadItem, StreamDescriptor};
+use crate::dataset::{
+    DataFile, Dataset, DatasetManifest, MANIFEST_FORMAT, PartitionProgress, PendingPlan, RunStatus,
+    StreamState, Timings,
+};
+use crate::error::{ConnectorError, Error, Result};
+use crate::manifest::ConnectorManifest;
+use crate::options::ExtractOptions;
+use crate::report::{Progress, RunReport};
+use crate::s3::S3Store;
+use crate::sink::{OpenUploads, ParquetObjectWriter, UploadLimits, writer_properties};
+
+/// When to stop reading: a cancellation (signal) and/or a deadline. The core stops at the
+/// next checkpoint after either fires, then commits what it has.
+#[derive(Debug, Clone, Default)]
+pub struct StopSignal {
+    /// Cancelled by the runner (SIGTERM, shutdown...).
+    pub cancel: CancellationToken,
+    /// Stop reading at this instant (the runner subtracts its commit margin first).
+    pub deadline: Option<Instant>,
+}
+
+impl StopSignal {
+    /// A signal that never fires unless `cancel` is cancelled.
+    pub fn new() -> Self {
+        Self::default()
+    }
+    /// With a deadline.
+    pub fn with_deadline(mut self, deadline: Option<Instant>) -> Self {
+        self.deadline = deadline;
+        self
+    }
+    /// Whether it has fired.
+    pub fn fired(&self) -> bool {
+        self.cancel.is_cancelled() || self.deadline.is_some_and(|d| Instant::now() >= d)
+    }
+    /// Resolves when it fires.
+    pub async fn wait(&self) {
+        match self.deadline {
+            Some(d) => tokio::select! {
+                _ = self.cancel.cancelled() => {}
+                _ = tokio::time::sleep_until(d.into()) => {}
+            },
+            None => self.cancel.cancelled().await,
+        }
+    }
+    fn child(&self) -> Self {
+        Self {
+            cancel: self.cancel.child_token(),
+            deadline: self.deadline,
+        }
+    }
+}
+
+/// A planned run of one stream: what `prepare` decides, serializable so it can be
+/// shipped to other processes (Glue executors).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RunPlan {
+    /// Unique id of this run; part of every file name it writes.
+    pub run_id: String,
+    /// The stream, with its schema.
+    pub stream: StreamDescriptor,
+    /// Sequence of the manifest this plan builds on (0: none yet).
+    pub base_sequence: u64,
+    /// The stream cursor before this run.
+    pub previous_cursor: Option<Cursor>,
+    /// The stream cursor once every partition is done.
+    pub target_cursor: Option<Cursor>,
+    /// Every partition of the plan, with progress from earlier runs.
+    pub work: Vec<PartitionProgress>,
+    /// Whether this run continues a plan an earlier run left pending.
+    pub resumed: bool,
+    /// When the run started.
+    pub started_at: DateTime<Utc>,
+    /// Milliseconds spent preparing.
+    pub plan_ms: u64,
+}
+
+impl RunPlan {
+    /// Partitions that still have rows to read.
+    pub fn remaining(&self) -> impl Iterator<Item = &PartitionProgress> {
+        self.work.iter().filter(|w| !w.done)
+    }
+}
+
+/// What reading one partition produced (its files are written, not committed).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PartitionResult {
+    /// The partition id.
+    pub partition: String,
+    /// Files written.
+    pub files: Vec<DataFile>,
+    /// Rows written.
+    pub rows: u64,
+    /// Bytes written.
+    pub bytes: u64,
+    /// Last checkpoint reached (the resume point if not done).
+    pub checkpoint: Option<Cursor>,
+    /// Whether the partition was read to its end.
+    pub done: bool,
+    /// Milliseconds spent.
+    pub elapsed_ms: u64,
+}
+
+/// The extract core for one connector and config.
+pub struct ExtractCore<C: Connector> {
+    connector: Arc<C>,
+    config: Arc<C::Config>,
+    manifest: Arc<ConnectorManifest>,
+    store: S3Store,
+    options: Arc<ExtractOptions>,
+    props: WriterProperties,
+    limits: UploadLimits,
+    progress: Arc<Progress>,
+    runner: String,
+}
+
+impl<C: Connector> Clone for ExtractCore<C> {
+    fn clone(&self) -> Self {
+        Self {
+            connector: self.connector.clone(),
+            config: self.config.clone(),
+            manifest: self.manifest.clone(),
+            store: self.store.clone(),
+            options: self.options.clone(),
+            props: self.props.clone(),
+            limits: self.limits.clone(),
+            progress: self.progress.clone(),
+            runner: self.runner.clone(),
+        }
+    }
+}
+
+impl<C: Connector> std::fmt::Debug for ExtractCore<C> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ExtractCore")
+            .field("connector", &self.manifest.name)
+            .field("output", &self.options.output.to_string())
+            .field("runner", &self.runner)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<C: Connector> ExtractCore<C> {
+    /// A core for `connector` with `config`, writing through `store`. `runner` is the
+    /// label recorded in manifests and reports. Validates the manifest and options; no I/O.
+    pub fn new(
+        connector: C,
+        config: C::Config,
+        store: S3Store,
+        options: ExtractOptions,
+        runner: impl Into<String>,
+    ) -> Result<Self> {
+        let manifest = ConnectorManifest::parse(C::MANIFEST)?;
+        options.validate()?;
+        let props = writer_properties(&options.parquet)?;
+        let limits = UploadLimits::new(&options.upload, Arc::new(OpenUploads::default()));
+        Ok(Self {
+            connector: Arc::new(connector),
+            config: Arc::new(config),
+            manifest: Arc::new(manifest),
+            store,
+            options: Arc::new(options),
+            props,
+            limits,
+            progress: Arc::new(Progress::default()),
+            runner: runner.into(),
+        })
+    }
+
+    /// The connector manifest.
+    pub fn manifest(&self) -> &ConnectorManifest {
+        &self.manifest
+    }
+
+    /// The options.
+    pub fn options(&self) -> &ExtractOptions {
+        &self.options
+    }
+
+    /// The S3 store.
+    pub fn store(&self) -> &S3Store {
+        &self.store
+    }
+
+    /// Live counters.
+    pub fn progress(&self) -> Arc<Progress> {
+        self.progress.clone()
+    }
+
+    /// Multipart uploads open right now (abort them on a hard stop).
+    pub fn open_uploads(&self) -> Arc<OpenUploads> {
+        self.limits.open.clone()
+    }
+
+    /// Abort every open multipart upload (hard stop).
+    pub async fn abort_open_uploads(&self) -> usize {
+        self.limits.open.abort_all(&self.store).await
+    }
+
+    /// The dataset of `stream`.
+    pub fn dataset(&self, stream: &str) -> Dataset {
+        Dataset::new(self.store.clone(), self.options.output.clone(), stream)
+    }
+
+    /// The streams to extract when none is named: the manifest's, or discovered ones
+    /// for connectors with dynamic streams.
+    pub async fn default_streams(&self) -> Result<Vec<String>> {
+        if !self.manifest.dynamic_streams {
+            return Ok(self.manifest.stream_names());
+        }
+        Ok(self
+            .connector
+            .discover(&self.config)
+            .await?
+            .into_iter()
+            .map(|s| s.name)
+            .collect())
+    }
+
+    /// Load the committed state of `stream` and decide what this run reads: the pending
+    /// plan of a stopped run, or a new plan after the committed cursor.
+    pub async fn prepare(&self, stream: &str) -> Result<RunPlan> {
+        let started = Instant::now();
+        let started_at = Utc::now();
+        if !self.manifest.dynamic_streams && !self.manifest.streams.iter().any(|s| s.name == stream)
+        {
+            return Err(Error::Request(format!(
+                "stream `{stream}` is not declared by connector `{}`; declared streams: {}",
+                self.manifest.name,
+                self.manifest.stream_names().join(", ")
+            )));
+        }
+        self.store.head_bucket(&self.options.output.bucket).await?;
+        let descriptor = self
+            .connector
+            .discover(&self.config)
+            .await?
+            .into_iter()
+            .find(|s| s.name == stream)
+            .ok_or_else(|| {
+                Error::Request(format!(
+                    "stream `{stream}` was not found by discover; run `discover` to list the streams"
+                ))
+            })?;
+        if !crate::manifest::is_stream_name(&descriptor.name) {
+            return Err(Error::Connector(ConnectorError::internal(format!(
+                "discover returned stream name {:?}; stream names must match [a-z][a-z0-9_]*",
+                descriptor.name
+            ))));
+        }
+        let dataset = self.dataset(stream);
+        let latest = dataset.latest().await?;
+        let base_sequence = latest.as_ref().map(|m| m.sequence).unwrap_or(0);
+        let state = latest.map(|m| m.state).unwrap_or_default();
+        let (work, target_cursor, resumed) = match state.pending {
+            Some(pending) => (pending.partitions, pending.target_cursor, true),
+            None => {
+                let plan = self
+                    .connector
+                    .plan(&self.config, &descriptor, state.cursor.as_ref())
+                    .await?;
+                validate_partitions(&plan.partitions)?;
+                let work = plan
+                    .partitions
+                    .into_iter()
+                    .map(|partition| PartitionProgress {
+                        partition,
+                        checkpoint: None,
+                        done: false,
+                    })
+                    .collect();
+                (work, plan.cursor, false)
+            }
+        };
+        let plan = RunPlan {
+            run_id: new_run_id(),
+            stream: descriptor,
+            base_sequence,
+            previous_cursor: state.cursor,
+            target_cursor,
+            work,
+            resumed,
+            started_at,
+            plan_ms: started.elapsed().as_millis() as u64,
+        };
+        tracing::info!(
+            stream,
+            run_id = %plan.run_id,
+            base_sequence,
+            partitions = plan.work.len(),
+            remaining = plan.remaining().count(),
+            resumed,
+            "planned"
+        );
+        Ok(plan)
+    }
+
+    /// Read one partition of `plan` into Parquet files in S3. Commits nothing. Stops at
+    /// the next checkpoint once `stop` fires. On error, its open upload is aborted.
+    pub async fn extract_partition(
+        &self,
+        plan: &RunPlan,
+        partition_id: &str,
+        stop: &StopSignal,
+    ) -> Result<PartitionResult> {
+        let work = plan
+            .work
+            .iter()
+            .find(|w| w.partition.id == partition_id)
+            .ok_or_else(|| {
+                Error::Request(format!(
+                    "partition `{partition_id}` is not in the plan of run {}",
+                    plan.run_id
+                ))
+            })?;
+        let started = Instant::now();
+        if work.done {
+            return Ok(PartitionResult {
+                partition: partition_id.to_string(),
+                files: vec![],
+                rows: 0,
+                bytes: 0,
+                checkpoint: work.checkpoint.clone(),
+                done: true,
+                elapsed_ms: 0,
+            });
+        }
+        let mut reader = PartitionReader {
+            core: self,
+            plan,
+            partition: &work.partition,
+            writer: None,
+            files: Vec::new(),
+            seq: 0,
+        };
+        let result = reader.read(work.checkpoint.clone(), stop).await;
+        if result.is_err()
+            && let Some(w) = reader.writer.take()
+        {
+            w.abort().await;
+        }
+        let (checkpoint, done) = result?;
+        let files = std::mem::take(&mut reader.files);
+        if done {
+            self.progress.partition_done();
+        }
+        let result = PartitionResult {
+            partition: partition_id.to_string(),
+            rows: files.iter().map(|f| f.rows).sum(),
+            bytes: files.iter().map(|f| f.bytes).sum(),
+            files,
+            checkpoint,
+            done,
+            elapsed_ms: started.elapsed().as_millis() as u64,
+        };
+        tracing::info!(
+            stream = %plan.stream.name,
+            partition = partition_id,
+            rows = result.rows,
+            files = result.files.len(),
+            done,
+            "partition read"
+        );
+        Ok(result)
+    }
+
+    /// Commit the results of `plan`'s partitions: write the dataset manifest with the
+    /// next sequence, conditionally. If another run committed first, this run's files are
+    /// deleted and [`Error::CommitConflict`] is returned.
+    pub async fn commit(&self, plan: &RunPlan, results: Vec<PartitionResult>) -> Result<RunReport> {
+        let commit_started = Instant::now();
+        let by_id: HashMap<&str, &PartitionResult> =
+            results.iter().map(|r| (r.partition.as_str(), r)).collect();
+        let mut changed = false;
+        let work: Vec<PartitionProgress> = plan
+            .work
+            .iter()
+            .map(|w| match by_id.get(w.partition.id.as_str()) {
+                Some(r) if !w.done => {
+                    changed |= !r.files.is_empty() || r.done || r.checkpoint != w.checkpoint;
+                    PartitionProgress {
+                        partition: w.partition.clone(),
+                        checkpoint: r.checkpoint.clone(),
+                        done: r.done,
+                    }
+                }
+                _ => w.clone(),
+            })
+            .collect();
+        let unknown: Vec<&str> = by_id
+            .keys()
+            .filter(|id| !plan.work.iter().any(|w| w.partition.id == **id))
+            .copied()
+            .collect();
+        if !unknown.is_empty() {
+            return Err(Error::Request(format!(
+                "results for partitions not in the plan: {}",
+                unknown.join(", ")
+            )));
+        }
+        let all_done = work.iter().all(|w| w.done);
+        let (status, state) = if all_done {
+            let cursor = plan
+                .target_cursor
+                .clone()
+                .or_else(|| plan.previous_cursor.clone());
+            (
+                RunStatus::Complete,
+                StreamState {
+                    cursor,
+                    pending: None,
+                },
+            )
+        } else {
+            (
+                RunStatus::Partial,
+                StreamState {
+                    cursor: plan.previous_cursor.clone(),
+                    pending: Some(PendingPlan {
+                        target_cursor: plan.target_cursor.clone(),
+                        partitions: work.clone(),
+                    }),
+                },
+            )
+        };
+        let files: Vec<DataFile> = results.iter().flat_map(|r| r.files.clone()).collect();
+        let extract_ms = (Utc::now() - plan.started_at).num_milliseconds().max(0) as u64;
+        let dataset = self.dataset(&plan.stream.name);
+        // A plan with nothing new (no files, state unchanged) commits nothing.
+        let needs_commit = changed
+            || plan.base_sequence == 0
+            || (all_done && (plan.resumed || state.cursor != plan.previous_cursor));
+        let mut timings = Timings {
+            plan_ms: plan.plan_ms,
+            extract_ms: extract_ms.saturating_sub(plan.plan_ms),
+            commit_ms: 0,
+        };
+        let sequence = plan.base_sequence + 1;
+        let committed = if needs_commit {
+            let manifest = DatasetManifest {
+                format: MANIFEST_FORMAT,
+                sequence,
+                run_id: plan.run_id.clone(),
+                stream: plan.stream.name.clone(),
+                connector: self.manifest.name.clone(),
+                connector_version: self.manifest.version.clone(),
+                runner: self.runner.clone(),
+                status,
+                started_at: plan.started_at,
+                committed_at: Utc::now(),
+                timings: timings.clone(),
+                schema: plan.stream.schema.as_ref().clone(),
+                rows: files.iter().map(|f| f.rows).sum(),
+                bytes: files.iter().map(|f| f.bytes).sum(),
+                files: files.clone(),
+                state: state.clone(),
+            };
+            if let Err(e) = dataset.commit(&manifest).await {
+                if matches!(e, Error::CommitConflict { .. }) {
+                    for f in &files {
+                        if let Err(de) =
+                            self.store.delete(&self.options.output.bucket, &f.key).await
+                        {
+                            tracing::warn!(key = %f.key, error = %de, "could not delete a file of the losing run; garbage collection will");
+                        }
+                    }
+                }
+                return Err(e);
+            }
+            true
+        } else {
+            false
+        };
+        timings.commit_ms = commit_started.elapsed().as_millis() as u64;
+        let finished_at = Utc::now();
+        let report = RunReport {
+            connector: self.manifest.name.clone(),
+            connector_version: self.manifest.version.clone(),
+            stream: plan.stream.name.clone(),
+            run_id: plan.run_id.clone(),
+            runner: self.runner.clone(),
+            status,
+            sequence: committed.then_some(sequence),
+            dataset: format!(
+                "s3://{}/{}",
+                self.options.output.bucket,
+                dataset.key("").trim_end_matches('/')
+            ),
+            manifest: committed.then(|| {
+                format!(
+                    "s3://{}/{}",
+                    self.options.output.bucket,
+                    dataset.manifest_key(sequence)
+                )
+            }),
+            rows: files.iter().map(|f| f.rows).sum(),
+            bytes: files.iter().map(|f| f.bytes).sum(),
+            files: files.len() as u64,
+            partitions: work.len() as u64,
+            partitions_done: work.iter().filter(|w| w.done).count() as u64,
+            duration_ms: (finished_at - plan.started_at).num_milliseconds().max(0) as u64,
+            timings,
+            s3_requests: self.store.requests(),
+            s3_retries: self.store.retries(),
+            cursor: state.cursor.clone(),
+            started_at: plan.started_at,
+            finished_at,
+            runtime: Default::default(),
+        };
+        if committed && let Err(e) = dataset.put_report(sequence, &report).await {
+            tracing::warn!(error = %e, "the run committed, but its report could not be stored");
+        }
+        tracing::info!(
+            stream = %report.stream,
+            status = ?report.status,
+            sequence = ?report.sequence,
+            rows = report.rows,
+            files = report.files,
+            "committed"
+        );
+        Ok(report)
+    }
+
+    /// Prepare, read every remaining partition (up to `max_concurrent_partitions` at
+    /// once) and commit. Stops early at a checkpoint when `stop` fires and commits the
+    /// progress (status `partial`).
+    pub async fn run(&self, stream: &str, stop: &StopSignal) -> Result<RunReport> {
+        let plan = Arc::new(self.prepare(stream).await?);
+        let results = self.extract_all(&plan, stop).await?;
+        self.commit(&plan, results).await
+    }
+
+    async fn extract_all(
+        &self,
+        plan: &Arc<RunPlan>,
+        stop: &StopSignal,
+    ) -> Result<Vec<PartitionResult>> {
+        let ids: Vec<String> = plan.remaining().map(|w| w.partition.id.clone()).collect();
+        let inner_stop = stop.child();
+        let limit = Arc::new(tokio::sync::Semaphore::new(
+            self.options.max_concurrent_partitions,
+        ));
+        let mut tasks = JoinSet::new();
+        for id in ids {
+            let (core, plan, stop, limit) = (
+                self.clone(),
+                plan.clone(),
+                inner_stop.clone(),
+                limit.clone(),
+            );
+            tasks.spawn(async move {
+                let _permit = limit.acquire_owned().await;
+                if stop.fired() {
+                    // Not started: leave it for the next run.
+                    return Ok(None);
+                }
+                core.extract_partition(&plan, &id, &stop).await.map(Some)
+            });
+        }
+        let mut results = Vec::new();
+        let mut first_error: Option<Error> = None;
+        while let Some(joined) = tasks.join_next().await {
+            match joined {
+                Ok(Ok(Some(r))) => results.push(r),
+                Ok(Ok(None)) => {}
+                Ok(Err(e)) => {
+                    if first_error.is_none() {
+                        // Stop the other partitions at their next checkpoint.
+                        inner_stop.cancel.cancel();
+                        first_error = Some(e);
+                    }
+                }
+                Err(e) => {
+                    inner_stop.cancel.cancel();
+                    first_error
+                        .get_or_insert(Error::Internal(format!("partition task failed: {e}")));
+                }
+            }
+        }
+        if let Some(e) = first_error {
+            self.abort_open_uploads().await;
+            return Err(e);
+        }
+        Ok(results)
+    }
+
+    /// Delete the files of `stream` that no committed manifest lists, older than
+    /// `grace` (leave room for runs in flight).
+    pub async fn collect_garbage(
+        &self,
+        stream: &str,
+        grace: Duration,
+    ) -> Result<crate::dataset::GarbageReport> {
+        self.dataset(stream)
+            .collect_garbage(grace.as_secs() as i64)
+            .await
+    }
+}
+
+/// Reads one partition; owns the file being written so it can be aborted on failure.
+struct PartitionReader<'a, C: Connector> {
+    core: &'a ExtractCore<C>,
+    plan: &'a RunPlan,
+    partition: &'a Partition,
+    writer: Option<ParquetObjectWriter>,
+    files: Vec<DataFile>,
+    seq: u32,
+}
+
+impl<C: Connector> PartitionReader<'_, C> {
+    /// Returns the last checkpoint and whether the partition was read to the end.
+    async fn read(
+        &mut self,
+        resume: Option<Cursor>,
+        stop: &StopSignal,
+    ) -> Result<(Option<Cursor>, bool)> {
+        let ctx = ReadContext {
+            checkpoint: resume.clone(),
+            cancel: stop.cancel.clone(),
+            deadline: stop.deadline,
+        };
+        let (core, plan, partition) = (self.core, self.plan, self.partition);
+        let schema = plan.stream.schema.clone();
+        let mut stream = core
+            .connector
+            .read(&core.config, &plan.stream, partition, ctx);
+        let mut checkpoint = resume;
+        let mut rows_since_checkpoint = 0u64;
+        let done = loop {
+            // At a checkpoint, a stop (or deadline) may cut in while the source is busy.
+            let item = if rows_since_checkpoint == 0 {
+                tokio::select! {
+                    biased;
+                    _ = stop.wait() => break false,
+                    item = stream.next() => item,
+                }
+            } else {
+                stream.next().await
+            };
+            match item {
+                None => break true,
+                Some(Err(e)) => return Err(Error::Connector(e)),
+                Some(Ok(ReadItem::Checkpoint(c))) => {
+                    checkpoint = Some(c);
+                    rows_since_checkpoint = 0;
+                }
+                Some(Ok(ReadItem::Batch(batch))) => {
+                    if batch.num_rows() == 0 {
+                        continue;
+                    }
+                    let batch = self.conform(&schema, batch)?;
+                    rows_since_checkpoint += batch.num_rows() as u64;
+                    self.write(&schema, &batch).await?;
+                }
+            }
+        };
+        drop(stream);
+        self.finish_file().await?;
+        Ok((checkpoint, done))
+    }
+
+    fn conform(&self, schema: &SchemaRef, batch: RecordBatch) -> Result<RecordBatch> {
+        if let Some(detail) = schema_difference(schema, &batch) {
+            return Err(Error::SchemaMismatch {
+                stream: self.plan.stream.name.clone(),
+                partition: self.partition.id.clone(),
+                detail,
+            });
+        }
+        // Same fields; adopt the stream's schema (metadata) so every file is identical.
+        RecordBatch::try_new(schema.clone(), batch.columns().to_vec()).map_err(|e| {
+            Error::SchemaMismatch {
+                stream: self.plan.stream.name.clone(),
+                partition: self.partition.id.clone(),
+                detail: e.to_string(),
+            }
+        })
+    }
+
+    async fn write(&mut self, schema: &SchemaRef, batch: &RecordBatch) -> Result<()> {
+        if self.writer.is_none() {
+            let key = self.file_key();
+            self.writer = Some(ParquetObjectWriter::new(
+                self.core.store.clone(),
+                self.core.options.output.bucket.clone(),
+                key,
+                schema.clone(),
+                self.core.props.clone(),
+                self.core.limits.clone(),
+            )?);
+        }
+        let writer = self
+            .writer
+            .as_mut()
+            .ok_or_else(|| Error::Internal("no writer".into()))?;
+        writer.write(batch).await?;
+        self.core.progress.add_rows(batch.num_rows() as u64);
+        if writer.estimated_size() >= self.core.options.parquet.target_file_bytes {
+            self.finish_file().await?;
+        }
+        Ok(())
+    }
+
+    async fn finish_file(&mut self) -> Result<()> {
+        let Some(writer) = self.writer.take() else {
+            return Ok(());
+        };
+        if writer.rows() == 0 {
+            writer.abort().await;
+            return Ok(());
+        }
+        let key = writer.key().to_string();
+        let (rows, bytes) = writer.finish().await?;
+        self.core.progress.add_file(bytes);
+        tracing::debug!(%key, rows, bytes, "file written");
+        self.files.push(DataFile {
+            key,
+            partition: self.partition.id.clone(),
+            rows,
+            bytes,
+        });
+        self.seq += 1;
+        Ok(())
+    }
+
+    fn file_key(&self) -> String {
+        let mut rel = String::new();
+        for (k, v) in &self.partition.hive {
+            rel.push_str(&format!("{k}={v}/"));
+        }
+        rel.push_str(&format!(
+            "part-{}-{}-{:05}.parquet",
+            self.plan.run_id, self.partition.id, self.seq
+        ));
+        self.core
+            .options
+            .output
+            .key(&format!("{}/{}", self.plan.stream.name, rel))
+    }
+}
+
+/// `None` if `batch` has the fields of `schema` (names, types, nullability).
+pub fn schema_difference(schema: &SchemaRef, batch: &RecordBatch) -> Option<String> {
+    let expected = schema.fields();
+    let actual = batch.schema_ref().fields();
+    if expected.len() != actual.len() {
+        return Some(format!(
+            "expected {} columns, got {}",
+            expected.len(),
+            actual.len()
+        ));
+    }
+    for (e, a) in expected.iter().zip(actual.iter()) {
+        if e.name() != a.name() {
+            return Some(format!(
+                "expected column `{}`, got `{}`",
+                e.name(),
+                a.name()
+            ));
+        }
+        if e.data_type() != a.data_type() {
+            return Some(format!(
+                "column `{}`: expected {}, got {}",
+                e.name(),
+                e.data_type(),
+                a.data_type()
+            ));
+        }
+        if !e.is_nullable() && a.is_nullable() && a_has_nulls(batch, e.name()) {
+            return Some(format!(
+                "column `{}` is declared non-nullable but has nulls",
+                e.name()
+            ));
+        }
+    }
+    None
+}
+
+fn a_has_nulls(batch: &RecordBatch, name: &str) -> bool {
+    batch
+        .column_by_name(name)
+        .is_some_and(|c| c.null_count() > 0)
+}
+
+fn validate_partitions(partitions: &[Partition]) -> Result<()> {
+    let mut seen = BTreeSet::new();
+    for p in partitions {
+        let ok = !p.id.is_empty()
+            && p.id.len() <= 100
+            && p.id
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '=' | '-'));
+        if !ok {
+            return Err(Error::Connector(ConnectorError::internal(format!(
+                "plan returned partition id {:?}; ids must be 1-100 characters of [A-Za-z0-9._=-]",
+                p.id
+            ))));
+        }
+        if !seen.insert(&p.id) {
+            return Err(Error::Connector(ConnectorError::internal(format!(
+                "plan returned partition id {:?} twice",
+                p.id
+            ))));
+        }
+        for (k, v) in &p.hive {
+            let bad =
+                |s: &str| s.is_empty() || s.contains(['/', '=', '\\']) || s == "." || s == "..";
+            if bad(k) || v.is_empty() || v.contains(['/', '\\']) || v == "." || v == ".." {
+                return Err(Error::Connector(ConnectorError::internal(format!(
+                    "partition {:?} has an invalid hive segment {k:?}={v:?}; keys and values must be non-empty and contain no '/'",
+                    p.id
+                ))));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A new run id: UTC time plus randomness, sortable, file-name safe.
+fn new_run_id() -> String {
+    format!(
+        "{}{:08x}",
+        Utc::now().format("%Y%m%dT%H%M%SZ"),
+        rand::random::<u32>()
+    )
+}
+
+/// Parse a connector config from JSON text, with a one-line error. Values from the input
+/// are not echoed (they may be secrets).
+pub fn parse_config<C: Connector>(text: &str) -> Result<C::Config> {
+    serde_json::from_str(text).map_err(|e| Error::Config(redact_serde_message(&e.to_string())))
+}
+
+/// Parse a connector config from a JSON value.
+pub fn config_from_value<C: Connector>(value: serde_json::Value) -> Result<C::Config> {
+    serde_json::from_value(value).map_err(|e| Error::Config(redact_serde_message(&e.to_string())))
+}
+
+/// serde's "invalid type: string \"hunter2\", expected u16" quotes the input value;
+/// replace quoted values so a misplaced secret is never echoed.
+fn redact_serde_message(msg: &str) -> String {
+    let msg = msg.split_whitespace().collect::<Vec<_>>().join(" ");
+    for marker in ["invalid type: string ", "invalid value: string "] {
+        if let Some(start) = msg.find(marker) {
+            let after = &msg[start + marker.len()..];
+            if let Some(rest) = after.strip_prefix('"')
+                && let Some(end) = rest.find("\", ")
+            {
+                return format!(
+                    "{}{marker}(value hidden){}",
+                    &msg[..start],
+                    &rest[end + 1..]
+                );
+            }
+        }
+    }
+    msg
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn serde_messages_hide_values() {
+        let m = redact_serde_message(
+            "invalid type: string \"hunter2\", expected u16 at line 1 column 9",
+        );
+        assert!(!m.contains("hunter2"), "{m}");
+        assert!(m.contains("expected u16 at line 1"), "{m}");
+    }
+
+    #[test]
+    fn partition_ids_are_checked() {
+        let p = |id: &str| Partition {
+            id: id.into(),
+            hive: vec![],
+            spec: serde_json::Value::Null,
+        };
+        assert!(validate_partitions(&[p("a-1"), p("b_2")]).is_ok());
+        assert!(validate_partitions(&[p("a/1")]).is_err());
+        assert!(validate_partitions(&[p("a"), p("a")]).is_err());
+    }
+}

@@ -1,0 +1,44 @@
+//! Connector SDK: the [`Connector`] trait a connector author implements, the connector
+//! manifest, and the extract core that streams Arrow batches into Parquet on S3 with an
+//! atomic, conditional commit and resumable state.
+//!
+//! The core knows no runner: runners build an [`ExtractOptions`], hand the core a
+//! [`StopSignal`], and report the [`RunReport`] in their platform's terms.
+
+pub mod connector;
+pub mod dataset;
+pub mod error;
+pub mod extract;
+pub mod manifest;
+pub mod options;
+pub mod report;
+pub mod s3;
+mod sink;
+
+pub use connector::{
+    Connector, Cursor, Partition, Plan, ReadContext, ReadItem, ReadStream, StreamDescriptor,
+};
+pub use dataset::{DataFile, Dataset, DatasetManifest, RunStatus, StreamState};
+pub use error::{ConnectorError, ConnectorErrorKind, Error, Result};
+pub use extract::{
+    ExtractCore, PartitionResult, RunPlan, StopSignal, config_from_value, parse_config,
+    schema_difference,
+};
+pub use manifest::{ConnectorManifest, NetworkPattern, Runner};
+pub use options::{Codec, ExtractOptions, OutputLocation, ParquetOptions, UploadOptions};
+pub use report::{Progress, RunReport};
+pub use s3::{S3Options, S3Store, StaticCredentials};
+pub use sink::OpenUploads;
+
+/// Re-exports connector authors need, so their versions match the SDK's.
+pub use arrow;
+pub use async_trait::async_trait;
+pub use futures;
+pub use schemars;
+pub use serde_json;
+pub use tokio_util::sync::CancellationToken;
+
+/// The JSON Schema of a connector's config type.
+pub fn config_schema<C: Connector>() -> serde_json::Value {
+    serde_json::to_value(schemars::schema_for!(C::Config)).unwrap_or_default()
+}

@@ -1,0 +1,266 @@
+//! What an extract writes and where: output location, Parquet and upload settings.
+
+use std::fmt;
+use std::str::FromStr;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+/// An `s3://bucket/prefix` output location.
+#[derive(Debug, Clone, PartialEq, Eq, JsonSchema)]
+#[schemars(with = "String")]
+pub struct OutputLocation {
+    /// The bucket.
+    pub bucket: String,
+    /// The key prefix, without leading or trailing `/` (may be empty).
+    pub prefix: String,
+}
+
+impl OutputLocation {
+    /// The key of `rest` under the prefix.
+    pub fn key(&self, rest: &str) -> String {
+        if self.prefix.is_empty() {
+            rest.to_string()
+        } else {
+            format!("{}/{}", self.prefix, rest)
+        }
+    }
+}
+
+impl FromStr for OutputLocation {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        let bad = |why: &str| {
+            Err(Error::Request(format!(
+                "output {s:?} is not a valid S3 location: {why}; expected s3://bucket/prefix"
+            )))
+        };
+        let Some(rest) = s.strip_prefix("s3://") else {
+            return bad("it must start with s3://");
+        };
+        let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+        if bucket.len() < 3
+            || bucket.len() > 63
+            || !bucket
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.')
+            || bucket.starts_with(['-', '.'])
+            || bucket.ends_with(['-', '.'])
+        {
+            return bad("the bucket name must be 3-63 characters of a-z, 0-9, '-' and '.'");
+        }
+        let prefix = prefix.trim_matches('/');
+        if prefix.contains("//") || prefix.split('/').any(|p| p == "." || p == "..") {
+            return bad("the prefix must not contain empty, '.' or '..' segments");
+        }
+        Ok(OutputLocation {
+            bucket: bucket.to_string(),
+            prefix: prefix.to_string(),
+        })
+    }
+}
+
+impl fmt::Display for OutputLocation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.prefix.is_empty() {
+            write!(f, "s3://{}", self.bucket)
+        } else {
+            write!(f, "s3://{}/{}", self.bucket, self.prefix)
+        }
+    }
+}
+
+impl Serialize for OutputLocation {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for OutputLocation {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// Parquet compression codec.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Codec {
+    /// Zstandard (default).
+    #[default]
+    Zstd,
+    /// Snappy.
+    Snappy,
+    /// LZ4 (raw).
+    Lz4,
+    /// No compression.
+    None,
+}
+
+impl FromStr for Codec {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s.to_ascii_lowercase().as_str() {
+            "zstd" => Ok(Codec::Zstd),
+            "snappy" => Ok(Codec::Snappy),
+            "lz4" => Ok(Codec::Lz4),
+            "none" | "uncompressed" => Ok(Codec::None),
+            _ => Err(Error::Request(format!(
+                "codec {s:?} is unknown; use zstd, snappy, lz4 or none"
+            ))),
+        }
+    }
+}
+
+/// How Parquet files are written.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct ParquetOptions {
+    /// Compression codec.
+    pub codec: Codec,
+    /// Zstandard level (1..=22), when `codec` is `zstd`.
+    pub zstd_level: i32,
+    /// Maximum rows per row group.
+    pub row_group_rows: usize,
+    /// A file is closed and a new one started once it reaches this many bytes.
+    pub target_file_bytes: u64,
+}
+
+impl Default for ParquetOptions {
+    fn default() -> Self {
+        Self {
+            codec: Codec::Zstd,
+            zstd_level: 1,
+            row_group_rows: 128 * 1024,
+            target_file_bytes: 128 * 1024 * 1024,
+        }
+    }
+}
+
+/// How files are uploaded.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct UploadOptions {
+    /// Multipart part size in bytes (at least 5 MiB, S3's minimum).
+    pub part_bytes: usize,
+    /// Parts in flight at once across the whole run (bounds memory).
+    pub max_parts_in_flight: usize,
+}
+
+impl Default for UploadOptions {
+    fn default() -> Self {
+        Self {
+            part_bytes: 8 * 1024 * 1024,
+            max_parts_in_flight: 4,
+        }
+    }
+}
+
+/// Everything about one extract except the connector config.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ExtractOptions {
+    /// Where the dataset goes: `s3://bucket/prefix`.
+    pub output: OutputLocation,
+    /// Parquet settings.
+    #[serde(default)]
+    pub parquet: ParquetOptions,
+    /// Upload settings.
+    #[serde(default)]
+    pub upload: UploadOptions,
+    /// Partitions of a stream read at once.
+    #[serde(default = "default_concurrency")]
+    pub max_concurrent_partitions: usize,
+}
+
+fn default_concurrency() -> usize {
+    2
+}
+
+impl ExtractOptions {
+    /// Options with defaults for `output`.
+    pub fn new(output: OutputLocation) -> Self {
+        Self {
+            output,
+            parquet: ParquetOptions::default(),
+            upload: UploadOptions::default(),
+            max_concurrent_partitions: default_concurrency(),
+        }
+    }
+
+    /// Check the values; no I/O.
+    pub fn validate(&self) -> Result<()> {
+        let bad = |m: String| Err(Error::Request(m));
+        if self.upload.part_bytes < 5 * 1024 * 1024 {
+            return bad(format!(
+                "upload.part_bytes = {} is below S3's 5 MiB multipart minimum (5242880)",
+                self.upload.part_bytes
+            ));
+        }
+        if self.upload.part_bytes > 512 * 1024 * 1024 {
+            return bad(format!(
+                "upload.part_bytes = {} is above 512 MiB; use a smaller part size to bound memory",
+                self.upload.part_bytes
+            ));
+        }
+        if self.upload.max_parts_in_flight == 0 {
+            return bad("upload.max_parts_in_flight must be at least 1".into());
+        }
+        if self.max_concurrent_partitions == 0 {
+            return bad("max_concurrent_partitions must be at least 1".into());
+        }
+        if self.parquet.row_group_rows == 0 {
+            return bad("parquet.row_group_rows must be at least 1".into());
+        }
+        if self.parquet.target_file_bytes < 1024 {
+            return bad(format!(
+                "parquet.target_file_bytes = {} is too small; use at least 1024",
+                self.parquet.target_file_bytes
+            ));
+        }
+        if self.parquet.codec == Codec::Zstd && !(1..=22).contains(&self.parquet.zstd_level) {
+            return bad(format!(
+                "parquet.zstd_level = {} is outside 1..=22",
+                self.parquet.zstd_level
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn output_urls() {
+        let o: OutputLocation = "s3://my-bucket/a/b/".parse().unwrap();
+        assert_eq!(o.bucket, "my-bucket");
+        assert_eq!(o.prefix, "a/b");
+        assert_eq!(o.key("x"), "a/b/x");
+        assert_eq!(o.to_string(), "s3://my-bucket/a/b");
+        let o: OutputLocation = "s3://my-bucket".parse().unwrap();
+        assert_eq!(o.key("x"), "x");
+        for bad in [
+            "my-bucket/x",
+            "s3://ab/x",
+            "s3://Bad_Bucket/x",
+            "http://b/x",
+            "s3://bkt/a/../b",
+        ] {
+            let e = bad.parse::<OutputLocation>().unwrap_err().to_string();
+            assert!(e.contains("expected s3://bucket/prefix"), "{e}");
+        }
+    }
+
+    #[test]
+    fn options_reject_small_parts() {
+        let mut o = ExtractOptions::new("s3://bkt/p".parse().unwrap());
+        assert!(o.validate().is_ok());
+        o.upload.part_bytes = 1024;
+        assert!(o.validate().unwrap_err().to_string().contains("5 MiB"));
+    }
+}

@@ -1,0 +1,531 @@
+//! The S3 client the core writes through: `aws-sdk-s3` configured for AWS and for
+//! S3-compatible servers, with errors mapped to one-line [`Error::S3`]s.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use aws_config::BehaviorVersion;
+use aws_config::retry::RetryConfig;
+use aws_config::timeout::TimeoutConfig;
+use aws_sdk_s3::Client;
+use aws_sdk_s3::config::interceptors::BeforeTransmitInterceptorContextRef;
+use aws_sdk_s3::config::{
+    ConfigBag, Intercept, RequestChecksumCalculation, ResponseChecksumValidation, RuntimeComponents,
+};
+use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
+use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
+use bytes::Bytes;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+/// How to reach S3. Everything defaults to the AWS SDK's own chain (environment,
+/// profile, IMDSv2 instance profile, ECS task role...).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct S3Options {
+    /// Custom endpoint (an S3-compatible server). Falls back to `AWS_ENDPOINT_URL_S3` /
+    /// `AWS_ENDPOINT_URL`. Path-style addressing is used whenever an endpoint is set.
+    pub endpoint_url: Option<String>,
+    /// Region; falls back to the SDK chain, then `us-east-1`.
+    pub region: Option<String>,
+    /// Maximum attempts per request, including the first (SDK standard retry mode).
+    pub max_attempts: Option<u32>,
+    /// Explicit credentials, for embedded S3-compatible servers only (quickstart, tests).
+    /// Never read from files; on AWS leave unset and use the SDK's default chain.
+    #[serde(skip)]
+    #[schemars(skip)]
+    pub static_credentials: Option<StaticCredentials>,
+}
+
+/// An access key pair given in code. Its `Debug` hides the secret.
+#[derive(Clone, PartialEq)]
+pub struct StaticCredentials {
+    /// Access key id.
+    pub access_key_id: String,
+    /// Secret access key.
+    pub secret_access_key: String,
+}
+
+impl std::fmt::Debug for StaticCredentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StaticCredentials")
+            .field("access_key_id", &self.access_key_id)
+            .field("secret_access_key", &"<redacted>")
+            .finish()
+    }
+}
+
+/// Counts request attempts and operations, so a run report can state its retries.
+#[derive(Debug, Default)]
+struct AttemptCounter {
+    operations: AtomicU64,
+    attempts: AtomicU64,
+}
+
+#[derive(Debug, Clone)]
+struct CountAttempts(Arc<AttemptCounter>);
+
+impl Intercept for CountAttempts {
+    fn name(&self) -> &'static str {
+        "CountAttempts"
+    }
+    fn read_before_execution(
+        &self,
+        _context: &aws_sdk_s3::config::interceptors::BeforeSerializationInterceptorContextRef<'_>,
+        _cfg: &mut ConfigBag,
+    ) -> std::result::Result<(), aws_sdk_s3::error::BoxError> {
+        self.0.operations.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+    fn read_before_attempt(
+        &self,
+        _context: &BeforeTransmitInterceptorContextRef<'_>,
+        _runtime_components: &RuntimeComponents,
+        _cfg: &mut ConfigBag,
+    ) -> std::result::Result<(), aws_sdk_s3::error::BoxError> {
+        self.0.attempts.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+}
+
+/// An S3 client plus the endpoint it talks to.
+#[derive(Debug, Clone)]
+pub struct S3Store {
+    client: Client,
+    endpoint: String,
+    counter: Arc<AttemptCounter>,
+}
+
+/// One listed object.
+#[derive(Debug, Clone)]
+pub struct ListedObject {
+    /// Key.
+    pub key: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// Last modified, seconds since the epoch.
+    pub last_modified_secs: i64,
+}
+
+/// One open multipart upload.
+#[derive(Debug, Clone)]
+pub struct OpenUpload {
+    /// Key.
+    pub key: String,
+    /// Upload id.
+    pub upload_id: String,
+    /// When it was started, seconds since the epoch (0 if unknown).
+    pub initiated_secs: i64,
+}
+
+impl S3Store {
+    /// Build a client from the SDK's default chain plus `options`.
+    pub async fn connect(options: &S3Options) -> Self {
+        let mut loader = aws_config::defaults(BehaviorVersion::latest());
+        if let Some(region) = &options.region {
+            loader = loader.region(aws_config::Region::new(region.clone()));
+        }
+        if let Some(c) = &options.static_credentials {
+            loader = loader.credentials_provider(aws_sdk_s3::config::Credentials::new(
+                c.access_key_id.clone(),
+                c.secret_access_key.clone(),
+                None,
+                None,
+                "static",
+            ));
+        }
+        let shared = loader.load().await;
+        let endpoint = options
+            .endpoint_url
+            .clone()
+            .or_else(|| std::env::var("AWS_ENDPOINT_URL_S3").ok())
+            .or_else(|| std::env::var("AWS_ENDPOINT_URL").ok())
+            .filter(|e| !e.is_empty());
+        let counter = Arc::new(AttemptCounter::default());
+        let mut builder = aws_sdk_s3::config::Builder::from(&shared)
+            // S3-compatible servers do not all speak the newer flexible checksums.
+            .request_checksum_calculation(RequestChecksumCalculation::WhenRequired)
+            .response_checksum_validation(ResponseChecksumValidation::WhenRequired)
+            .retry_config(
+                RetryConfig::standard()
+                    .with_max_attempts(options.max_attempts.unwrap_or(8))
+                    .with_initial_backoff(Duration::from_millis(50))
+                    .with_max_backoff(Duration::from_secs(5)),
+            )
+            .timeout_config(
+                TimeoutConfig::builder()
+                    .connect_timeout(Duration::from_secs(5))
+                    .operation_attempt_timeout(Duration::from_secs(120))
+                    .build(),
+            )
+            .interceptor(CountAttempts(counter.clone()));
+        if shared.region().is_none() {
+            builder = builder.region(aws_config::Region::new("us-east-1"));
+        }
+        if let Some(e) = &endpoint {
+            builder = builder.endpoint_url(e).force_path_style(true);
+        }
+        let display = endpoint.unwrap_or_else(|| "AWS S3".to_string());
+        Self {
+            client: Client::from_conf(builder.build()),
+            endpoint: display,
+            counter,
+        }
+    }
+
+    /// The underlying SDK client.
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    /// The endpoint, for messages.
+    pub fn endpoint(&self) -> &str {
+        &self.endpoint
+    }
+
+    /// Attempts beyond the first, over all requests so far.
+    pub fn retries(&self) -> u64 {
+        self.counter
+            .attempts
+            .load(Ordering::Relaxed)
+            .saturating_sub(self.counter.operations.load(Ordering::Relaxed))
+    }
+
+    /// Requests made so far (operations, not attempts).
+    pub fn requests(&self) -> u64 {
+        self.counter.operations.load(Ordering::Relaxed)
+    }
+
+    fn err<E>(
+        &self,
+        operation: &'static str,
+        bucket: &str,
+        key: &str,
+        e: SdkError<E, HttpResponse>,
+    ) -> Error
+    where
+        E: ProvideErrorMetadata + std::error::Error + 'static,
+    {
+        s3_error(operation, bucket, key, &self.endpoint, e)
+    }
+
+    /// Check that the bucket exists and is reachable.
+    pub async fn head_bucket(&self, bucket: &str) -> Result<()> {
+        match self.client.head_bucket().bucket(bucket).send().await {
+            Ok(_) => Ok(()),
+            Err(SdkError::ServiceError(e)) if e.raw().status().as_u16() == 404 => Err(Error::S3 {
+                operation: "HeadBucket",
+                bucket: bucket.to_string(),
+                key: String::new(),
+                message: format!(
+                    "bucket `{bucket}` does not exist at {}; create it or fix the output URL",
+                    self.endpoint
+                ),
+                retryable: false,
+            }),
+            Err(e) => Err(self.err("HeadBucket", bucket, "", e)),
+        }
+    }
+
+    /// PutObject. With `if_absent`, the put only succeeds when the key does not exist
+    /// (`If-None-Match: *`); `Ok(false)` means it existed.
+    pub async fn put(&self, bucket: &str, key: &str, body: Bytes, if_absent: bool) -> Result<bool> {
+        let mut req = self
+            .client
+            .put_object()
+            .bucket(bucket)
+            .key(key)
+            .body(ByteStream::from(body));
+        if if_absent {
+            req = req.if_none_match("*");
+        }
+        match req.send().await {
+            Ok(_) => Ok(true),
+            Err(SdkError::ServiceError(e))
+                if if_absent && matches!(e.raw().status().as_u16(), 412 | 409) =>
+            {
+                Ok(false)
+            }
+            Err(e) => Err(self.err("PutObject", bucket, key, e)),
+        }
+    }
+
+    /// GetObject, whole body. `Ok(None)` when the key does not exist.
+    pub async fn get(&self, bucket: &str, key: &str) -> Result<Option<Bytes>> {
+        match self
+            .client
+            .get_object()
+            .bucket(bucket)
+            .key(key)
+            .send()
+            .await
+        {
+            Ok(out) => {
+                let body = out.body.collect().await.map_err(|e| Error::S3 {
+                    operation: "GetObject",
+                    bucket: bucket.to_string(),
+                    key: key.to_string(),
+                    message: format!("reading the body failed: {e}"),
+                    retryable: true,
+                })?;
+                Ok(Some(body.into_bytes()))
+            }
+            Err(SdkError::ServiceError(e)) if e.err().is_no_such_key() => Ok(None),
+            Err(SdkError::ServiceError(e)) if e.raw().status().as_u16() == 404 => Ok(None),
+            Err(e) => Err(self.err("GetObject", bucket, key, e)),
+        }
+    }
+
+    /// Every object under `prefix` (all pages).
+    pub async fn list(&self, bucket: &str, prefix: &str) -> Result<Vec<ListedObject>> {
+        let mut out = Vec::new();
+        let mut token: Option<String> = None;
+        loop {
+            let resp = self
+                .client
+                .list_objects_v2()
+                .bucket(bucket)
+                .prefix(prefix)
+                .set_continuation_token(token.clone())
+                .send()
+                .await
+                .map_err(|e| self.err("ListObjectsV2", bucket, prefix, e))?;
+            for o in resp.contents() {
+                if let Some(key) = o.key() {
+                    out.push(ListedObject {
+                        key: key.to_string(),
+                        size: o.size().unwrap_or(0).max(0) as u64,
+                        last_modified_secs: o.last_modified().map(|t| t.secs()).unwrap_or(0),
+                    });
+                }
+            }
+            match resp.next_continuation_token() {
+                Some(t) if resp.is_truncated().unwrap_or(false) => token = Some(t.to_string()),
+                _ => break,
+            }
+        }
+        Ok(out)
+    }
+
+    /// DeleteObject (idempotent).
+    pub async fn delete(&self, bucket: &str, key: &str) -> Result<()> {
+        self.client
+            .delete_object()
+            .bucket(bucket)
+            .key(key)
+            .send()
+            .await
+            .map_err(|e| self.err("DeleteObject", bucket, key, e))?;
+        Ok(())
+    }
+
+    /// CreateMultipartUpload; returns the upload id.
+    pub async fn create_multipart(&self, bucket: &str, key: &str) -> Result<String> {
+        let out = self
+            .client
+            .create_multipart_upload()
+            .bucket(bucket)
+            .key(key)
+            .content_type("application/vnd.apache.parquet")
+            .send()
+            .await
+            .map_err(|e| self.err("CreateMultipartUpload", bucket, key, e))?;
+        out.upload_id()
+            .map(str::to_string)
+            .ok_or_else(|| Error::S3 {
+                operation: "CreateMultipartUpload",
+                bucket: bucket.to_string(),
+                key: key.to_string(),
+                message: "the response carried no upload id".into(),
+                retryable: false,
+            })
+    }
+
+    /// UploadPart; returns the completed part.
+    pub async fn upload_part(
+        &self,
+        bucket: &str,
+        key: &str,
+        upload_id: &str,
+        part_number: i32,
+        body: Bytes,
+    ) -> Result<CompletedPart> {
+        let out = self
+            .client
+            .upload_part()
+            .bucket(bucket)
+            .key(key)
+            .upload_id(upload_id)
+            .part_number(part_number)
+            .body(ByteStream::from(body))
+            .send()
+            .await
+            .map_err(|e| self.err("UploadPart", bucket, key, e))?;
+        Ok(CompletedPart::builder()
+            .set_e_tag(out.e_tag().map(str::to_string))
+            .part_number(part_number)
+            .build())
+    }
+
+    /// CompleteMultipartUpload.
+    pub async fn complete_multipart(
+        &self,
+        bucket: &str,
+        key: &str,
+        upload_id: &str,
+        parts: Vec<CompletedPart>,
+    ) -> Result<()> {
+        self.client
+            .complete_multipart_upload()
+            .bucket(bucket)
+            .key(key)
+            .upload_id(upload_id)
+            .multipart_upload(
+                CompletedMultipartUpload::builder()
+                    .set_parts(Some(parts))
+                    .build(),
+            )
+            .send()
+            .await
+            .map_err(|e| self.err("CompleteMultipartUpload", bucket, key, e))?;
+        Ok(())
+    }
+
+    /// AbortMultipartUpload. A missing upload counts as aborted.
+    pub async fn abort_multipart(&self, bucket: &str, key: &str, upload_id: &str) -> Result<()> {
+        match self
+            .client
+            .abort_multipart_upload()
+            .bucket(bucket)
+            .key(key)
+            .upload_id(upload_id)
+            .send()
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(SdkError::ServiceError(e)) if e.raw().status().as_u16() == 404 => Ok(()),
+            Err(e) => Err(self.err("AbortMultipartUpload", bucket, key, e)),
+        }
+    }
+
+    /// Open multipart uploads under `prefix`. Servers that do not implement
+    /// ListMultipartUploads yield an empty list.
+    pub async fn list_open_uploads(&self, bucket: &str, prefix: &str) -> Result<Vec<OpenUpload>> {
+        let mut out = Vec::new();
+        let mut key_marker: Option<String> = None;
+        let mut id_marker: Option<String> = None;
+        loop {
+            let resp = match self
+                .client
+                .list_multipart_uploads()
+                .bucket(bucket)
+                .prefix(prefix)
+                .set_key_marker(key_marker.clone())
+                .set_upload_id_marker(id_marker.clone())
+                .send()
+                .await
+            {
+                Ok(r) => r,
+                Err(SdkError::ServiceError(e))
+                    if matches!(e.raw().status().as_u16(), 501 | 405)
+                        || e.err().code() == Some("NotImplemented") =>
+                {
+                    return Ok(out);
+                }
+                Err(e) => return Err(self.err("ListMultipartUploads", bucket, prefix, e)),
+            };
+            for u in resp.uploads() {
+                if let (Some(key), Some(id)) = (u.key(), u.upload_id()) {
+                    out.push(OpenUpload {
+                        key: key.to_string(),
+                        upload_id: id.to_string(),
+                        initiated_secs: u.initiated().map(|t| t.secs()).unwrap_or(0),
+                    });
+                }
+            }
+            if resp.is_truncated().unwrap_or(false) {
+                key_marker = resp.next_key_marker().map(str::to_string);
+                id_marker = resp.next_upload_id_marker().map(str::to_string);
+                if key_marker.is_none() {
+                    break;
+                }
+            } else {
+                break;
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// Turn an SDK error into a one-line [`Error::S3`].
+fn s3_error<E>(
+    operation: &'static str,
+    bucket: &str,
+    key: &str,
+    endpoint: &str,
+    e: SdkError<E, HttpResponse>,
+) -> Error
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+{
+    let (message, retryable) = match &e {
+        SdkError::DispatchFailure(d) => {
+            let what = if d.is_timeout() {
+                "timed out"
+            } else if d.is_io() {
+                "connection failed"
+            } else {
+                "could not send the request"
+            };
+            (
+                format!(
+                    "cannot reach S3 endpoint {endpoint}: {what} ({}); check the endpoint URL and network",
+                    one_line(
+                        &aws_smithy_types::error::display::DisplayErrorContext(&e).to_string()
+                    )
+                ),
+                true,
+            )
+        }
+        SdkError::TimeoutError(_) => (format!("request to {endpoint} timed out"), true),
+        SdkError::ServiceError(se) => {
+            let status = se.raw().status().as_u16();
+            let code = se.err().code().unwrap_or("unknown");
+            let msg = se.err().message().unwrap_or("");
+            let retryable = status >= 500 || status == 429 || code == "SlowDown";
+            let hint = match (status, code) {
+                (_, "NoSuchBucket") => format!("; bucket `{bucket}` does not exist at {endpoint}"),
+                (403, _) => "; check the credentials and the bucket policy".to_string(),
+                _ => String::new(),
+            };
+            (format!("HTTP {status} {code}: {msg}{hint}"), retryable)
+        }
+        SdkError::ResponseError(_) => (
+            format!(
+                "unreadable response from {endpoint}: {}",
+                one_line(&aws_smithy_types::error::display::DisplayErrorContext(&e).to_string())
+            ),
+            true,
+        ),
+        _ => (
+            one_line(&aws_smithy_types::error::display::DisplayErrorContext(&e).to_string()),
+            false,
+        ),
+    };
+    Error::S3 {
+        operation,
+        bucket: bucket.to_string(),
+        key: key.to_string(),
+        message,
+        retryable,
+    }
+}
+
+fn one_line(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
+}

@@ -1,0 +1,206 @@
+//! Test support: a real local S3 server per test, S3 clients for it, reading a committed
+//! dataset back, and locating/running the connector binaries as processes.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+use arrow::array::{Array, AsArray, RecordBatch};
+use arrow::compute::{concat_batches, sort_to_indices, take_record_batch};
+use arrow::datatypes::{Int64Type, SchemaRef};
+use connector_sdk::{Dataset, OutputLocation, S3Options, S3Store, StaticCredentials};
+use local_s3::LocalS3;
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+
+/// The bucket every test writes to.
+pub const BUCKET: &str = "test-bucket";
+
+/// A local S3 server with one bucket, in a temporary directory.
+#[derive(Debug)]
+pub struct TestEnv {
+    /// The server.
+    pub s3: LocalS3,
+    /// Its data directory (and room for config files).
+    pub dir: tempfile::TempDir,
+}
+
+impl TestEnv {
+    /// Start a server with bucket [`BUCKET`].
+    pub async fn start() -> TestEnv {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let s3 = LocalS3::start(dir.path().join("s3"))
+            .await
+            .expect("local S3 starts");
+        s3.create_bucket(BUCKET).expect("bucket");
+        TestEnv { s3, dir }
+    }
+
+    /// The server's endpoint.
+    pub fn endpoint(&self) -> String {
+        self.s3.endpoint()
+    }
+
+    /// S3 options for `endpoint` with the local server's credentials.
+    pub fn s3_options(endpoint: &str) -> S3Options {
+        S3Options {
+            endpoint_url: Some(endpoint.to_string()),
+            region: Some(local_s3::REGION.into()),
+            max_attempts: Some(10),
+            static_credentials: Some(StaticCredentials {
+                access_key_id: local_s3::ACCESS_KEY.into(),
+                secret_access_key: local_s3::SECRET_KEY.into(),
+            }),
+        }
+    }
+
+    /// A store talking to the server directly.
+    pub async fn store(&self) -> S3Store {
+        S3Store::connect(&Self::s3_options(&self.endpoint())).await
+    }
+
+    /// An output location in the test bucket.
+    pub fn output(&self, prefix: &str) -> OutputLocation {
+        format!("s3://{BUCKET}/{prefix}")
+            .parse()
+            .expect("valid output")
+    }
+
+    /// Write `value` as a JSON file in the temp dir; returns its path.
+    pub fn write_json(&self, name: &str, value: &serde_json::Value) -> PathBuf {
+        let p = self.dir.path().join(name);
+        std::fs::write(&p, serde_json::to_vec_pretty(value).expect("json")).expect("write");
+        p
+    }
+
+    /// Environment for a connector process talking to `endpoint` as this server's client.
+    pub fn process_env(endpoint: &str) -> Vec<(String, String)> {
+        vec![
+            ("AWS_ENDPOINT_URL".into(), endpoint.into()),
+            ("AWS_ACCESS_KEY_ID".into(), local_s3::ACCESS_KEY.into()),
+            ("AWS_SECRET_ACCESS_KEY".into(), local_s3::SECRET_KEY.into()),
+            ("AWS_REGION".into(), local_s3::REGION.into()),
+            ("AWS_EC2_METADATA_DISABLED".into(), "true".into()),
+            ("RUST_LOG".into(), "info".into()),
+        ]
+    }
+
+    /// Every object key under `prefix` in the bucket (files on the server's disk).
+    pub async fn keys(&self, prefix: &str) -> Vec<String> {
+        let mut keys: Vec<String> = self
+            .store()
+            .await
+            .list(BUCKET, prefix)
+            .await
+            .expect("list")
+            .into_iter()
+            .map(|o| o.key)
+            .collect();
+        keys.sort();
+        keys
+    }
+}
+
+/// Read every Parquet file of the committed dataset of `stream`, as one batch sorted by
+/// `sort_column` (an Int64 column), with the schema the files carry.
+pub async fn read_committed(
+    store: &S3Store,
+    output: &OutputLocation,
+    stream: &str,
+    sort_column: &str,
+) -> Option<RecordBatch> {
+    let dataset = Dataset::new(store.clone(), output.clone(), stream);
+    let files = dataset.committed_files().await.expect("manifests readable");
+    let mut batches = Vec::new();
+    let mut schema: Option<SchemaRef> = None;
+    for f in files {
+        let body = store
+            .get(&output.bucket, &f.key)
+            .await
+            .expect("get")
+            .unwrap_or_else(|| panic!("committed file {} is missing", f.key));
+        assert_eq!(
+            body.len() as u64,
+            f.bytes,
+            "size of {} differs from its manifest entry",
+            f.key
+        );
+        let reader = ParquetRecordBatchReaderBuilder::try_new(body)
+            .expect("parquet footer")
+            .build()
+            .expect("reader");
+        let mut rows = 0;
+        for b in reader {
+            let b = b.expect("batch");
+            rows += b.num_rows() as u64;
+            schema.get_or_insert_with(|| b.schema());
+            batches.push(b);
+        }
+        assert_eq!(
+            rows, f.rows,
+            "row count of {} differs from its manifest entry",
+            f.key
+        );
+    }
+    let schema = schema?;
+    let all = concat_batches(&schema, &batches).expect("concat");
+    Some(sort_batch(&all, sort_column))
+}
+
+/// `batch` sorted by the Int64 column `column`.
+pub fn sort_batch(batch: &RecordBatch, column: &str) -> RecordBatch {
+    let col = batch.column_by_name(column).expect("sort column");
+    let idx = sort_to_indices(col, None, None).expect("sort");
+    take_record_batch(batch, &idx).expect("take")
+}
+
+/// Assert that the Int64 column `column` has no duplicates and is exactly `first..=last`.
+pub fn assert_ids_exact(batch: &RecordBatch, column: &str, first: i64, last: i64) {
+    let ids = batch
+        .column_by_name(column)
+        .expect("id column")
+        .as_primitive::<Int64Type>();
+    assert_eq!(ids.null_count(), 0);
+    let expected: Vec<i64> = (first..=last).collect();
+    let got: Vec<i64> = ids.values().to_vec();
+    if got != expected {
+        let dup = got.windows(2).find(|w| w[0] == w[1]).map(|w| w[0]);
+        panic!(
+            "ids differ: expected {} rows {first}..={last}, got {} rows (first duplicate: {dup:?})",
+            expected.len(),
+            got.len()
+        );
+    }
+}
+
+/// Path of a workspace binary, built once per test process with cargo if needed.
+pub fn binary(package: &str, bin: &str) -> PathBuf {
+    static BUILT: OnceLock<std::sync::Mutex<Vec<String>>> = OnceLock::new();
+    let built = BUILT.get_or_init(Default::default);
+    let mut built = built.lock().unwrap_or_else(|e| e.into_inner());
+    let path = target_dir().join("debug").join(bin);
+    if !built.contains(&bin.to_string()) {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let status = Command::new(cargo)
+            .args(["build", "--quiet", "-p", package, "--bin", bin])
+            .current_dir(workspace_root())
+            .status()
+            .expect("cargo runs");
+        assert!(status.success(), "building {bin} failed");
+        built.push(bin.to_string());
+    }
+    path
+}
+
+/// The workspace root.
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("workspace root")
+        .to_path_buf()
+}
+
+fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join("target"))
+}

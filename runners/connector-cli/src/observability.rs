@@ -1,0 +1,89 @@
+//! Logs, progress bar and signals for the connector binary.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use connector_sdk::{CancellationToken, Progress};
+use indicatif::{HumanBytes, ProgressBar, ProgressStyle};
+use tracing_subscriber::EnvFilter;
+
+/// Human-readable logs on a terminal, JSON lines otherwise; level from `RUST_LOG`
+/// (default `info`). Logs go to stderr; stdout carries only command output.
+pub fn init_tracing(interactive: bool) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = if interactive {
+        builder.compact().try_init()
+    } else {
+        builder.json().flatten_event(true).try_init()
+    };
+}
+
+/// A spinner with rows, bytes and rate, refreshed from the core's counters until it is
+/// finished.
+pub fn progress_bar(progress: Arc<Progress>, stream: &str) -> ProgressBar {
+    let bar = ProgressBar::new_spinner();
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} {prefix} [{elapsed_precise}] {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+    );
+    bar.set_prefix(stream.to_string());
+    bar.enable_steady_tick(Duration::from_millis(120));
+    let handle = bar.clone();
+    let start = std::time::Instant::now();
+    tokio::spawn(async move {
+        while !handle.is_finished() {
+            let rows = progress.rows();
+            let secs = start.elapsed().as_secs_f64().max(0.001);
+            handle.set_message(format!(
+                "{rows} rows, {} in {} files, {:.0} rows/s, {}/s",
+                HumanBytes(progress.bytes()),
+                progress.files(),
+                rows as f64 / secs,
+                HumanBytes((progress.bytes() as f64 / secs) as u64),
+            ));
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    });
+    bar
+}
+
+/// On the first SIGTERM/SIGINT cancel `stop` (the core stops at the next checkpoint and
+/// commits); on the second, cancel the returned token (abort now).
+pub fn watch_signals(stop: CancellationToken) -> CancellationToken {
+    let hard = CancellationToken::new();
+    let hard_out = hard.clone();
+    tokio::spawn(async move {
+        use tokio::signal::unix::{SignalKind, signal};
+        let (Ok(mut term), Ok(mut int)) = (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+        ) else {
+            tracing::warn!(
+                "cannot install signal handlers; SIGTERM will kill without a checkpoint"
+            );
+            return;
+        };
+        let mut count = 0;
+        loop {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
+            }
+            count += 1;
+            if count == 1 {
+                tracing::warn!(
+                    "stop requested: stopping at the next checkpoint and committing progress (signal again to abort)"
+                );
+                stop.cancel();
+            } else {
+                tracing::warn!("second stop signal: aborting");
+                hard.cancel();
+                return;
+            }
+        }
+    });
+    hard_out
+}
