@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# The test command: installs what the tests need, then fmt, clippy and every test.
+# Usage: bash scripts/test.sh        (from the repository root; also what .ci/run calls)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+start=$(date +%s)
+step() { echo; echo "==> $* ($(( $(date +%s) - start ))s)"; }
+
+# 1. Installs. Each script in scripts/setup.d/ installs one thing if it is missing
+#    (apt, pip, cargo install) and is idempotent.
+for setup in scripts/setup.d/*.sh; do
+  [ -e "$setup" ] || continue
+  step "setup: $setup"
+  bash "$setup"
+done
+[ -f .venv/bin/activate ] && . .venv/bin/activate
+
+# 2. Lints.
+step "cargo fmt --check"
+cargo fmt --all -- --check
+step "cargo clippy"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+# 3. Build every binary the tests run as processes, then every test.
+step "cargo build (binaries)"
+cargo build --workspace --bins --locked
+step "tests"
+if cargo nextest --version >/dev/null 2>&1; then
+  cargo nextest run --workspace --locked --no-fail-fast --test-threads 2
+  # nextest does not run doctests
+  cargo test --workspace --doc --locked
+else
+  cargo test --workspace --locked --no-fail-fast -- --test-threads 2
+fi
+step "done"
