@@ -1,0 +1,123 @@
+//! The Lambda runner's one error enum and how it maps to the Runtime API's error report.
+
+use lambda_runtime::Diagnostic;
+
+/// Every error the Lambda runner reports.
+///
+/// Each error is reported through the Runtime API's `/invocation/{id}/error` path with an
+/// `errorType` of the form `Retryable.<Class>` or `NonRetryable.<Class>` (see
+/// [`LambdaError::error_type`]), so a Step Functions `Retry` can list the retryable ones.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum LambdaError {
+    /// The SDK (manifest, config, request, connector, sink, commit) failed.
+    #[error(transparent)]
+    Sdk(#[from] connector_sdk::Error),
+    /// The invocation event is not a valid extract request.
+    #[error("invalid invocation event: {0}")]
+    Event(String),
+    /// The continuation does not match the dataset's committed state.
+    #[error(
+        "continuation does not match stream `{stream}`: it expects the partial commit {expected}, but the latest commit is {found}; the dataset moved on (another run committed) — start a new chain without `continuation`"
+    )]
+    ContinuationMismatch {
+        /// The stream.
+        stream: String,
+        /// What the continuation names (sequence and run).
+        expected: String,
+        /// What the dataset's latest manifest is.
+        found: String,
+    },
+    /// The invocation has less time left than the safety margin needs.
+    #[error(
+        "the invocation has {remaining_ms} ms left, not more than the {margin_ms} ms safety margin needed to commit; raise the function timeout or lower `safety_margin_ms`"
+    )]
+    DeadlineTooShort {
+        /// Milliseconds until the invocation deadline.
+        remaining_ms: u64,
+        /// The safety margin.
+        margin_ms: u64,
+    },
+    /// The process environment is not a Lambda environment (missing variables...).
+    #[error("not a usable Lambda environment: {0}")]
+    Environment(String),
+    /// The Lambda runtime loop failed (Runtime API unreachable...).
+    #[error("the Lambda runtime failed: {0}")]
+    Runtime(String),
+}
+
+impl LambdaError {
+    /// A short, stable name for the class of error.
+    pub fn class(&self) -> &'static str {
+        match self {
+            LambdaError::Sdk(e) => e.class(),
+            LambdaError::Event(_) => "InvalidEvent",
+            LambdaError::ContinuationMismatch { .. } => "ContinuationMismatch",
+            LambdaError::DeadlineTooShort { .. } => "DeadlineTooShort",
+            LambdaError::Environment(_) => "EnvironmentError",
+            LambdaError::Runtime(_) => "RuntimeError",
+        }
+    }
+
+    /// Whether invoking again with the same event may succeed.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            LambdaError::Sdk(e) => e.is_retryable(),
+            LambdaError::Runtime(_) => true,
+            LambdaError::Event(_)
+            | LambdaError::ContinuationMismatch { .. }
+            | LambdaError::DeadlineTooShort { .. }
+            | LambdaError::Environment(_) => false,
+        }
+    }
+
+    /// The Runtime API `errorType`: `Retryable.<Class>` or `NonRetryable.<Class>`.
+    pub fn error_type(&self) -> String {
+        let prefix = if self.is_retryable() {
+            "Retryable"
+        } else {
+            "NonRetryable"
+        };
+        format!("{prefix}.{}", self.class())
+    }
+
+    /// The message on one line.
+    pub fn one_line(&self) -> String {
+        self.to_string()
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+}
+
+impl From<LambdaError> for Diagnostic {
+    fn from(e: LambdaError) -> Self {
+        Diagnostic {
+            error_type: e.error_type(),
+            error_message: e.one_line(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use connector_sdk::{ConnectorError, ConnectorErrorKind, Error};
+
+    #[test]
+    fn error_types_say_retryable_or_not() {
+        let source = LambdaError::from(Error::Connector(ConnectorError::new(
+            ConnectorErrorKind::Source,
+            "boom",
+        )));
+        assert_eq!(source.error_type(), "Retryable.SourceError");
+        let config = LambdaError::from(Error::Config("bad".into()));
+        assert_eq!(config.error_type(), "NonRetryable.ConfigError");
+        assert_eq!(
+            LambdaError::Event("x".into()).error_type(),
+            "NonRetryable.InvalidEvent"
+        );
+        let d = Diagnostic::from(LambdaError::Event("a\n  b".into()));
+        assert_eq!(d.error_message, "invalid invocation event: a b");
+    }
+}

@@ -1,0 +1,350 @@
+//! The invocation event (an extract request) and the invocation response.
+
+use std::fmt;
+
+use connector_sdk::{OutputLocation, ParquetOptions, RunReport, RunStatus, UploadOptions};
+use schemars::JsonSchema;
+use serde::{Deserialize, Deserializer, Serialize};
+
+use crate::error::LambdaError;
+
+/// The invocation event: extract one stream of the connector into `output`.
+///
+/// Chaining (Step Functions style): when the response has `"status": "partial"`, invoke
+/// again with the same event plus the response's `continuation`; repeat until
+/// `"status": "complete"`.
+#[derive(Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ExtractRequest {
+    /// The connector config, inline: a JSON object in the connector's config schema
+    /// (`<binary> spec`). Exactly one of `config` and `config_env` must be set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config: Option<serde_json::Value>,
+    /// Name of a function environment variable whose value is the connector config as
+    /// JSON (for example filled from Secrets Manager at deploy time), so secrets stay out
+    /// of the event. Exactly one of `config` and `config_env` must be set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config_env: Option<String>,
+    /// Where the dataset goes: `s3://bucket/prefix`.
+    pub output: OutputLocation,
+    /// The stream to extract.
+    pub stream: String,
+    /// Read only this partition of the plan (its id); the other partitions stay pending
+    /// and the run reports `partial`. Default: every partition.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub partition: Option<String>,
+    /// Parquet, upload and concurrency settings. Default: the SDK's defaults.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub options: Option<ExtractSettings>,
+    /// Stop reading this many milliseconds before the invocation deadline, to leave time
+    /// to close files and commit. Default: a tenth of the remaining time, between 1 s
+    /// and 30 s.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub safety_margin_ms: Option<u64>,
+    /// The `continuation` of the previous invocation's partial response. With it, the
+    /// invocation checks that the dataset is still exactly where that invocation stopped.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub continuation: Option<Continuation>,
+}
+
+// The config may hold secrets: never print it.
+impl fmt::Debug for ExtractRequest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ExtractRequest")
+            .field("config", &self.config.as_ref().map(|_| "<hidden>"))
+            .field("config_env", &self.config_env)
+            .field("output", &self.output.to_string())
+            .field("stream", &self.stream)
+            .field("partition", &self.partition)
+            .field("options", &self.options)
+            .field("safety_margin_ms", &self.safety_margin_ms)
+            .field("continuation", &self.continuation)
+            .finish()
+    }
+}
+
+/// Parquet, upload and concurrency settings of an extract request.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct ExtractSettings {
+    /// Parquet settings.
+    pub parquet: ParquetOptions,
+    /// Upload settings (memory is bounded by `part_bytes` x `max_parts_in_flight`).
+    pub upload: UploadOptions,
+    /// Partitions of the stream read at once (default 2).
+    pub max_concurrent_partitions: Option<usize>,
+}
+
+/// Where a partial invocation stopped: pass it back as the next event's `continuation`.
+/// The committed dataset manifest holds the actual resume state (the pending plan and each
+/// partition's checkpoint); this names the commit the next invocation must continue.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Continuation {
+    /// The stream (must equal the event's `stream`).
+    pub stream: String,
+    /// Sequence of the partial commit to continue from.
+    pub sequence: u64,
+    /// Run id of the partial commit.
+    pub run_id: String,
+    /// How many invocations of this chain came before the next one (1 after the first).
+    pub invocations: u32,
+}
+
+/// What an invocation returns (well under Lambda's 6 MB response limit: a summary, no
+/// file list, no cursor).
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ExtractResponse {
+    /// `complete` (the plan is done) or `partial` (invoke again with `continuation`).
+    pub status: ResponseStatus,
+    /// Present when `status` is `partial`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub continuation: Option<Continuation>,
+    /// Connector name.
+    pub connector: String,
+    /// Stream.
+    pub stream: String,
+    /// This invocation's run id.
+    pub run_id: String,
+    /// The Lambda request id.
+    pub request_id: String,
+    /// Sequence this invocation committed, if it committed.
+    pub sequence: Option<u64>,
+    /// `s3://bucket/prefix/stream`.
+    pub dataset: String,
+    /// The committed manifest's URL, if any.
+    pub manifest: Option<String>,
+    /// Rows committed by this invocation.
+    pub rows: u64,
+    /// Bytes committed by this invocation.
+    pub bytes: u64,
+    /// Files committed by this invocation.
+    pub files: u64,
+    /// Partitions in the plan.
+    pub partitions: u64,
+    /// Partitions finished over the whole plan (including earlier invocations).
+    pub partitions_done: u64,
+    /// Wall time of the run, milliseconds.
+    pub duration_ms: u64,
+    /// S3 requests made.
+    pub s3_requests: u64,
+    /// S3 request attempts that were retries.
+    pub s3_retries: u64,
+}
+
+/// `complete` or `partial`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ResponseStatus {
+    /// Every partition of the plan is committed.
+    Complete,
+    /// Stopped before the deadline with progress committed; invoke again with `continuation`.
+    Partial,
+}
+
+impl ExtractResponse {
+    /// The response for `report`; `continuation` is set when the run is partial.
+    pub fn from_report(
+        report: &RunReport,
+        request_id: &str,
+        continuation: Option<Continuation>,
+    ) -> Self {
+        let status = match report.status {
+            RunStatus::Complete => ResponseStatus::Complete,
+            _ => ResponseStatus::Partial,
+        };
+        ExtractResponse {
+            status,
+            continuation: if status == ResponseStatus::Partial {
+                continuation
+            } else {
+                None
+            },
+            connector: report.connector.clone(),
+            stream: report.stream.clone(),
+            run_id: report.run_id.clone(),
+            request_id: request_id.to_string(),
+            sequence: report.sequence,
+            dataset: report.dataset.clone(),
+            manifest: report.manifest.clone(),
+            rows: report.rows,
+            bytes: report.bytes,
+            files: report.files,
+            partitions: report.partitions,
+            partitions_done: report.partitions_done,
+            duration_ms: report.duration_ms,
+            s3_requests: report.s3_requests,
+            s3_retries: report.s3_retries,
+        }
+    }
+}
+
+/// The raw invocation payload: parsed JSON, or why it is not JSON. Deserializing it never
+/// fails, so the handler (not the runtime) answers a bad event, with a clear message.
+pub enum RawEvent {
+    /// A JSON value.
+    Json(serde_json::Value),
+    /// The payload is not JSON; the parser's message (it quotes no input).
+    NotJson(String),
+}
+
+impl fmt::Debug for RawEvent {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RawEvent::Json(_) => f.write_str("RawEvent::Json(<hidden>)"),
+            RawEvent::NotJson(m) => write!(f, "RawEvent::NotJson({m:?})"),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for RawEvent {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Ok(match serde_json::Value::deserialize(d) {
+            Ok(v) => RawEvent::Json(v),
+            Err(e) => RawEvent::NotJson(e.to_string()),
+        })
+    }
+}
+
+impl RawEvent {
+    /// Parse raw payload bytes (what the Runtime API delivers).
+    pub fn from_slice(body: &[u8]) -> Self {
+        match serde_json::from_slice(body) {
+            Ok(v) => RawEvent::Json(v),
+            Err(e) => RawEvent::NotJson(e.to_string()),
+        }
+    }
+
+    /// The extract request, or a one-line error naming what is wrong.
+    pub fn into_request(self) -> Result<ExtractRequest, LambdaError> {
+        let value = match self {
+            RawEvent::Json(v) => v,
+            RawEvent::NotJson(m) => {
+                return Err(LambdaError::Event(format!(
+                    "the payload is not JSON ({m}); send an extract request object: {{\"config\": {{...}}, \"output\": \"s3://bucket/prefix\", \"stream\": \"name\"}}"
+                )));
+            }
+        };
+        if !value.is_object() {
+            return Err(LambdaError::Event(format!(
+                "the payload is JSON {}, not an object; send an extract request object: {{\"config\": {{...}}, \"output\": \"s3://bucket/prefix\", \"stream\": \"name\"}}",
+                json_kind(&value)
+            )));
+        }
+        let request: ExtractRequest = serde_json::from_value(value)
+            .map_err(|e| LambdaError::Event(format!("{e} (see the extract request schema)")))?;
+        match (&request.config, &request.config_env) {
+            (Some(_), Some(_)) => Err(LambdaError::Event(
+                "both `config` and `config_env` are set; set exactly one".into(),
+            )),
+            (None, None) => Err(LambdaError::Event(
+                "missing field `config` (or `config_env`): the connector config is required".into(),
+            )),
+            _ => Ok(request),
+        }
+    }
+}
+
+fn json_kind(v: &serde_json::Value) -> &'static str {
+    match v {
+        serde_json::Value::Null => "null",
+        serde_json::Value::Bool(_) => "boolean",
+        serde_json::Value::Number(_) => "number",
+        serde_json::Value::String(_) => "string",
+        serde_json::Value::Array(_) => "array",
+        serde_json::Value::Object(_) => "object",
+    }
+}
+
+/// The JSON Schema of the invocation event.
+pub fn request_schema() -> serde_json::Value {
+    serde_json::to_value(schemars::schema_for!(ExtractRequest)).unwrap_or_default()
+}
+
+/// The JSON Schema of the invocation response.
+pub fn response_schema() -> serde_json::Value {
+    serde_json::to_value(schemars::schema_for!(ExtractResponse)).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn parse(body: &str) -> Result<ExtractRequest, String> {
+        RawEvent::from_slice(body.as_bytes())
+            .into_request()
+            .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn valid_events_parse() {
+        let r = parse(
+            r#"{"config": {"rows": 5}, "output": "s3://bkt/p", "stream": "orders",
+                "options": {"parquet": {"codec": "snappy"}},
+                "continuation": {"stream": "orders", "sequence": 2, "run_id": "r", "invocations": 1}}"#,
+        )
+        .unwrap();
+        assert_eq!(r.output.bucket, "bkt");
+        assert_eq!(r.continuation.unwrap().sequence, 2);
+        assert_eq!(
+            r.options.unwrap().parquet.codec,
+            connector_sdk::Codec::Snappy
+        );
+    }
+
+    #[test]
+    fn bad_events_say_what_is_wrong() {
+        let e = parse("not json").unwrap_err();
+        assert!(e.contains("the payload is not JSON"), "{e}");
+        let e = parse("[1]").unwrap_err();
+        assert!(e.contains("JSON array, not an object"), "{e}");
+        let e = parse(r#"{"config": {}, "stream": "orders"}"#).unwrap_err();
+        assert!(e.contains("missing field `output`"), "{e}");
+        let e = parse(r#"{"config": {}, "output": "s3://bkt/p", "stream": "o", "bogus": 1}"#)
+            .unwrap_err();
+        assert!(e.contains("unknown field `bogus`"), "{e}");
+        let e = parse(r#"{"output": "s3://bkt/p", "stream": "o"}"#).unwrap_err();
+        assert!(e.contains("missing field `config`"), "{e}");
+        let e =
+            parse(r#"{"config": {}, "config_env": "X", "output": "s3://bkt/p", "stream": "o"}"#)
+                .unwrap_err();
+        assert!(e.contains("exactly one"), "{e}");
+        let e = parse(r#"{"config": {}, "output": "bkt/p", "stream": "o"}"#).unwrap_err();
+        assert!(e.contains("expected s3://bucket/prefix"), "{e}");
+    }
+
+    #[test]
+    fn debug_hides_the_config() {
+        let r =
+            parse(r#"{"config": {"password": "hunter2"}, "output": "s3://bkt/p", "stream": "o"}"#)
+                .unwrap();
+        assert!(!format!("{r:?}").contains("hunter2"));
+        let raw = RawEvent::from_slice(br#"{"password": "hunter2"}"#);
+        assert!(!format!("{raw:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn schemas_name_every_field() {
+        let s = request_schema();
+        for field in [
+            "config",
+            "config_env",
+            "output",
+            "stream",
+            "partition",
+            "options",
+            "safety_margin_ms",
+            "continuation",
+        ] {
+            assert!(
+                s["properties"][field]["description"].is_string(),
+                "{field} has no description"
+            );
+        }
+        assert_eq!(s["additionalProperties"], json!(false));
+        assert_eq!(s["required"], json!(["output", "stream"]));
+        assert!(response_schema()["properties"]["continuation"].is_object());
+    }
+}

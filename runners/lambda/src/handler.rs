@@ -1,0 +1,414 @@
+//! One invocation: event -> extract request -> `ExtractCore` run with a deadline ->
+//! response (or error).
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use connector_sdk::{
+    CancellationToken, Connector, ConnectorError, ConnectorManifest, Cursor, Error, ExtractCore,
+    ExtractOptions, OpenUploads, Partition, Plan, ReadContext, ReadStream, RunReport, RunStatus,
+    Runner, S3Options, S3Store, StopSignal, StreamDescriptor, async_trait, config_from_value,
+};
+use tokio::sync::OnceCell;
+
+use crate::error::LambdaError;
+use crate::event::{Continuation, ExtractRequest, ExtractResponse, RawEvent};
+
+/// The runner label recorded in manifests and reports.
+pub const RUNNER: &str = "lambda";
+
+/// Smallest and largest default safety margin.
+const MIN_MARGIN: Duration = Duration::from_secs(1);
+const MAX_MARGIN: Duration = Duration::from_secs(30);
+
+/// What the runtime says about one invocation.
+#[derive(Debug, Clone)]
+pub struct Invocation {
+    /// The Lambda request id.
+    pub request_id: String,
+    /// The deadline, milliseconds since the Unix epoch (`Lambda-Runtime-Deadline-Ms`).
+    pub deadline_ms: u64,
+}
+
+/// The run in progress, so a shutdown signal can stop it and abort its uploads.
+#[derive(Debug, Clone)]
+pub struct ActiveRun {
+    /// Cancels the run (it stops at the next checkpoint).
+    pub cancel: CancellationToken,
+    /// The run's open multipart uploads.
+    pub open: Arc<OpenUploads>,
+    /// The store they are open on.
+    pub store: S3Store,
+}
+
+/// Shared slot holding the run in progress, if any.
+pub type ActiveSlot = Arc<Mutex<Option<ActiveRun>>>;
+
+/// Abort the open uploads of the run in progress (shutdown). Returns how many.
+pub async fn abort_active(slot: &ActiveSlot) -> usize {
+    let active = slot.lock().unwrap_or_else(|e| e.into_inner()).take();
+    match active {
+        Some(run) => {
+            run.cancel.cancel();
+            run.open.abort_all(&run.store).await
+        }
+        None => 0,
+    }
+}
+
+/// Handles invocations for connector `C`. Reused across the invocations of one execution
+/// environment: the S3 client is built on the first invocation and kept.
+pub struct LambdaHandler<C: Connector> {
+    connector: Arc<C>,
+    s3_options: S3Options,
+    store: OnceCell<S3Store>,
+    active: ActiveSlot,
+}
+
+impl<C: Connector> std::fmt::Debug for LambdaHandler<C> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LambdaHandler")
+            .field("s3_options", &self.s3_options)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<C: Connector> LambdaHandler<C> {
+    /// A handler writing through S3 as configured by the environment (the SDK chain).
+    pub fn new(connector: C) -> Self {
+        Self::with_s3_options(connector, S3Options::default())
+    }
+
+    /// A handler with explicit S3 options.
+    pub fn with_s3_options(connector: C, s3_options: S3Options) -> Self {
+        Self {
+            connector: Arc::new(connector),
+            s3_options,
+            store: OnceCell::new(),
+            active: Arc::default(),
+        }
+    }
+
+    /// The slot holding the run in progress (for the shutdown handler).
+    pub fn active(&self) -> ActiveSlot {
+        self.active.clone()
+    }
+
+    async fn store(&self) -> S3Store {
+        self.store
+            .get_or_init(|| S3Store::connect(&self.s3_options))
+            .await
+            .clone()
+    }
+
+    /// Handle one invocation.
+    pub async fn handle(
+        &self,
+        event: RawEvent,
+        invocation: &Invocation,
+    ) -> Result<ExtractResponse, LambdaError> {
+        // Before anything is read: the connector must declare this runner.
+        ConnectorManifest::parse(C::MANIFEST)?.require_runner(Runner::Lambda)?;
+        let request = event.into_request()?;
+        let result = self.extract(request, invocation).await;
+        match &result {
+            Ok(r) => tracing::info!(
+                request_id = %invocation.request_id,
+                status = ?r.status,
+                rows = r.rows,
+                files = r.files,
+                sequence = ?r.sequence,
+                "invocation done"
+            ),
+            Err(e) => tracing::error!(
+                request_id = %invocation.request_id,
+                error_type = %e.error_type(),
+                "{}",
+                e.one_line()
+            ),
+        }
+        result
+    }
+
+    async fn extract(
+        &self,
+        request: ExtractRequest,
+        invocation: &Invocation,
+    ) -> Result<ExtractResponse, LambdaError> {
+        let config = resolve_config::<C>(&request)?;
+        if let Some(c) = &request.continuation
+            && c.stream != request.stream
+        {
+            return Err(LambdaError::Event(format!(
+                "continuation is for stream `{}`, but the event extracts `{}`",
+                c.stream, request.stream
+            )));
+        }
+        let deadline = stop_deadline(
+            invocation.deadline_ms,
+            SystemTime::now(),
+            request.safety_margin_ms,
+        )?;
+        let mut options = ExtractOptions::new(request.output.clone());
+        if let Some(s) = request.options.clone() {
+            options.parquet = s.parquet;
+            options.upload = s.upload;
+            if let Some(n) = s.max_concurrent_partitions {
+                options.max_concurrent_partitions = n;
+            }
+        }
+        let store = self.store().await;
+        let core = ExtractCore::new(
+            SharedConnector(self.connector.clone()),
+            config,
+            store.clone(),
+            options,
+            RUNNER,
+        )?;
+        let dataset = core.dataset(&request.stream);
+        let latest = dataset.latest().await?;
+        if let Some(c) = &request.continuation {
+            let matches = latest.as_ref().is_some_and(|m| {
+                m.sequence == c.sequence
+                    && m.run_id == c.run_id
+                    && m.status == RunStatus::Partial
+                    && m.state.pending.is_some()
+            });
+            if !matches {
+                return Err(LambdaError::ContinuationMismatch {
+                    stream: request.stream.clone(),
+                    expected: format!("sequence {} (run {})", c.sequence, c.run_id),
+                    found: match &latest {
+                        Some(m) => {
+                            format!("sequence {} (run {}, {:?})", m.sequence, m.run_id, m.status)
+                        }
+                        None => "none (nothing committed)".into(),
+                    },
+                });
+            }
+        } else if latest.as_ref().is_some_and(|m| m.state.pending.is_some()) {
+            tracing::info!(
+                stream = %request.stream,
+                "the stream has a pending plan from a stopped run; continuing it"
+            );
+        }
+        let stop = StopSignal::new().with_deadline(deadline);
+        *self.active.lock().unwrap_or_else(|e| e.into_inner()) = Some(ActiveRun {
+            cancel: stop.cancel.clone(),
+            open: core.open_uploads(),
+            store,
+        });
+        let result = match &request.partition {
+            None => core.run(&request.stream, &stop).await,
+            Some(id) => run_partition(&core, &request.stream, id, &stop).await,
+        };
+        self.active.lock().unwrap_or_else(|e| e.into_inner()).take();
+        let report = match result {
+            Ok(r) => r,
+            Err(e) => {
+                core.abort_open_uploads().await;
+                return Err(e.into());
+            }
+        };
+        let continuation = continuation_after(&report, latest.as_ref().map(|m| m.sequence), {
+            let before = request.continuation.as_ref().map_or(0, |c| c.invocations);
+            before + 1
+        });
+        Ok(ExtractResponse::from_report(
+            &report,
+            &invocation.request_id,
+            continuation,
+        ))
+    }
+}
+
+/// The continuation after a partial `report`: its commit, or, if it committed nothing,
+/// the commit it started from.
+fn continuation_after(
+    report: &RunReport,
+    base_sequence: Option<u64>,
+    invocations: u32,
+) -> Option<Continuation> {
+    if report.status != RunStatus::Partial {
+        return None;
+    }
+    let sequence = report.sequence.or(base_sequence)?;
+    Some(Continuation {
+        stream: report.stream.clone(),
+        sequence,
+        run_id: report.run_id.clone(),
+        invocations,
+    })
+}
+
+/// Read one partition of the plan and commit it (the rest stays pending).
+async fn run_partition<C: Connector>(
+    core: &ExtractCore<C>,
+    stream: &str,
+    partition: &str,
+    stop: &StopSignal,
+) -> Result<RunReport, Error> {
+    let plan = core.prepare(stream).await?;
+    if !plan.work.iter().any(|w| w.partition.id == partition) {
+        let ids: Vec<&str> = plan.work.iter().map(|w| w.partition.id.as_str()).collect();
+        return Err(Error::Request(format!(
+            "partition `{partition}` is not in the plan of stream `{stream}`; its partitions: {}",
+            if ids.is_empty() {
+                "(none)".to_string()
+            } else {
+                ids.join(", ")
+            }
+        )));
+    }
+    let result = core.extract_partition(&plan, partition, stop).await?;
+    core.commit(&plan, vec![result]).await
+}
+
+/// Resolve the connector config of `request` (inline or from an environment variable).
+/// Values are never echoed in errors.
+fn resolve_config<C: Connector>(request: &ExtractRequest) -> Result<C::Config, LambdaError> {
+    let value = match (&request.config, &request.config_env) {
+        (Some(v), _) => v.clone(),
+        (None, Some(name)) => {
+            let text = std::env::var(name).map_err(|_| {
+                Error::Config(format!(
+                    "config_env names the environment variable `{name}`, which is not set (or not UTF-8) in the function's environment"
+                ))
+            })?;
+            serde_json::from_str(&text).map_err(|e| {
+                Error::Config(format!(
+                    "the environment variable `{name}` (config_env) is not JSON: {}",
+                    e.to_string()
+                        .split(" at line")
+                        .next()
+                        .unwrap_or("syntax error")
+                ))
+            })?
+        }
+        (None, None) => {
+            return Err(LambdaError::Event(
+                "missing field `config` (or `config_env`)".into(),
+            ));
+        }
+    };
+    Ok(config_from_value::<C>(value)?)
+}
+
+/// When the core must stop reading: the invocation deadline minus the safety margin.
+/// A deadline already past (some emulators send a constant) means no deadline.
+pub fn stop_deadline(
+    deadline_ms: u64,
+    now: SystemTime,
+    margin_ms: Option<u64>,
+) -> Result<Option<Instant>, LambdaError> {
+    let now_ms = now
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0);
+    if deadline_ms <= now_ms {
+        tracing::warn!(
+            deadline_ms,
+            now_ms,
+            "the invocation deadline is already past at the start; running without a deadline"
+        );
+        return Ok(None);
+    }
+    let remaining = Duration::from_millis(deadline_ms - now_ms);
+    let margin = margin_ms
+        .map(Duration::from_millis)
+        .unwrap_or_else(|| (remaining / 10).clamp(MIN_MARGIN, MAX_MARGIN));
+    if remaining <= margin {
+        return Err(LambdaError::DeadlineTooShort {
+            remaining_ms: remaining.as_millis() as u64,
+            margin_ms: margin.as_millis() as u64,
+        });
+    }
+    Ok(Some(Instant::now() + (remaining - margin)))
+}
+
+/// `C` behind an `Arc`, so each invocation can build an `ExtractCore` (which takes its
+/// connector by value) without requiring `C: Clone`.
+struct SharedConnector<C>(Arc<C>);
+
+#[async_trait]
+impl<C: Connector> Connector for SharedConnector<C> {
+    type Config = C::Config;
+    const MANIFEST: &'static str = C::MANIFEST;
+
+    async fn check(&self, config: &Self::Config) -> Result<(), ConnectorError> {
+        self.0.check(config).await
+    }
+
+    async fn discover(
+        &self,
+        config: &Self::Config,
+    ) -> Result<Vec<StreamDescriptor>, ConnectorError> {
+        self.0.discover(config).await
+    }
+
+    async fn plan(
+        &self,
+        config: &Self::Config,
+        stream: &StreamDescriptor,
+        cursor: Option<&Cursor>,
+    ) -> Result<Plan, ConnectorError> {
+        self.0.plan(config, stream, cursor).await
+    }
+
+    fn read<'a>(
+        &'a self,
+        config: &'a Self::Config,
+        stream: &'a StreamDescriptor,
+        partition: &'a Partition,
+        ctx: ReadContext,
+    ) -> ReadStream<'a> {
+        self.0.read(config, stream, partition, ctx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(ms: u64) -> SystemTime {
+        UNIX_EPOCH + Duration::from_millis(ms)
+    }
+
+    #[test]
+    fn past_deadline_means_no_deadline() {
+        assert!(stop_deadline(123, at(1_000_000), None).unwrap().is_none());
+        assert!(stop_deadline(0, at(1_000_000), Some(5)).unwrap().is_none());
+    }
+
+    #[test]
+    fn deadline_keeps_the_margin() {
+        let before = Instant::now();
+        let d = stop_deadline(1_010_000, at(1_000_000), None)
+            .unwrap()
+            .unwrap();
+        // 10 s left, default margin 1 s (a tenth, at least 1 s): stop after ~9 s.
+        let left = d - before;
+        assert!(
+            left <= Duration::from_millis(9_100) && left > Duration::from_millis(8_900),
+            "{left:?}"
+        );
+        let d = stop_deadline(1_900_000, at(1_000_000), None)
+            .unwrap()
+            .unwrap();
+        // 900 s left: margin capped at 30 s.
+        let left = d - Instant::now();
+        assert!(left <= Duration::from_secs(871) && left > Duration::from_secs(869));
+        let d = stop_deadline(1_003_000, at(1_000_000), Some(500))
+            .unwrap()
+            .unwrap();
+        let left = d - Instant::now();
+        assert!(left <= Duration::from_millis(2_600) && left > Duration::from_millis(2_400));
+    }
+
+    #[test]
+    fn too_short_deadline_is_refused() {
+        let e = stop_deadline(1_000_800, at(1_000_000), None).unwrap_err();
+        assert_eq!(e.error_type(), "NonRetryable.DeadlineTooShort");
+        assert!(e.to_string().contains("800 ms left"), "{e}");
+    }
+}
