@@ -75,6 +75,9 @@ enum Command {
     Extract(ExtractArgs),
     /// Delete files no committed manifest lists (and abort stale multipart uploads).
     Gc(GcArgs),
+    /// Run as a systemd service (EC2 runner): scheduled extracts from a daemon config,
+    /// sd_notify READY/STATUS/WATCHDOG, SIGHUP reload, SIGTERM checkpoint-and-exit.
+    Daemon(ec2_runner::DaemonArgs),
 }
 
 #[derive(Debug, Args)]
@@ -193,6 +196,7 @@ async fn run<C: Connector>(connector: C, command: Command) -> u8 {
         Command::Discover(a) => discover(connector, &a.config).await,
         Command::Extract(a) => return extract(connector, a, interactive).await,
         Command::Gc(a) => gc(connector, a).await,
+        Command::Daemon(a) => return ec2_runner::daemon(connector, a).await,
     };
     match result {
         Ok(()) => EXIT_OK,
