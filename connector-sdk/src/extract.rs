@@ -478,6 +478,7 @@ impl<C: Connector> ExtractCore<C> {
                 files: files.clone(),
                 state: state.clone(),
             };
+            tracing::info!(stream = %plan.stream.name, sequence, files = files.len(), "committing");
             if let Err(e) = dataset.commit(&manifest).await {
                 if matches!(e, Error::CommitConflict { .. }) {
                     for f in &files {

@@ -65,6 +65,7 @@ impl std::fmt::Debug for StaticCredentials {
 struct AttemptCounter {
     operations: AtomicU64,
     attempts: AtomicU64,
+    by_operation: std::sync::Mutex<std::collections::BTreeMap<String, u64>>,
 }
 
 #[derive(Debug, Clone)]
@@ -80,6 +81,20 @@ impl Intercept for CountAttempts {
         _cfg: &mut ConfigBag,
     ) -> std::result::Result<(), aws_sdk_s3::error::BoxError> {
         self.0.operations.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+    fn read_after_serialization(
+        &self,
+        _context: &BeforeTransmitInterceptorContextRef<'_>,
+        _runtime_components: &RuntimeComponents,
+        cfg: &mut ConfigBag,
+    ) -> std::result::Result<(), aws_sdk_s3::error::BoxError> {
+        // Once per operation; the operation's metadata is in the bag by now.
+        if let Some(meta) = cfg.load::<aws_smithy_runtime_api::client::orchestrator::Metadata>()
+            && let Ok(mut m) = self.0.by_operation.lock()
+        {
+            *m.entry(meta.name().to_string()).or_default() += 1;
+        }
         Ok(())
     }
     fn read_before_attempt(
@@ -194,6 +209,15 @@ impl S3Store {
             .attempts
             .load(Ordering::Relaxed)
             .saturating_sub(self.counter.operations.load(Ordering::Relaxed))
+    }
+
+    /// Requests made so far per S3 operation name (`UploadPart`, `PutObject`...).
+    pub fn operation_counts(&self) -> std::collections::BTreeMap<String, u64> {
+        self.counter
+            .by_operation
+            .lock()
+            .map(|m| m.clone())
+            .unwrap_or_default()
     }
 
     /// Requests made so far (operations, not attempts).
@@ -495,15 +519,22 @@ where
         SdkError::TimeoutError(_) => (format!("request to {endpoint} timed out"), true),
         SdkError::ServiceError(se) => {
             let status = se.raw().status().as_u16();
-            let code = se.err().code().unwrap_or("unknown");
+            let code = se.err().code().unwrap_or("");
             let msg = se.err().message().unwrap_or("");
             let retryable = status >= 500 || status == 429 || code == "SlowDown";
             let hint = match (status, code) {
                 (_, "NoSuchBucket") => format!("; bucket `{bucket}` does not exist at {endpoint}"),
                 (403, _) => "; check the credentials and the bucket policy".to_string(),
+                (500.., _) | (429, _) => "; the server kept failing after the SDK's retries".to_string(),
                 _ => String::new(),
             };
-            (format!("HTTP {status} {code}: {msg}{hint}"), retryable)
+            let detail = match (code, msg) {
+                ("", "") => String::new(),
+                (c, "") => format!(" {c}"),
+                ("", m) => format!(": {m}"),
+                (c, m) => format!(" {c}: {m}"),
+            };
+            (format!("HTTP {status}{detail}{hint}"), retryable)
         }
         SdkError::ResponseError(_) => (
             format!(

@@ -126,6 +126,7 @@ impl ObjectUpload {
             None => {
                 let id = self.store.create_multipart(&self.bucket, &self.key).await?;
                 self.limits.open.insert(&self.bucket, &self.key, &id);
+                tracing::debug!(key = %self.key, "multipart upload started");
                 self.upload_id = Some(id.clone());
                 id
             }
@@ -263,9 +264,18 @@ impl ParquetObjectWriter {
         self.rows
     }
 
-    /// Bytes the file has so far: uploaded/buffered bytes plus the open row group.
+    /// Estimated size of the file if closed now: the bytes of finished row groups plus
+    /// the open row group, scaled by the compressed bytes per row seen so far (the
+    /// writer's own estimate of an open row group is uncompressed, so it overshoots).
     pub fn estimated_size(&self) -> u64 {
-        self.upload.bytes + self.writer.in_progress_size() as u64
+        let open_rows = self.writer.in_progress_rows() as u64;
+        let flushed_rows = self.rows - open_rows;
+        let written = self.upload.bytes + self.writer.inner().len() as u64;
+        if flushed_rows > 0 && written > 0 {
+            written + open_rows * written / flushed_rows
+        } else {
+            written + self.writer.in_progress_size() as u64
+        }
     }
 
     pub async fn write(&mut self, batch: &RecordBatch) -> Result<()> {

@@ -1,0 +1,88 @@
+"""Write the demo's orders with pyarrow to the local S3 server: same columns, types,
+codec (ZSTD level 1), row-group size and value rules as connectors/orders-demo.
+
+Usage: python pyarrow_writer.py ROWS ENDPOINT BUCKET PREFIX
+Prints one JSON line: rows, bytes, seconds (generation included, as in the connector).
+"""
+import json
+import sys
+import time
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.fs as pafs
+import pyarrow.parquet as pq
+
+ROW_GROUP = 128 * 1024
+EPOCH_2024_US = 1_704_067_200_000_000
+DAY_US = 86_400_000_000
+CURRENCIES = np.array(["USD", "EUR", "GBP", "JPY"], dtype=object)
+NOTES = np.array(["", "leave at the door", "gift wrap, please", "żółć – ünïcödé ✓"], dtype=object)
+
+SCHEMA = pa.schema([
+    pa.field("order_id", pa.int64(), nullable=False),
+    pa.field("customer_id", pa.int32(), nullable=False),
+    pa.field("amount", pa.decimal128(12, 2)),
+    pa.field("currency", pa.string(), nullable=False),
+    pa.field("created_at", pa.timestamp("us", tz="UTC"), nullable=False),
+    pa.field("is_gift", pa.bool_()),
+    pa.field("discount", pa.float64()),
+    pa.field("note", pa.string()),
+])
+
+
+def mix(seed, ids):
+    with np.errstate(over="ignore"):
+        z = np.uint64(seed) * np.uint64(0x9E3779B97F4A7C15) + ids + np.uint64(0x9E3779B97F4A7C15)
+        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        return z ^ (z >> np.uint64(31))
+
+
+def batch(first, last, rows_per_day):
+    ids = np.arange(first, last + 1, dtype=np.uint64)
+    h = mix(0, ids)
+    cents = ((h >> np.uint64(8)) % np.uint64(1_000_000_000)).astype(np.int64)
+    cents = np.where(ids % np.uint64(1000) == 0, -cents, cents)
+    amount = pa.array(cents, pa.int64()).cast(pa.decimal128(18, 0))
+    # cents -> decimal(12,2) without float: build from integers with scale 2
+    amount = pa.compute.divide(amount.cast(pa.decimal128(20, 2)), pa.scalar(100, pa.decimal128(3, 0))).cast(pa.decimal128(12, 2))
+    amount = pa.compute.if_else(pa.array(ids % np.uint64(17) == 0), pa.scalar(None, pa.decimal128(12, 2)), amount)
+    idx = (ids - np.uint64(1)).astype(np.int64)
+    created = EPOCH_2024_US + (idx // rows_per_day) * DAY_US + ((idx % rows_per_day) * DAY_US) // rows_per_day
+    gift = pa.array(h & np.uint64(1) == 1, mask=(ids % np.uint64(13) == 0))
+    discount = pa.array(((h >> np.uint64(20)) % np.uint64(5000)).astype(np.float64) / 100.0, mask=(ids % np.uint64(5) == 0))
+    note = pa.array(NOTES[((h >> np.uint64(50)) % np.uint64(4)).astype(np.int64)], pa.string(), mask=(ids % np.uint64(7) != 0))
+    return pa.record_batch([
+        pa.array(ids.astype(np.int64)),
+        pa.array(((h % np.uint64(100_000)).astype(np.int64) + 1).astype(np.int32)),
+        amount,
+        pa.array(CURRENCIES[((h >> np.uint64(40)) % np.uint64(4)).astype(np.int64)], pa.string()),
+        pa.array(created, pa.timestamp("us", tz="UTC")),
+        gift,
+        discount,
+        note,
+    ], schema=SCHEMA)
+
+
+def main():
+    rows, endpoint, bucket, prefix = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
+    partitions = 4
+    rows_per_day = rows // partitions
+    fs = pafs.S3FileSystem(endpoint_override=endpoint, scheme="http", access_key="local-access-key",
+                           secret_key="local-secret-key", region="us-east-1")
+    start = time.perf_counter()
+    total_bytes = 0
+    for p in range(partitions):
+        first, last = p * rows_per_day + 1, (p + 1) * rows_per_day
+        path = f"{bucket}/{prefix}/orders/part-{p}.parquet"
+        with pq.ParquetWriter(path, SCHEMA, filesystem=fs, compression="zstd", compression_level=1) as w:
+            for lo in range(first, last + 1, ROW_GROUP):
+                w.write_batch(batch(lo, min(last, lo + ROW_GROUP - 1), rows_per_day), row_group_size=ROW_GROUP)
+        total_bytes += fs.get_file_info(path).size
+    secs = time.perf_counter() - start
+    print(json.dumps({"rows": rows, "bytes": total_bytes, "seconds": secs}))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,458 @@
+//! The extract core against the real local S3 server: round trip, rolling, multipart,
+//! incremental, concurrency, S3 faults.
+
+use std::time::Duration;
+
+use connector_sdk::{Dataset, Error, ExtractCore, ExtractOptions, RunStatus, S3Store, StopSignal};
+use integration_tests::{BUCKET, TestEnv, assert_ids_exact, read_committed};
+use local_s3::{FaultConfig, FaultProxy};
+use orders_demo::{ORDERS, OrdersDemo, OrdersDemoConfig, orders_batch};
+
+fn demo(rows: u64, rows_per_day: u64) -> OrdersDemoConfig {
+    OrdersDemoConfig {
+        rows,
+        rows_per_day,
+        batch_size: 4096,
+        ..Default::default()
+    }
+}
+
+fn core(
+    store: &S3Store,
+    config: OrdersDemoConfig,
+    options: ExtractOptions,
+) -> ExtractCore<OrdersDemo> {
+    ExtractCore::new(OrdersDemo, config, store.clone(), options, "test").expect("valid core")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn round_trip_equals_the_source_exactly() {
+    let env = TestEnv::start().await;
+    let store = env.store().await;
+    let config = demo(25_000, 7_000);
+    let options = ExtractOptions::new(env.output("rt"));
+    let report = core(&store, config.clone(), options.clone())
+        .run(ORDERS, &StopSignal::new())
+        .await
+        .expect("extract succeeds");
+    assert_eq!(report.status, RunStatus::Complete);
+    assert_eq!(report.rows, 25_000);
+    assert_eq!(report.partitions, 4);
+    assert_eq!(report.sequence, Some(1));
+
+    let got = read_committed(&store, &options.output, ORDERS, "order_id")
+        .await
+        .expect("data");
+    // Types, nulls and values, all at once: the whole batch equals the generator's.
+    assert_eq!(got, orders_batch(&config, 1, 25_000));
+
+    // Layout: hive folders, deterministic names, the manifest and the report.
+    let keys = env.keys("rt/orders/").await;
+    assert!(
+        keys.iter()
+            .any(|k| k.starts_with("rt/orders/dt=2024-01-01/part-")),
+        "{keys:?}"
+    );
+    assert!(keys.contains(&"rt/orders/_manifests/00000000000000000001.json".to_string()));
+    assert!(keys.contains(&"rt/orders/_reports/00000000000000000001.json".to_string()));
+    let manifest = Dataset::new(store.clone(), options.output.clone(), ORDERS)
+        .latest()
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(manifest.rows, 25_000);
+    assert_eq!(
+        manifest.state.cursor,
+        Some(serde_json::json!({"order_id": 25_000}))
+    );
+    assert_eq!(manifest.schema, *orders_demo::orders_schema());
+    assert_eq!(manifest.runner, "test");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn files_roll_at_the_target_size_and_use_multipart() {
+    let env = TestEnv::start().await;
+    let store = env.store().await;
+    // One partition of 1.5M rows: ~29 MB of Parquet.
+    let config = demo(1_500_000, 1_500_000);
+    let mut options = ExtractOptions::new(env.output("roll"));
+    options.parquet.target_file_bytes = 12 * 1024 * 1024;
+    options.parquet.row_group_rows = 64 * 1024;
+    options.upload.part_bytes = 5 * 1024 * 1024;
+    let report = core(&store, config.clone(), options.clone())
+        .run(ORDERS, &StopSignal::new())
+        .await
+        .expect("extract");
+    let files = Dataset::new(store.clone(), options.output.clone(), ORDERS)
+        .committed_files()
+        .await
+        .unwrap();
+    assert!(files.len() >= 2, "expected several files, got {files:?}");
+    assert_eq!(report.files, files.len() as u64);
+    let (last, rest) = files.split_last().unwrap();
+    for f in rest {
+        // Rolled once the file's estimated size reached the target: within 5% below
+        // it, at most one row group above.
+        assert!(
+            f.bytes >= 12 * 1024 * 1024 * 95 / 100,
+            "{} is below the target: {}",
+            f.key,
+            f.bytes
+        );
+        assert!(
+            f.bytes < 20 * 1024 * 1024,
+            "{} overshoots the target: {}",
+            f.key,
+            f.bytes
+        );
+    }
+    assert!(last.bytes <= 20 * 1024 * 1024);
+    // Files over one part went up as multipart uploads of 5 MiB parts (the server
+    // rejects smaller non-last parts), files under one part as a single PutObject.
+    let ops = store.operation_counts();
+    let multipart_files = files.iter().filter(|f| f.bytes > 5 * 1024 * 1024).count() as u64;
+    assert!(multipart_files >= 2);
+    assert_eq!(
+        ops.get("CreateMultipartUpload"),
+        Some(&multipart_files),
+        "{ops:?}"
+    );
+    assert_eq!(
+        ops.get("CompleteMultipartUpload"),
+        Some(&multipart_files),
+        "{ops:?}"
+    );
+    let expected_parts: u64 = files
+        .iter()
+        .filter(|f| f.bytes > 5 * 1024 * 1024)
+        .map(|f| f.bytes.div_ceil(5 * 1024 * 1024))
+        .sum();
+    assert_eq!(ops.get("UploadPart"), Some(&expected_parts), "{ops:?}");
+    let got = read_committed(&store, &options.output, ORDERS, "order_id")
+        .await
+        .unwrap();
+    assert_eq!(got, orders_batch(&config, 1, 1_500_000));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn incremental_run_adds_only_new_rows() {
+    let env = TestEnv::start().await;
+    let store = env.store().await;
+    let options = ExtractOptions::new(env.output("inc"));
+    let first = core(&store, demo(30_000, 10_000), options.clone())
+        .run(ORDERS, &StopSignal::new())
+        .await
+        .unwrap();
+    assert_eq!(first.rows, 30_000);
+    // The source grows; the second run reads only ids 30001..=52000.
+    let config = demo(52_000, 10_000);
+    let second = core(&store, config.clone(), options.clone())
+        .run(ORDERS, &StopSignal::new())
+        .await
+        .unwrap();
+    assert_eq!(second.rows, 22_000);
+    assert_eq!(second.sequence, Some(2));
+    let dataset = Dataset::new(store.clone(), options.output.clone(), ORDERS);
+    let m2 = dataset.manifest(2).await.unwrap().unwrap();
+    assert_eq!(m2.rows, 22_000);
+    // Nothing new: no commit at all.
+    let third = core(&store, config.clone(), options.clone())
+        .run(ORDERS, &StopSignal::new())
+        .await
+        .unwrap();
+    assert_eq!((third.rows, third.sequence), (0, None));
+    let got = read_committed(&store, &options.output, ORDERS, "order_id")
+        .await
+        .unwrap();
+    assert_eq!(got, orders_batch(&config, 1, 52_000));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stopped_run_commits_progress_and_the_next_run_finishes_exactly() {
+    let env = TestEnv::start().await;
+    let store = env.store().await;
+    let config = OrdersDemoConfig {
+        batch_delay_ms: 20,
+        ..demo(60_000, 20_000)
+    };
+    let mut options = ExtractOptions::new(env.output("stop"));
+    options.max_concurrent_partitions = 1;
+    let stop = StopSignal::new()
+        .with_deadline(Some(std::time::Instant::now() + Duration::from_millis(300)));
+    let partial = core(&store, config.clone(), options.clone())
+        .run(ORDERS, &stop)
+        .await
+        .unwrap();
+    assert_eq!(partial.status, RunStatus::Partial);
+    assert!(
+        partial.rows > 0 && partial.rows < 60_000,
+        "rows {}",
+        partial.rows
+    );
+    let m1 = Dataset::new(store.clone(), options.output.clone(), ORDERS)
+        .latest()
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(m1.state.pending.is_some());
+    assert_eq!(
+        m1.state.cursor, None,
+        "the stream cursor must not run ahead of the data"
+    );
+    // Rows committed so far are exactly a prefix of each partition: no gap, no dup.
+    let got = read_committed(&store, &options.output, ORDERS, "order_id")
+        .await
+        .unwrap();
+    assert_eq!(got.num_rows() as u64, partial.rows);
+
+    let rest = core(
+        &store,
+        OrdersDemoConfig {
+            batch_delay_ms: 0,
+            ..config.clone()
+        },
+        options.clone(),
+    )
+    .run(ORDERS, &StopSignal::new())
+    .await
+    .unwrap();
+    assert_eq!(rest.status, RunStatus::Complete);
+    assert_eq!(partial.rows + rest.rows, 60_000);
+    let got = read_committed(&store, &options.output, ORDERS, "order_id")
+        .await
+        .unwrap();
+    assert_eq!(got, orders_batch(&config, 1, 60_000));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_concurrent_runs_exactly_one_commits() {
+    let env = TestEnv::start().await;
+    let store = env.store().await;
+    let config = demo(40_000, 10_000);
+    let options = ExtractOptions::new(env.output("race"));
+    let (a, b) = (
+        core(&store, config.clone(), options.clone()),
+        core(&store, config.clone(), options.clone()),
+    );
+    // Both plan from the same (empty) state, then race to commit sequence 1.
+    let (pa, pb) = (
+        a.prepare(ORDERS).await.unwrap(),
+        b.prepare(ORDERS).await.unwrap(),
+    );
+    let stop = StopSignal::new();
+    let mut ra = Vec::new();
+    let mut rb = Vec::new();
+    for w in &pa.work {
+        ra.push(
+            a.extract_partition(&pa, &w.partition.id, &stop)
+                .await
+                .unwrap(),
+        );
+    }
+    for w in &pb.work {
+        rb.push(
+            b.extract_partition(&pb, &w.partition.id, &stop)
+                .await
+                .unwrap(),
+        );
+    }
+    let (ca, cb) = tokio::join!(a.commit(&pa, ra), b.commit(&pb, rb));
+    let (winner, loser) = match (ca, cb) {
+        (Ok(w), Err(l)) | (Err(l), Ok(w)) => (w, l),
+        (Ok(_), Ok(_)) => panic!("both runs committed"),
+        (Err(x), Err(y)) => panic!("neither committed: {x} / {y}"),
+    };
+    assert!(matches!(loser, Error::CommitConflict { .. }), "{loser}");
+    let msg = loser.to_string();
+    assert!(
+        msg.contains("another run committed") && msg.contains(&winner.run_id),
+        "{msg}"
+    );
+    // Only the winner's files exist: the loser left nothing behind.
+    let dataset = Dataset::new(store.clone(), options.output.clone(), ORDERS);
+    assert_eq!(dataset.sequences().await.unwrap(), vec![1]);
+    let data_keys: Vec<String> = env.keys("race/orders/dt=").await;
+    assert!(
+        data_keys.iter().all(|k| k.contains(&winner.run_id)),
+        "{data_keys:?}"
+    );
+    let got = read_committed(&store, &options.output, ORDERS, "order_id")
+        .await
+        .unwrap();
+    assert_eq!(got, orders_batch(&config, 1, 40_000));
+
+    // Fully concurrent runs (plan + read + commit racing): exactly one commits sequence 1;
+    // the other either conflicts or, if it started after the commit, finds nothing new.
+    let (x, y) = (
+        core(
+            &store,
+            config.clone(),
+            ExtractOptions::new(env.output("race2")),
+        ),
+        core(
+            &store,
+            config.clone(),
+            ExtractOptions::new(env.output("race2")),
+        ),
+    );
+    let stop = StopSignal::new();
+    let (rx, ry) = tokio::join!(x.run(ORDERS, &stop), y.run(ORDERS, &stop));
+    let committed_rows: u64 = [&rx, &ry]
+        .iter()
+        .filter_map(|r| r.as_ref().ok())
+        .map(|r| r.rows)
+        .sum();
+    assert_eq!(committed_rows, 40_000, "{rx:?} {ry:?}");
+    let out2 = env.output("race2");
+    assert_ids_exact(
+        &read_committed(&store, &out2, ORDERS, "order_id")
+            .await
+            .unwrap(),
+        "order_id",
+        1,
+        40_000,
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s3_faults_are_retried_and_the_output_is_identical() {
+    let env = TestEnv::start().await;
+    let clean_store = env.store().await;
+    let config = demo(300_000, 100_000);
+    let mut options = ExtractOptions::new(env.output("clean"));
+    options.parquet.target_file_bytes = 1024 * 1024;
+    options.upload.part_bytes = 5 * 1024 * 1024;
+    core(&clean_store, config.clone(), options.clone())
+        .run(ORDERS, &StopSignal::new())
+        .await
+        .unwrap();
+    let clean = read_committed(&clean_store, &options.output, ORDERS, "order_id")
+        .await
+        .unwrap();
+
+    let proxy = FaultProxy::start(
+        env.s3.addr(),
+        FaultConfig {
+            slow_down_rate: 0.2,
+            reset_rate: 0.2,
+            fail_all: false,
+            seed: 7,
+        },
+    )
+    .await
+    .unwrap();
+    let faulty_store = S3Store::connect(&TestEnv::s3_options(&proxy.endpoint())).await;
+    let mut faulty_options = options.clone();
+    faulty_options.output = env.output("faulty");
+    let report = core(&faulty_store, config.clone(), faulty_options.clone())
+        .run(ORDERS, &StopSignal::new())
+        .await
+        .expect("faults are retried by the SDK");
+    let stats = proxy.stats();
+    assert!(
+        stats.slow_downs > 0 && stats.resets > 0,
+        "no faults were injected: {stats:?}"
+    );
+    assert!(report.s3_retries > 0, "the report counts retries");
+    let faulty = read_committed(&clean_store, &faulty_options.output, ORDERS, "order_id")
+        .await
+        .unwrap();
+    assert_eq!(faulty, clean);
+    assert_eq!(clean, orders_batch(&config, 1, 300_000));
+
+    // Every request failing: a clear error, nothing committed, no upload left open.
+    proxy.set_config(FaultConfig {
+        slow_down_rate: 0.0,
+        reset_rate: 0.0,
+        fail_all: true,
+        seed: 7,
+    });
+    let mut failing = options.clone();
+    failing.output = env.output("failing");
+    let store = S3Store::connect(&connector_sdk::S3Options {
+        max_attempts: Some(3),
+        ..TestEnv::s3_options(&proxy.endpoint())
+    })
+    .await;
+    let err = core(&store, config.clone(), failing.clone())
+        .run(ORDERS, &StopSignal::new())
+        .await
+        .expect_err("must fail");
+    let msg = err.to_string();
+    assert!(
+        msg.contains("HTTP 503") && msg.contains("HeadBucket"),
+        "{msg}"
+    );
+    assert!(!msg.contains('\n'));
+    assert!(err.is_retryable());
+    assert!(env.keys("failing/").await.is_empty());
+    let open = clean_store.list_open_uploads(BUCKET, "").await.unwrap();
+    assert!(open.is_empty(), "{open:?}");
+    proxy.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_source_aborts_open_uploads_and_commits_nothing() {
+    let env = TestEnv::start().await;
+    let store = env.store().await;
+    // One big partition that fails after ~12 MiB were uploaded in 5 MiB parts.
+    let config = OrdersDemoConfig {
+        fail_at_order_id: Some(900_000),
+        ..demo(1_000_000, 1_000_000)
+    };
+    let mut options = ExtractOptions::new(env.output("abort"));
+    options.upload.part_bytes = 5 * 1024 * 1024;
+    options.parquet.row_group_rows = 32 * 1024;
+    let c = core(&store, config, options.clone());
+    let err = c
+        .run(ORDERS, &StopSignal::new())
+        .await
+        .expect_err("source fails");
+    assert!(
+        err.to_string().contains("injected failure at order 900000"),
+        "{err}"
+    );
+    assert!(c.open_uploads().is_empty());
+    let open = store.list_open_uploads(BUCKET, "").await.unwrap();
+    assert!(open.is_empty(), "multipart uploads left open: {open:?}");
+    let dataset = Dataset::new(store.clone(), options.output.clone(), ORDERS);
+    assert!(dataset.sequences().await.unwrap().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn garbage_collection_removes_only_uncommitted_files() {
+    let env = TestEnv::start().await;
+    let store = env.store().await;
+    let config = demo(10_000, 5_000);
+    let options = ExtractOptions::new(env.output("gc"));
+    let c = core(&store, config.clone(), options.clone());
+    // A run that writes files but never commits (as if it crashed before its commit).
+    let plan = c.prepare(ORDERS).await.unwrap();
+    let stop = StopSignal::new();
+    for w in &plan.work {
+        c.extract_partition(&plan, &w.partition.id, &stop)
+            .await
+            .unwrap();
+    }
+    let orphans = env.keys("gc/orders/dt=").await;
+    assert!(!orphans.is_empty());
+    // Then a run that commits.
+    c.run(ORDERS, &stop).await.unwrap();
+    let report = c.collect_garbage(ORDERS, Duration::ZERO).await.unwrap();
+    let mut deleted = report.deleted_objects.clone();
+    deleted.sort();
+    assert_eq!(deleted, orphans);
+    let got = read_committed(&store, &options.output, ORDERS, "order_id")
+        .await
+        .unwrap();
+    assert_eq!(got, orders_batch(&config, 1, 10_000));
+    // A long grace period protects young files.
+    c.prepare(ORDERS).await.unwrap();
+    assert!(
+        c.collect_garbage(ORDERS, Duration::from_secs(3600))
+            .await
+            .unwrap()
+            .deleted_objects
+            .is_empty()
+    );
+}

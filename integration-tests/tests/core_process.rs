@@ -1,0 +1,349 @@
+//! The demo connector binary as a process: SIGKILL at several points then re-run, and
+//! bad input answered with one line and the documented exit code.
+
+use std::path::Path;
+use std::process::Stdio;
+use std::time::Duration;
+
+use connector_sdk::Dataset;
+use integration_tests::{BUCKET, TestEnv, binary, read_committed};
+use orders_demo::{ORDERS, OrdersDemoConfig, orders_batch};
+use serde_json::json;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::Command;
+
+fn demo_bin() -> std::path::PathBuf {
+    binary("orders-demo", "orders-demo")
+}
+
+fn extract_cmd(endpoint: &str, config: &Path, output: &str, extra: &[&str]) -> Command {
+    let mut cmd = Command::new(demo_bin());
+    cmd.arg("extract")
+        .arg("--config")
+        .arg(config)
+        .arg("--output")
+        .arg(output)
+        .args(extra)
+        .envs(TestEnv::process_env(endpoint))
+        .env("RUST_LOG", "debug,aws=warn,hyper=warn,h2=warn,rustls=warn")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    cmd
+}
+
+/// Run an extract and SIGKILL it as soon as a log line with `message` appears.
+/// Returns true if it was killed (false: it exited before the marker).
+async fn kill_at(
+    endpoint: &str,
+    config: &Path,
+    output: &str,
+    extra: &[&str],
+    message: &str,
+) -> bool {
+    let mut child = extract_cmd(endpoint, config, output, extra)
+        .spawn()
+        .expect("spawn");
+    let stderr = child.stderr.take().expect("stderr");
+    let mut lines = BufReader::new(stderr).lines();
+    let needle = format!("\"message\":\"{message}\"");
+    let mut killed = false;
+    while let Ok(Some(line)) = lines.next_line().await {
+        if line.contains(&needle) {
+            child.start_kill().expect("SIGKILL");
+            killed = true;
+            break;
+        }
+    }
+    let status = tokio::time::timeout(Duration::from_secs(60), child.wait())
+        .await
+        .expect("exits")
+        .expect("status");
+    if killed {
+        assert!(!status.success(), "killed process reported success");
+    }
+    killed
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_at_any_point_then_rerun_gives_the_exact_dataset() {
+    let env = TestEnv::start().await;
+    let endpoint = env.endpoint();
+    // Two partitions of 800k rows (~15.6 MB each): files roll at 12 MiB, so every
+    // partition writes a multipart file (5 MiB parts) and then a second file.
+    let config = OrdersDemoConfig {
+        rows: 1_600_000,
+        rows_per_day: 800_000,
+        batch_size: 8192,
+        batch_delay_ms: 3,
+        ..Default::default()
+    };
+    let config_path = env.write_json(
+        "demo.json",
+        &json!({
+            "rows": config.rows, "rows_per_day": config.rows_per_day,
+            "batch_size": config.batch_size, "batch_delay_ms": config.batch_delay_ms,
+        }),
+    );
+    let output = format!("s3://{BUCKET}/crash");
+    let extra = [
+        "--target-file-mib",
+        "6",
+        "--part-mib",
+        "5",
+        "--concurrency",
+        "2",
+    ];
+    for marker in [
+        "planned",
+        "multipart upload started",
+        "file written",
+        "committing",
+    ] {
+        let killed = kill_at(&endpoint, &config_path, &output, &extra, marker).await;
+        assert!(killed, "the process finished before reaching {marker:?}");
+    }
+    // The killed runs left garbage (files, open uploads) but never a half-visible
+    // dataset: whatever is committed is exact so far.
+    let store = env.store().await;
+    let out = env.output("crash");
+    if let Some(partial) = read_committed(&store, &out, ORDERS, "order_id").await {
+        let n = partial.num_rows() as u64;
+        assert_eq!(
+            partial,
+            orders_batch(&config, 1, n),
+            "committed data is not a clean prefix"
+        );
+    }
+    // Re-run to completion.
+    let out_run = extract_cmd(&endpoint, &config_path, &output, &extra)
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        out_run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out_run.stderr)
+    );
+    let got = read_committed(&store, &out, ORDERS, "order_id")
+        .await
+        .unwrap();
+    assert_eq!(got, orders_batch(&config, 1, 1_600_000));
+
+    // Garbage from the killed runs goes away; the dataset stays exact.
+    let gc = Command::new(demo_bin())
+        .args(["gc", "--grace-secs", "0", "--output", &output, "--config"])
+        .arg(&config_path)
+        .envs(TestEnv::process_env(&endpoint))
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        gc.status.success(),
+        "{}",
+        String::from_utf8_lossy(&gc.stderr)
+    );
+    let files = Dataset::new(store.clone(), out.clone(), ORDERS)
+        .committed_files()
+        .await
+        .unwrap();
+    let data_keys: Vec<String> = env.keys("crash/orders/dt=").await;
+    let mut committed: Vec<String> = files.iter().map(|f| f.key.clone()).collect();
+    committed.sort();
+    assert_eq!(data_keys, committed, "only committed files remain after gc");
+    assert!(
+        store
+            .list_open_uploads(BUCKET, "crash/")
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let got = read_committed(&store, &out, ORDERS, "order_id")
+        .await
+        .unwrap();
+    assert_eq!(got, orders_batch(&config, 1, 1_600_000));
+}
+
+/// Run the binary with `args`; returns (exit code, stderr).
+async fn run_cli(endpoint: &str, args: &[&str]) -> (i32, String) {
+    let out = Command::new(demo_bin())
+        .args(args)
+        .envs(TestEnv::process_env(endpoint))
+        .env("AWS_MAX_ATTEMPTS", "2")
+        .output()
+        .await
+        .expect("runs");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn assert_one_line_error(stderr: &str, code: i32, expected_code: i32, needle: &str) {
+    assert!(!stderr.contains("panicked"), "panic: {stderr}");
+    let errors: Vec<&str> = stderr.lines().filter(|l| l.starts_with("error:")).collect();
+    assert_eq!(errors.len(), 1, "expected one error line, got: {stderr}");
+    assert!(
+        errors[0].contains(needle),
+        "error line {:?} does not mention {needle:?}",
+        errors[0]
+    );
+    assert_eq!(code, expected_code, "exit code; stderr: {stderr}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_input_gets_one_line_and_a_nonzero_exit() {
+    let env = TestEnv::start().await;
+    let ep = env.endpoint();
+    let good = env.write_json("good.json", &json!({"rows": 1000}));
+    let unknown = env.write_json("unknown.json", &json!({"rows": 1000, "colour": "red"}));
+    let wrong_type = env.write_json("wrong.json", &json!({"rows": "hunter2"}));
+    let malformed = env.dir.path().join("malformed.json");
+    std::fs::write(&malformed, "{\"rows\": ").unwrap();
+    let p = |p: &Path| p.to_str().unwrap().to_string();
+    let out = format!("s3://{BUCKET}/bad");
+
+    let (code, err) = run_cli(
+        &ep,
+        &["extract", "--config", &p(&malformed), "--output", &out],
+    )
+    .await;
+    assert_one_line_error(&err, code, 2, "is not valid JSON");
+
+    let (code, err) = run_cli(
+        &ep,
+        &["extract", "--config", &p(&unknown), "--output", &out],
+    )
+    .await;
+    assert_one_line_error(&err, code, 2, "unknown field `colour`");
+
+    let (code, err) = run_cli(&ep, &["check", "--config", &p(&wrong_type)]).await;
+    assert_one_line_error(&err, code, 2, "invalid type");
+    assert!(!err.contains("hunter2"), "a config value was echoed: {err}");
+
+    let (code, err) = run_cli(
+        &ep,
+        &[
+            "extract",
+            "--config",
+            "/nonexistent/c.json",
+            "--output",
+            &out,
+        ],
+    )
+    .await;
+    assert_one_line_error(&err, code, 2, "cannot read config file /nonexistent/c.json");
+
+    let (code, err) = run_cli(
+        &ep,
+        &[
+            "extract",
+            "--config",
+            &p(&good),
+            "--output",
+            "bucket/prefix",
+        ],
+    )
+    .await;
+    assert_one_line_error(&err, code, 2, "expected s3://bucket/prefix");
+
+    let (code, err) = run_cli(
+        &ep,
+        &[
+            "extract",
+            "--config",
+            &p(&good),
+            "--output",
+            &out,
+            "--part-mib",
+            "1",
+        ],
+    )
+    .await;
+    assert_one_line_error(&err, code, 2, "5 MiB");
+
+    let (code, err) = run_cli(
+        &ep,
+        &[
+            "extract",
+            "--config",
+            &p(&good),
+            "--output",
+            &out,
+            "--stream",
+            "customers",
+        ],
+    )
+    .await;
+    assert_one_line_error(&err, code, 2, "stream `customers` is not declared");
+
+    let (code, err) = run_cli(
+        &ep,
+        &[
+            "extract",
+            "--config",
+            &p(&good),
+            "--output",
+            "s3://no-such-bucket/x",
+        ],
+    )
+    .await;
+    assert_one_line_error(&err, code, 4, "bucket `no-such-bucket` does not exist");
+
+    let (code, err) = run_cli(
+        "http://127.0.0.1:9",
+        &[
+            "extract",
+            "--config",
+            &p(&good),
+            "--output",
+            &out,
+            "--max-attempts",
+            "2",
+        ],
+    )
+    .await;
+    assert_one_line_error(&err, code, 4, "cannot reach S3 endpoint http://127.0.0.1:9");
+
+    let (code, err) = run_cli(&ep, &["extract", "--bogus"]).await;
+    assert!(!err.contains("panicked"));
+    assert_eq!(code, 2, "{err}");
+
+    // Nothing was written by any of them.
+    assert!(env.keys("bad/").await.is_empty());
+
+    // And the good config works, with the report on stdout.
+    let ok = Command::new(demo_bin())
+        .args(["extract", "--config", &p(&good), "--output", &out])
+        .envs(TestEnv::process_env(&ep))
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    let report: serde_json::Value =
+        serde_json::from_slice(&ok.stdout).expect("report JSON on stdout");
+    assert_eq!(report["rows"], 1000);
+    assert_eq!(report["status"], "complete");
+}
+
+#[tokio::test]
+async fn spec_prints_the_manifest_and_config_schema() {
+    let out = Command::new(demo_bin()).arg("spec").output().await.unwrap();
+    assert!(out.status.success());
+    let spec: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(spec["manifest"]["name"], "orders-demo");
+    assert_eq!(spec["manifest"]["runners"]["lambda"]["memory_mb"], 512);
+    let props = &spec["config_schema"]["properties"];
+    assert!(
+        props["rows"]["description"]
+            .as_str()
+            .unwrap()
+            .contains("Orders the source holds")
+    );
+    assert_eq!(spec["config_schema"]["additionalProperties"], false);
+}
