@@ -1,0 +1,526 @@
+//! The `S3` implementation served by [`crate::LocalS3`]: `s3s_fs::FileSystem`
+//! plus two additions.
+//!
+//! What `s3s-fs` 0.14.1 already does (read from its source):
+//! - `PutObject` and `CompleteMultipartUpload` honour `If-None-Match: *` and
+//!   `If-Match: <etag>` (412 `PreconditionFailed`), but as check-then-write:
+//!   the existence check and the final `rename` are not atomic, so two
+//!   concurrent conditional writers of the same key could both succeed.
+//! - Multipart upload: Create/UploadPart/UploadPartCopy/ListParts/Complete/Abort
+//!   (parts below 5 MiB except the last are rejected with `EntityTooSmall`).
+//! - `ListObjectsV2` with prefix, delimiter, start-after, max-keys and
+//!   continuation tokens (the token is the last key returned); `ListObjects` (v1).
+//! - `DeleteObject`, `DeleteObjects`, `CopyObject`, `HeadObject`, ranged `GetObject`,
+//!   bucket create/delete/head/list/location.
+//!
+//! What this wrapper adds:
+//! 1. Writes to one key (`PutObject`, `CompleteMultipartUpload`, `CopyObject`,
+//!    `DeleteObject`) are serialised per `(bucket, key)`, which makes the
+//!    `If-None-Match: *` / `If-Match` check and the write atomic with respect
+//!    to every other write that goes through this server (as on AWS, where
+//!    exactly one of several racing conditional creates wins).
+//! 2. `ListMultipartUploads`, which `s3s-fs` leaves `NotImplemented`, built from
+//!    the files `s3s-fs` keeps for each in-progress upload in the data root.
+//! 3. `DeleteBucket` on a bucket that still holds objects answers
+//!    `BucketNotEmpty` (409); `s3s-fs` alone deletes the directory and every
+//!    object in it.
+//! 4. Object operations on a bucket that does not exist answer `NoSuchBucket`
+//!    (404). `s3s-fs` alone would create the bucket directory on `PutObject`
+//!    (and on `CompleteMultipartUpload`), so writes to a misspelt bucket would
+//!    succeed here and fail on AWS.
+//!
+//! Every other operation is delegated to `FileSystem` unchanged; operations
+//! `FileSystem` does not implement keep the trait's `NotImplemented` default.
+
+use std::collections::{BTreeSet, HashMap};
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use s3s::dto::{
+    AbortMultipartUploadInput, AbortMultipartUploadOutput, CommonPrefix,
+    CompleteMultipartUploadInput, CompleteMultipartUploadOutput, CopyObjectInput, CopyObjectOutput,
+    CreateBucketInput, CreateBucketOutput, CreateMultipartUploadInput, CreateMultipartUploadOutput,
+    DeleteBucketInput, DeleteBucketOutput, DeleteObjectInput, DeleteObjectOutput,
+    DeleteObjectsInput, DeleteObjectsOutput, GetBucketLocationInput, GetBucketLocationOutput,
+    GetObjectInput, GetObjectOutput, HeadBucketInput, HeadBucketOutput, HeadObjectInput,
+    HeadObjectOutput, ListBucketsInput, ListBucketsOutput, ListMultipartUploadsInput,
+    ListMultipartUploadsOutput, ListObjectsInput, ListObjectsOutput, ListObjectsV2Input,
+    ListObjectsV2Output, ListPartsInput, ListPartsOutput, MultipartUpload, PutObjectInput,
+    PutObjectOutput, Timestamp, UploadPartCopyInput, UploadPartCopyOutput, UploadPartInput,
+    UploadPartOutput,
+};
+use s3s::{S3, S3Request, S3Response, S3Result, s3_error};
+use s3s_fs::FileSystem;
+
+/// `s3s_fs::FileSystem` with per-key write serialisation and `ListMultipartUploads`.
+pub(crate) struct LocalFs {
+    fs: FileSystem,
+    /// The canonical data root (the same directory `FileSystem` uses).
+    root: PathBuf,
+    key_locks: KeyLocks,
+}
+
+impl fmt::Debug for LocalFs {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LocalFs")
+            .field("root", &self.root)
+            .finish_non_exhaustive()
+    }
+}
+
+impl LocalFs {
+    pub(crate) fn new(fs: FileSystem, root: PathBuf) -> Self {
+        Self {
+            fs,
+            root,
+            key_locks: KeyLocks::default(),
+        }
+    }
+
+    /// `NoSuchBucket` unless the bucket directory exists. `s3s-fs` does not
+    /// check this for object operations: its `PutObject` would silently
+    /// create the bucket directory, and reads answer `NoSuchKey`.
+    fn ensure_bucket(&self, bucket: &str) -> S3Result<()> {
+        // s3s has validated the bucket name (no `/`, no `..`) before we get here.
+        if self.root.join(bucket).is_dir() {
+            Ok(())
+        } else {
+            Err(s3_error!(
+                NoSuchBucket,
+                "The specified bucket does not exist"
+            ))
+        }
+    }
+}
+
+/// The write lock of one object.
+type KeyLock = Arc<tokio::sync::Mutex<()>>;
+
+/// One async mutex per `(bucket, key)` currently being written.
+#[derive(Default)]
+struct KeyLocks {
+    map: Mutex<HashMap<(String, String), KeyLock>>,
+}
+
+impl KeyLocks {
+    /// Runs `f` while holding the lock of `(bucket, key)`.
+    async fn with_lock<T, F>(&self, bucket: &str, key: &str, f: F) -> T
+    where
+        F: Future<Output = T>,
+    {
+        let id = (bucket.to_owned(), key.to_owned());
+        let lock = {
+            let mut map = self
+                .map
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            Arc::clone(map.entry(id.clone()).or_default())
+        };
+        let out = {
+            let _guard = lock.lock().await;
+            f.await
+        };
+        // Forget the entry when nobody else holds or waits for it.
+        let mut map = self
+            .map
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if Arc::strong_count(&lock) == 2 {
+            map.remove(&id);
+        }
+        out
+    }
+}
+
+/// Decodes unpadded URL-safe base64 (the encoding `s3s-fs` uses in its
+/// metadata file names). Returns `None` on any invalid input.
+fn decode_base64_url(s: &str) -> Option<Vec<u8>> {
+    fn val(c: u8) -> Option<u32> {
+        match c {
+            b'A'..=b'Z' => Some(u32::from(c - b'A')),
+            b'a'..=b'z' => Some(u32::from(c - b'a') + 26),
+            b'0'..=b'9' => Some(u32::from(c - b'0') + 52),
+            b'-' => Some(62),
+            b'_' => Some(63),
+            _ => None,
+        }
+    }
+    let bytes = s.as_bytes();
+    if bytes.len() % 4 == 1 {
+        return None;
+    }
+    let mut out = Vec::with_capacity(bytes.len() * 3 / 4);
+    for chunk in bytes.chunks(4) {
+        let mut acc: u32 = 0;
+        for (i, &c) in chunk.iter().enumerate() {
+            acc |= val(c)? << (18 - 6 * i);
+        }
+        let [_, b0, b1, b2] = acc.to_be_bytes();
+        out.push(b0);
+        if chunk.len() > 2 {
+            out.push(b1);
+        }
+        if chunk.len() > 3 {
+            out.push(b2);
+        }
+    }
+    Some(out)
+}
+
+/// Whether `dir` or any directory below it holds a file (an object; empty
+/// directories are left behind by deletes of `a/b`-style keys).
+fn contains_file(dir: &Path) -> std::io::Result<bool> {
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        if entry.file_type()?.is_dir() {
+            if contains_file(&entry.path())? {
+                return Ok(true);
+            }
+        } else {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
+/// An in-progress multipart upload found in the data root.
+struct PendingUpload {
+    key: String,
+    upload_id: String,
+    initiated: Option<Timestamp>,
+}
+
+/// Parses `.bucket-{b64 bucket}.object-{b64 key}.upload-{uuid}.metadata.json`.
+fn parse_upload_metadata_name(name: &str) -> Option<(String, String, String)> {
+    let rest = name
+        .strip_prefix(".bucket-")?
+        .strip_suffix(".metadata.json")?;
+    let (bucket_b64, rest) = rest.split_once(".object-")?;
+    let (key_b64, upload_id) = rest.split_once(".upload-")?;
+    let bucket = String::from_utf8(decode_base64_url(bucket_b64)?).ok()?;
+    let key = String::from_utf8(decode_base64_url(key_b64)?).ok()?;
+    Some((bucket, key, upload_id.to_owned()))
+}
+
+async fn scan_pending_uploads(root: &Path, bucket: &str) -> std::io::Result<Vec<PendingUpload>> {
+    let mut uploads = Vec::new();
+    let mut dir = tokio::fs::read_dir(root).await?;
+    while let Some(entry) = dir.next_entry().await? {
+        let file_name = entry.file_name();
+        let Some(name) = file_name.to_str() else {
+            continue;
+        };
+        let Some((b, key, upload_id)) = parse_upload_metadata_name(name) else {
+            continue;
+        };
+        if b != bucket {
+            continue;
+        }
+        // `s3s-fs` deletes `.upload-{id}.json` on complete and abort: only
+        // uploads that still have it are in progress.
+        if !root.join(format!(".upload-{upload_id}.json")).exists() {
+            continue;
+        }
+        let initiated = entry
+            .metadata()
+            .await
+            .ok()
+            .and_then(|m| m.modified().ok())
+            .map(Timestamp::from);
+        uploads.push(PendingUpload {
+            key,
+            upload_id,
+            initiated,
+        });
+    }
+    Ok(uploads)
+}
+
+#[async_trait::async_trait]
+impl S3 for LocalFs {
+    async fn create_bucket(
+        &self,
+        req: S3Request<CreateBucketInput>,
+    ) -> S3Result<S3Response<CreateBucketOutput>> {
+        self.fs.create_bucket(req).await
+    }
+
+    async fn copy_object(
+        &self,
+        req: S3Request<CopyObjectInput>,
+    ) -> S3Result<S3Response<CopyObjectOutput>> {
+        self.ensure_bucket(&req.input.bucket)?;
+        let (bucket, key) = (req.input.bucket.clone(), req.input.key.clone());
+        self.key_locks
+            .with_lock(&bucket, &key, self.fs.copy_object(req))
+            .await
+    }
+
+    async fn delete_bucket(
+        &self,
+        req: S3Request<DeleteBucketInput>,
+    ) -> S3Result<S3Response<DeleteBucketOutput>> {
+        // s3s-fs removes the directory recursively, objects and all.
+        let dir = self.root.join(&req.input.bucket);
+        if dir.is_dir() && contains_file(&dir).map_err(s3s::S3Error::internal_error)? {
+            return Err(s3_error!(
+                BucketNotEmpty,
+                "The bucket you tried to delete is not empty"
+            ));
+        }
+        self.fs.delete_bucket(req).await
+    }
+
+    async fn delete_object(
+        &self,
+        req: S3Request<DeleteObjectInput>,
+    ) -> S3Result<S3Response<DeleteObjectOutput>> {
+        self.ensure_bucket(&req.input.bucket)?;
+        let (bucket, key) = (req.input.bucket.clone(), req.input.key.clone());
+        self.key_locks
+            .with_lock(&bucket, &key, self.fs.delete_object(req))
+            .await
+    }
+
+    async fn delete_objects(
+        &self,
+        req: S3Request<DeleteObjectsInput>,
+    ) -> S3Result<S3Response<DeleteObjectsOutput>> {
+        self.ensure_bucket(&req.input.bucket)?;
+        self.fs.delete_objects(req).await
+    }
+
+    async fn get_bucket_location(
+        &self,
+        req: S3Request<GetBucketLocationInput>,
+    ) -> S3Result<S3Response<GetBucketLocationOutput>> {
+        self.fs.get_bucket_location(req).await
+    }
+
+    async fn get_object(
+        &self,
+        req: S3Request<GetObjectInput>,
+    ) -> S3Result<S3Response<GetObjectOutput>> {
+        self.ensure_bucket(&req.input.bucket)?;
+        self.fs.get_object(req).await
+    }
+
+    async fn head_bucket(
+        &self,
+        req: S3Request<HeadBucketInput>,
+    ) -> S3Result<S3Response<HeadBucketOutput>> {
+        self.fs.head_bucket(req).await
+    }
+
+    async fn head_object(
+        &self,
+        req: S3Request<HeadObjectInput>,
+    ) -> S3Result<S3Response<HeadObjectOutput>> {
+        self.ensure_bucket(&req.input.bucket)?;
+        self.fs.head_object(req).await
+    }
+
+    async fn list_buckets(
+        &self,
+        req: S3Request<ListBucketsInput>,
+    ) -> S3Result<S3Response<ListBucketsOutput>> {
+        self.fs.list_buckets(req).await
+    }
+
+    async fn list_objects(
+        &self,
+        req: S3Request<ListObjectsInput>,
+    ) -> S3Result<S3Response<ListObjectsOutput>> {
+        self.fs.list_objects(req).await
+    }
+
+    async fn list_objects_v2(
+        &self,
+        req: S3Request<ListObjectsV2Input>,
+    ) -> S3Result<S3Response<ListObjectsV2Output>> {
+        self.fs.list_objects_v2(req).await
+    }
+
+    async fn put_object(
+        &self,
+        req: S3Request<PutObjectInput>,
+    ) -> S3Result<S3Response<PutObjectOutput>> {
+        self.ensure_bucket(&req.input.bucket)?;
+        let (bucket, key) = (req.input.bucket.clone(), req.input.key.clone());
+        self.key_locks
+            .with_lock(&bucket, &key, self.fs.put_object(req))
+            .await
+    }
+
+    async fn create_multipart_upload(
+        &self,
+        req: S3Request<CreateMultipartUploadInput>,
+    ) -> S3Result<S3Response<CreateMultipartUploadOutput>> {
+        self.ensure_bucket(&req.input.bucket)?;
+        self.fs.create_multipart_upload(req).await
+    }
+
+    async fn upload_part(
+        &self,
+        req: S3Request<UploadPartInput>,
+    ) -> S3Result<S3Response<UploadPartOutput>> {
+        self.ensure_bucket(&req.input.bucket)?;
+        self.fs.upload_part(req).await
+    }
+
+    async fn upload_part_copy(
+        &self,
+        req: S3Request<UploadPartCopyInput>,
+    ) -> S3Result<S3Response<UploadPartCopyOutput>> {
+        self.ensure_bucket(&req.input.bucket)?;
+        self.fs.upload_part_copy(req).await
+    }
+
+    async fn list_parts(
+        &self,
+        req: S3Request<ListPartsInput>,
+    ) -> S3Result<S3Response<ListPartsOutput>> {
+        self.ensure_bucket(&req.input.bucket)?;
+        self.fs.list_parts(req).await
+    }
+
+    async fn complete_multipart_upload(
+        &self,
+        req: S3Request<CompleteMultipartUploadInput>,
+    ) -> S3Result<S3Response<CompleteMultipartUploadOutput>> {
+        self.ensure_bucket(&req.input.bucket)?;
+        let (bucket, key) = (req.input.bucket.clone(), req.input.key.clone());
+        self.key_locks
+            .with_lock(&bucket, &key, self.fs.complete_multipart_upload(req))
+            .await
+    }
+
+    async fn abort_multipart_upload(
+        &self,
+        req: S3Request<AbortMultipartUploadInput>,
+    ) -> S3Result<S3Response<AbortMultipartUploadOutput>> {
+        self.ensure_bucket(&req.input.bucket)?;
+        self.fs.abort_multipart_upload(req).await
+    }
+
+    /// Not in `s3s-fs`: lists uploads still in progress, sorted by key then
+    /// upload id, with prefix, delimiter, key/upload-id markers and max-uploads.
+    async fn list_multipart_uploads(
+        &self,
+        req: S3Request<ListMultipartUploadsInput>,
+    ) -> S3Result<S3Response<ListMultipartUploadsOutput>> {
+        let input = req.input;
+        self.ensure_bucket(&input.bucket)?;
+        let mut uploads = scan_pending_uploads(&self.root, &input.bucket)
+            .await
+            .map_err(s3s::S3Error::internal_error)?;
+        let prefix = input.prefix.as_deref().unwrap_or("");
+        uploads.retain(|u| u.key.starts_with(prefix));
+        uploads.sort_by(|a, b| (&a.key, &a.upload_id).cmp(&(&b.key, &b.upload_id)));
+
+        if let Some(key_marker) = input.key_marker.as_deref().filter(|m| !m.is_empty()) {
+            match input.upload_id_marker.as_deref().filter(|m| !m.is_empty()) {
+                Some(id_marker) => {
+                    uploads.retain(|u| {
+                        (u.key.as_str(), u.upload_id.as_str()) > (key_marker, id_marker)
+                    });
+                }
+                None => uploads.retain(|u| u.key.as_str() > key_marker),
+            }
+        }
+
+        let max_uploads =
+            usize::try_from(input.max_uploads.unwrap_or(1000).clamp(0, 1000)).unwrap_or(1000);
+        let delimiter = input.delimiter.as_deref().filter(|d| !d.is_empty());
+
+        let mut listed: Vec<MultipartUpload> = Vec::new();
+        let mut common_prefixes: BTreeSet<String> = BTreeSet::new();
+        let mut last: Option<(String, String)> = None;
+        let mut is_truncated = false;
+        for u in uploads {
+            let rolled_up = delimiter.and_then(|d| {
+                let rest = &u.key[prefix.len()..];
+                rest.find(d)
+                    .map(|pos| format!("{prefix}{}", &rest[..pos + d.len()]))
+            });
+            let is_new_entry = rolled_up
+                .as_ref()
+                .is_none_or(|cp| !common_prefixes.contains(cp));
+            if is_new_entry && listed.len() + common_prefixes.len() >= max_uploads {
+                is_truncated = true;
+                break;
+            }
+            last = Some((u.key.clone(), u.upload_id.clone()));
+            match rolled_up {
+                Some(cp) => {
+                    common_prefixes.insert(cp);
+                }
+                None => listed.push(MultipartUpload {
+                    key: Some(u.key),
+                    upload_id: Some(u.upload_id),
+                    initiated: u.initiated,
+                    ..Default::default()
+                }),
+            }
+        }
+
+        let (next_key_marker, next_upload_id_marker) = match (is_truncated, last) {
+            (true, Some((k, id))) => (Some(k), Some(id)),
+            _ => (None, None),
+        };
+        let output = ListMultipartUploadsOutput {
+            bucket: Some(input.bucket),
+            prefix: input.prefix,
+            delimiter: input.delimiter,
+            encoding_type: input.encoding_type,
+            key_marker: input.key_marker,
+            upload_id_marker: input.upload_id_marker,
+            max_uploads: Some(i32::try_from(max_uploads).unwrap_or(1000)),
+            is_truncated: Some(is_truncated),
+            next_key_marker,
+            next_upload_id_marker,
+            uploads: Some(listed),
+            common_prefixes: (!common_prefixes.is_empty()).then(|| {
+                common_prefixes
+                    .into_iter()
+                    .map(|p| CommonPrefix { prefix: Some(p) })
+                    .collect()
+            }),
+            ..Default::default()
+        };
+        Ok(S3Response::new(output))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base64_url_round_trips_known_values() {
+        assert_eq!(decode_base64_url("").unwrap(), b"");
+        assert_eq!(decode_base64_url("Zg").unwrap(), b"f");
+        assert_eq!(decode_base64_url("Zm8").unwrap(), b"fo");
+        assert_eq!(decode_base64_url("Zm9v").unwrap(), b"foo");
+        assert_eq!(decode_base64_url("Zm9vYg").unwrap(), b"foob");
+        assert_eq!(decode_base64_url("_-8").unwrap(), [0xff, 0xef]);
+        assert!(decode_base64_url("Z").is_none());
+        assert!(decode_base64_url("Zm9v=").is_none());
+    }
+
+    #[test]
+    fn parses_upload_metadata_file_names() {
+        // "bucket" and "a/b/c" in unpadded URL-safe base64, as s3s-fs names them.
+        let name = ".bucket-YnVja2V0.object-YS9iL2M.upload-1234.metadata.json";
+        let (b, k, id) = parse_upload_metadata_name(name).unwrap();
+        assert_eq!(
+            (b.as_str(), k.as_str(), id.as_str()),
+            ("bucket", "a/b/c", "1234")
+        );
+        assert!(
+            parse_upload_metadata_name(".bucket-YnVja2V0.object-YS9iL2M.metadata.json").is_none()
+        );
+        assert!(parse_upload_metadata_name(".upload-1234.json").is_none());
+    }
+}
