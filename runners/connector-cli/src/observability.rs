@@ -10,7 +10,12 @@ use tracing_subscriber::EnvFilter;
 /// Human-readable logs on a terminal, JSON lines otherwise; level from `RUST_LOG`
 /// (default `info`). Logs go to stderr; stdout carries only command output.
 pub fn init_tracing(interactive: bool) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    init_tracing_with_default(interactive, "info");
+}
+
+/// [`init_tracing`] with another default level when `RUST_LOG` is unset.
+pub fn init_tracing_with_default(interactive: bool, default: &str) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);

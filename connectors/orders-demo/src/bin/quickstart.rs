@@ -13,7 +13,7 @@ const BUCKET: &str = "quickstart";
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    connector_cli::init_tracing(false);
+    connector_cli::init_tracing_with_default(true, "warn");
     match run().await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -58,7 +58,8 @@ async fn run() -> anyhow::Result<()> {
     let report = report?;
 
     let dataset = Dataset::new(store, options.output.clone(), ORDERS);
-    let files = dataset.committed_files().await?;
+    let mut files = dataset.committed_files().await?;
+    files.sort_by(|a, b| a.key.cmp(&b.key));
     println!();
     println!(
         "extracted {} rows of `{ORDERS}` in {} ms ({:.0} rows/s)",
