@@ -134,7 +134,7 @@ impl Default for ParquetOptions {
         Self {
             codec: Codec::Zstd,
             zstd_level: 1,
-            row_group_rows: 128 * 1024,
+            row_group_rows: 64 * 1024,
             target_file_bytes: 128 * 1024 * 1024,
         }
     }
@@ -154,7 +154,7 @@ impl Default for UploadOptions {
     fn default() -> Self {
         Self {
             part_bytes: 8 * 1024 * 1024,
-            max_parts_in_flight: 4,
+            max_parts_in_flight: 2,
         }
     }
 }
