@@ -23,7 +23,7 @@ use connector_sdk::{
 
 mod observability;
 
-pub use observability::{init_tracing, progress_bar, watch_signals};
+pub use observability::{init_tracing, init_tracing_with_default, progress_bar, watch_signals};
 
 /// Exit code: everything done.
 pub const EXIT_OK: u8 = 0;
@@ -132,7 +132,7 @@ struct ExtractArgs {
     #[arg(long, default_value_t = 1)]
     zstd_level: i32,
     /// Maximum rows per row group.
-    #[arg(long, default_value_t = 128 * 1024)]
+    #[arg(long, default_value_t = 64 * 1024)]
     row_group_rows: usize,
     /// Roll to a new file at this size, MiB.
     #[arg(long, default_value_t = 128)]
@@ -141,7 +141,7 @@ struct ExtractArgs {
     #[arg(long, default_value_t = 8)]
     part_mib: usize,
     /// Parts in flight at once.
-    #[arg(long, default_value_t = 4)]
+    #[arg(long, default_value_t = 2)]
     max_parts_in_flight: usize,
     /// Partitions read at once.
     #[arg(long, default_value_t = 2)]
