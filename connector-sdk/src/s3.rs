@@ -525,7 +525,9 @@ where
             let hint = match (status, code) {
                 (_, "NoSuchBucket") => format!("; bucket `{bucket}` does not exist at {endpoint}"),
                 (403, _) => "; check the credentials and the bucket policy".to_string(),
-                (500.., _) | (429, _) => "; the server kept failing after the SDK's retries".to_string(),
+                (500.., _) | (429, _) => {
+                    "; the server kept failing after the SDK's retries".to_string()
+                }
                 _ => String::new(),
             };
             let detail = match (code, msg) {
