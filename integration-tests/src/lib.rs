@@ -12,6 +12,7 @@ use connector_sdk::{Dataset, OutputLocation, S3Options, S3Store, StaticCredentia
 use local_s3::LocalS3;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
+pub mod runtime_api;
 
 /// The bucket every test writes to.
 pub const BUCKET: &str = "test-bucket";

@@ -167,6 +167,10 @@ struct GcArgs {
 
 /// Run the connector CLI with the process arguments; returns the exit code.
 pub fn main<C: Connector>(connector: C) -> ExitCode {
+    // Started as Lambda starts a custom runtime: serve invocations instead of the CLI.
+    if lambda_runner::is_lambda_environment() {
+        return lambda_runner::main(connector);
+    }
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {

@@ -107,10 +107,7 @@ impl<C: Connector> LambdaHandler<C> {
         event: RawEvent,
         invocation: &Invocation,
     ) -> Result<ExtractResponse, LambdaError> {
-        // Before anything is read: the connector must declare this runner.
-        ConnectorManifest::parse(C::MANIFEST)?.require_runner(Runner::Lambda)?;
-        let request = event.into_request()?;
-        let result = self.extract(request, invocation).await;
+        let result = self.checked_extract(event, invocation).await;
         match &result {
             Ok(r) => tracing::info!(
                 request_id = %invocation.request_id,
@@ -128,6 +125,27 @@ impl<C: Connector> LambdaHandler<C> {
             ),
         }
         result
+    }
+
+    /// Enforce the manifest (before anything is parsed or read), parse the event, extract.
+    async fn checked_extract(
+        &self,
+        event: RawEvent,
+        invocation: &Invocation,
+    ) -> Result<ExtractResponse, LambdaError> {
+        let manifest = ConnectorManifest::parse(C::MANIFEST)?;
+        manifest.require_runner(Runner::Lambda)?;
+        let request = event.into_request()?;
+        if !manifest.dynamic_streams && !manifest.streams.iter().any(|s| s.name == request.stream) {
+            return Err(Error::Request(format!(
+                "stream `{}` is not declared by connector `{}`; declared streams: {}",
+                request.stream,
+                manifest.name,
+                manifest.stream_names().join(", ")
+            ))
+            .into());
+        }
+        self.extract(request, invocation).await
     }
 
     async fn extract(
@@ -323,7 +341,8 @@ pub fn stop_deadline(
             margin_ms: margin.as_millis() as u64,
         });
     }
-    Ok(Some(Instant::now() + (remaining - margin)))
+    // A deadline too far away to represent is no deadline.
+    Ok(Instant::now().checked_add(remaining - margin))
 }
 
 /// `C` behind an `Arc`, so each invocation can build an `ExtractCore` (which takes its
@@ -403,6 +422,11 @@ mod tests {
             .unwrap();
         let left = d - Instant::now();
         assert!(left <= Duration::from_millis(2_600) && left > Duration::from_millis(2_400));
+    }
+
+    #[test]
+    fn far_deadline_does_not_overflow() {
+        assert!(stop_deadline(u64::MAX, at(1_000_000), None).is_ok());
     }
 
     #[test]
