@@ -19,17 +19,17 @@ done
 step "cargo fmt --check"
 cargo fmt --all -- --check
 step "cargo clippy"
-cargo clippy --workspace --all-targets --locked -- -D warnings
+cargo clippy --workspace --all-targets -- -D warnings
 
 # 3. Build every binary the tests run as processes, then every test.
 step "cargo build (binaries)"
-cargo build --workspace --bins --locked
+cargo build --workspace --bins
 step "tests"
 if cargo nextest --version >/dev/null 2>&1; then
-  cargo nextest run --workspace --locked --no-fail-fast --test-threads 2
+  cargo nextest run --workspace --no-fail-fast --test-threads 2
   # nextest does not run doctests
-  cargo test --workspace --doc --locked
+  cargo test --workspace --doc
 else
-  cargo test --workspace --locked --no-fail-fast -- --test-threads 2
+  cargo test --workspace --no-fail-fast -- --test-threads 2
 fi
 step "done"
