@@ -1,0 +1,5 @@
+//! The PostgreSQL connector binary: every subcommand of the shared connector CLI.
+
+fn main() -> std::process::ExitCode {
+    connector_cli::main(postgres_connector::PostgresConnector)
+}

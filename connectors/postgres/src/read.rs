@@ -1,0 +1,343 @@
+//! Reading one partition: a snapshot, one `COPY (SELECT ...) TO STDOUT (FORMAT binary)`,
+//! decoded into Arrow batches, each followed by a checkpoint (the last key read).
+
+use std::collections::HashMap;
+use std::sync::LazyLock;
+use std::time::Duration;
+
+use arrow::array::{Array, AsArray, RecordBatch};
+use arrow::datatypes::{
+    DataType, Date32Type, Int16Type, Int32Type, Int64Type, SchemaRef, TimestampMicrosecondType,
+};
+use connector_sdk::{ConnectorError, ConnectorErrorKind, Cursor, ReadItem};
+use futures::StreamExt;
+use serde_json::{Value, json};
+use tokio_postgres::Client;
+
+use crate::catalog::{ResolvedStream, column_sql, text_literal};
+use crate::config::PostgresConfig;
+use crate::connect::{connect, pg_error};
+use crate::copy_binary::{CopyParser, DecodeError, Decoder, Fed};
+use crate::plan::{PartitionSpec, bound_sql, cursor_predicates, range_predicates};
+use crate::types::KeyKind;
+
+/// Snapshots exported for the plans being read in this process, by plan id.
+static SNAPSHOTS: LazyLock<tokio::sync::Mutex<HashMap<String, Exported>>> =
+    LazyLock::new(Default::default);
+
+/// An exported snapshot and the connection whose open transaction keeps it importable.
+#[derive(Debug)]
+struct Exported {
+    id: String,
+    /// Partitions of the plan that have not imported it yet.
+    remaining: u32,
+    _holder: Client,
+}
+
+/// The id of the snapshot shared by the partitions of `spec.plan`, exporting it on first use.
+async fn shared_snapshot(config: &PostgresConfig, spec: &PartitionSpec) -> Option<String> {
+    let mut map = SNAPSHOTS.lock().await;
+    if let Some(e) = map.get(&spec.plan) {
+        return Some(e.id.clone());
+    }
+    let holder = connect(config).await.ok()?;
+    let exported = async {
+        holder
+            .batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            .await?;
+        let row = holder.query_one("SELECT pg_export_snapshot()", &[]).await?;
+        Ok::<String, tokio_postgres::Error>(row.get(0))
+    }
+    .await;
+    let id = match exported {
+        Ok(id) => id,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot export a snapshot; partitions read their own snapshots");
+            return None;
+        }
+    };
+    map.insert(
+        spec.plan.clone(),
+        Exported {
+            id: id.clone(),
+            remaining: spec.count,
+            _holder: holder,
+        },
+    );
+    // Release the snapshot after the hold time even if some partitions never come.
+    let plan = spec.plan.clone();
+    let hold = Duration::from_secs(config.snapshot_hold_secs);
+    tokio::spawn(async move {
+        tokio::time::sleep(hold).await;
+        SNAPSHOTS.lock().await.remove(&plan);
+    });
+    Some(id)
+}
+
+async fn snapshot_imported(plan: &str) {
+    let mut map = SNAPSHOTS.lock().await;
+    if let Some(e) = map.get_mut(plan) {
+        e.remaining = e.remaining.saturating_sub(1);
+        if e.remaining == 0 {
+            map.remove(plan);
+        }
+    }
+}
+
+/// Open the read connection and its repeatable-read transaction, on the plan's shared
+/// snapshot when there is one.
+pub(crate) async fn open(
+    config: &PostgresConfig,
+    spec: &PartitionSpec,
+) -> Result<Client, ConnectorError> {
+    let snapshot = if config.shared_snapshot && spec.count > 1 {
+        shared_snapshot(config, spec).await
+    } else {
+        None
+    };
+    let client = connect(config).await?;
+    let begin = "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY";
+    client
+        .batch_execute(begin)
+        .await
+        .map_err(|e| pg_error("starting the read transaction", e))?;
+    if let Some(id) = snapshot {
+        match client
+            .batch_execute(&format!("SET TRANSACTION SNAPSHOT {}", text_literal(&id)))
+            .await
+        {
+            Ok(()) => {
+                tracing::debug!(plan = %spec.plan, partition = spec.index, snapshot = %id, "imported the plan's snapshot");
+                snapshot_imported(&spec.plan).await;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, partition = spec.index, "cannot import the plan's snapshot; this partition reads its own");
+                client
+                    .batch_execute(&format!("ROLLBACK; {begin}"))
+                    .await
+                    .map_err(|e| pg_error("starting the read transaction", e))?;
+            }
+        }
+    }
+    Ok(client)
+}
+
+/// The resume point of a checkpoint: the key of the last row read.
+fn checkpoint_key(c: &Cursor, kinds: &[KeyKind]) -> Result<Vec<Value>, ConnectorError> {
+    let key = c
+        .get("key")
+        .and_then(|v| v.as_array())
+        .filter(|a| a.len() == kinds.len())
+        .ok_or_else(|| {
+            ConnectorError::internal(format!(
+                "checkpoint {c} is not {{\"key\": [...]}} with {} values; did the stream's key change?",
+                kinds.len()
+            ))
+        })?;
+    Ok(key.clone())
+}
+
+/// SQL of one key value of a checkpoint.
+fn key_value_sql(kind: KeyKind, v: &Value) -> Result<String, ConnectorError> {
+    let bad = || {
+        ConnectorError::internal(format!(
+            "checkpoint key value {v} does not match its column type"
+        ))
+    };
+    Ok(match kind {
+        KeyKind::Text => text_literal(v.as_str().ok_or_else(bad)?),
+        KeyKind::Int => v.as_i64().ok_or_else(bad)?.to_string(),
+        k => bound_sql(k, v.as_i64().ok_or_else(bad)?),
+    })
+}
+
+/// The statement a partition runs.
+pub(crate) fn copy_sql(
+    stream: &ResolvedStream,
+    spec: &PartitionSpec,
+    checkpoint: Option<&Cursor>,
+) -> Result<String, ConnectorError> {
+    let select: Vec<String> = stream.columns.iter().map(column_sql).collect();
+    let mut predicates = range_predicates(stream, spec);
+    predicates.extend(cursor_predicates(stream, spec));
+    let key_cols: Vec<String> = stream
+        .key
+        .iter()
+        .map(|&i| column_sql(&stream.columns[i]))
+        .collect();
+    if let Some(c) = checkpoint {
+        if key_cols.is_empty() {
+            return Err(ConnectorError::internal(format!(
+                "stream `{}` has a checkpoint but no key",
+                stream.name
+            )));
+        }
+        let kinds = stream.key_kinds();
+        let values = checkpoint_key(c, &kinds)?;
+        let lits = kinds
+            .iter()
+            .zip(&values)
+            .map(|(k, v)| key_value_sql(*k, v))
+            .collect::<Result<Vec<_>, _>>()?;
+        predicates.push(format!("({}) > ({})", key_cols.join(", "), lits.join(", ")));
+    }
+    let mut sql = format!(
+        "COPY (SELECT {} FROM {}",
+        select.join(", "),
+        stream.source.from_sql()
+    );
+    if !predicates.is_empty() {
+        sql.push_str(" WHERE ");
+        sql.push_str(&predicates.join(" AND "));
+    }
+    if !key_cols.is_empty() {
+        sql.push_str(" ORDER BY ");
+        sql.push_str(&key_cols.join(", "));
+    }
+    sql.push_str(") TO STDOUT (FORMAT binary)");
+    Ok(sql)
+}
+
+/// The checkpoint after `batch`: the key of its last row.
+fn checkpoint_after(
+    stream: &ResolvedStream,
+    batch: &RecordBatch,
+) -> Result<Option<Cursor>, ConnectorError> {
+    if stream.key.is_empty() || batch.num_rows() == 0 {
+        return Ok(None);
+    }
+    let row = batch.num_rows() - 1;
+    let mut values = Vec::with_capacity(stream.key.len());
+    for &i in &stream.key {
+        let a = batch.column(i);
+        if a.is_null(row) {
+            return Err(ConnectorError::config(format!(
+                "stream `{}`: key column `{}` is NULL; `key` columns must be non-null and unique",
+                stream.name,
+                stream.column_name(i)
+            )));
+        }
+        let v = match a.data_type() {
+            DataType::Int16 => json!(a.as_primitive::<Int16Type>().value(row)),
+            DataType::Int32 => json!(a.as_primitive::<Int32Type>().value(row)),
+            DataType::Int64 => json!(a.as_primitive::<Int64Type>().value(row)),
+            DataType::Date32 => json!(a.as_primitive::<Date32Type>().value(row)),
+            DataType::Timestamp(_, _) => {
+                json!(a.as_primitive::<TimestampMicrosecondType>().value(row))
+            }
+            DataType::Utf8 => json!(a.as_string::<i32>().value(row)),
+            DataType::Decimal128(_, _) => {
+                json!(
+                    a.as_primitive::<arrow::datatypes::Decimal128Type>()
+                        .value_as_string(row)
+                )
+            }
+            other => {
+                return Err(ConnectorError::internal(format!(
+                    "stream `{}`: key column `{}` has Arrow type {other}",
+                    stream.name,
+                    stream.column_name(i)
+                )));
+            }
+        };
+        values.push(v);
+    }
+    Ok(Some(json!({ "key": values })))
+}
+
+/// Turn a decode error into a connector error naming the stream and column.
+fn decode_error(stream: &ResolvedStream, e: DecodeError) -> ConnectorError {
+    let column = e
+        .column
+        .map(|i| format!(" column `{}`", stream.column_name(i)))
+        .unwrap_or_default();
+    let kind = if e.unsupported {
+        ConnectorErrorKind::Unsupported
+    } else {
+        ConnectorErrorKind::Source
+    };
+    ConnectorError::new(
+        kind,
+        format!(
+            "stream `{}` ({}){column}: {}",
+            stream.name,
+            stream.source.display(),
+            e.message
+        ),
+    )
+}
+
+fn finish_batch(
+    schema: &SchemaRef,
+    decoders: &mut [Decoder],
+) -> Result<RecordBatch, ConnectorError> {
+    let columns = decoders.iter_mut().map(Decoder::finish).collect();
+    RecordBatch::try_new(schema.clone(), columns)
+        .map_err(|e| ConnectorError::internal(format!("building a batch: {e}")))
+}
+
+/// Read one partition: batches, each followed by its checkpoint when the stream has a key.
+pub(crate) fn read_partition<'a>(
+    config: &'a PostgresConfig,
+    stream_name: &'a str,
+    spec: PartitionSpec,
+    checkpoint: Option<Cursor>,
+) -> impl futures::Stream<Item = Result<ReadItem, ConnectorError>> + Send + 'a {
+    async_stream::try_stream! {
+        let client = open(config, &spec).await?;
+        let stream = crate::catalog::resolve_named(&client, config, stream_name).await?;
+        let schema = stream.descriptor().schema;
+        let sql = copy_sql(&stream, &spec, checkpoint.as_ref())?;
+        tracing::debug!(stream = %stream.name, partition = spec.index, resumed = checkpoint.is_some(), "copy started");
+        let copy = client
+            .copy_out(sql.as_str())
+            .await
+            .map_err(|e| pg_error(&format!("stream `{}`: starting the COPY", stream.name), e))?;
+        futures::pin_mut!(copy);
+        let batch_rows = config.batch_rows;
+        let mut decoders: Vec<Decoder> = stream
+            .columns
+            .iter()
+            .map(|c| Decoder::new(&c.ty, batch_rows.min(16_384)))
+            .collect();
+        let mut parser = CopyParser::new(decoders.len());
+        let mut rows = 0u64;
+        while let Some(chunk) = copy.next().await {
+            let chunk = chunk.map_err(|e| pg_error(&format!("stream `{}`: reading the COPY", stream.name), e))?;
+            let mut data: &[u8] = &chunk;
+            loop {
+                let fed = parser
+                    .feed(data, &mut decoders, batch_rows)
+                    .map_err(|e| decode_error(&stream, e))?;
+                data = &[];
+                if fed != Fed::BatchFull {
+                    break;
+                }
+                let batch = finish_batch(&schema, &mut decoders)?;
+                rows += batch.num_rows() as u64;
+                let cp = checkpoint_after(&stream, &batch)?;
+                yield ReadItem::Batch(batch);
+                if let Some(cp) = cp {
+                    yield ReadItem::Checkpoint(cp);
+                }
+            }
+        }
+        if !parser.is_done() {
+            Err(ConnectorError::source_error(format!(
+                "stream `{}`: the COPY stream ended before its trailer",
+                stream.name
+            )))?;
+        }
+        if decoders.first().map(Decoder::len).unwrap_or(0) > 0 {
+            let batch = finish_batch(&schema, &mut decoders)?;
+            rows += batch.num_rows() as u64;
+            let cp = checkpoint_after(&stream, &batch)?;
+            yield ReadItem::Batch(batch);
+            if let Some(cp) = cp {
+                yield ReadItem::Checkpoint(cp);
+            }
+        }
+        tracing::debug!(stream = %stream.name, partition = spec.index, rows, "copy finished");
+        drop(client);
+    }
+}
