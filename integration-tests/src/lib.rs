@@ -183,11 +183,16 @@ pub fn binary(package: &str, bin: &str) -> PathBuf {
     if !built.contains(&bin.to_string()) {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         let status = Command::new(cargo)
-            .args(["build", "--quiet", "-p", package, "--bin", bin])
+            // --workspace: the same feature unification as `cargo build --workspace --bins`,
+            // so an already-built binary is not rebuilt with other features.
+            .args(["build", "--quiet", "--workspace", "--bin", bin])
             .current_dir(workspace_root())
             .status()
             .expect("cargo runs");
-        assert!(status.success(), "building {bin} failed");
+        assert!(
+            status.success(),
+            "building {bin} (package {package}) failed"
+        );
         built.push(bin.to_string());
     }
     path
