@@ -565,28 +565,34 @@ impl<C: Connector> ExtractCore<C> {
             self.options.max_concurrent_partitions,
         ));
         let mut tasks = JoinSet::new();
+        // Partitions start in plan order: the permit is taken before the task is
+        // spawned, so a stopped run leaves the tail of the plan, not a random subset.
         for id in ids {
-            let (core, plan, stop, limit) = (
-                self.clone(),
-                plan.clone(),
-                inner_stop.clone(),
-                limit.clone(),
-            );
+            let permit = limit
+                .clone()
+                .acquire_owned()
+                .await
+                .map_err(|_| Error::Internal("partition semaphore closed".into()))?;
+            if inner_stop.fired() {
+                // Not started: left for the next run.
+                break;
+            }
+            let (core, plan, stop) = (self.clone(), plan.clone(), inner_stop.clone());
             tasks.spawn(async move {
-                let _permit = limit.acquire_owned().await;
-                if stop.fired() {
-                    // Not started: leave it for the next run.
-                    return Ok(None);
+                let _permit = permit;
+                let result = core.extract_partition(&plan, &id, &stop).await;
+                if result.is_err() {
+                    // Stop the other partitions at their next checkpoint.
+                    stop.cancel.cancel();
                 }
-                core.extract_partition(&plan, &id, &stop).await.map(Some)
+                result
             });
         }
         let mut results = Vec::new();
         let mut first_error: Option<Error> = None;
         while let Some(joined) = tasks.join_next().await {
             match joined {
-                Ok(Ok(Some(r))) => results.push(r),
-                Ok(Ok(None)) => {}
+                Ok(Ok(r)) => results.push(r),
                 Ok(Err(e)) => {
                     if first_error.is_none() {
                         // Stop the other partitions at their next checkpoint.

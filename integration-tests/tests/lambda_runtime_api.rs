@@ -347,7 +347,7 @@ async fn lambda_failing_source_is_reported_through_error_and_bad_events_are_answ
         (
             "this is not json".into(),
             "NonRetryable.InvalidEvent",
-            "invalid invocation event: the payload is not JSON (expected value at line 1 column 1)",
+            "invalid invocation event: the payload is not JSON (expected ident at line 1 column 2); send an extract request object",
         ),
         (
             json!({"config": {}, "stream": "orders"}).to_string(),

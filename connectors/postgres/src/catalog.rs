@@ -23,7 +23,7 @@ pub(crate) enum Source {
 
 impl Source {
     /// The `FROM` item.
-    pub(crate) fn from_sql(&self) -> String {
+    pub(crate) fn sql_from_clause(&self) -> String {
         match self {
             Source::Table(t) => t.sql(),
             Source::Query(q) => format!("({}) AS q", q.trim().trim_end_matches(';')),
@@ -380,7 +380,7 @@ async fn query_columns(
     source: &Source,
 ) -> Result<Vec<RawColumn>, ConnectorError> {
     let stmt = client
-        .prepare(&format!("SELECT * FROM {}", source.from_sql()))
+        .prepare(&format!("SELECT * FROM {}", source.sql_from_clause()))
         .await
         .map_err(|e| pg_error(&format!("stream `{name}`: the query is invalid"), e))?;
     let mut seen = std::collections::BTreeSet::new();

@@ -86,6 +86,15 @@ fn utf8(v: &[u8]) -> Result<&str, DecodeError> {
     std::str::from_utf8(v).map_err(|_| bad("text value is not valid UTF-8"))
 }
 
+/// The builders of an interval column (a struct of months, days, microseconds).
+#[derive(Debug)]
+pub(crate) struct IntervalBuilder {
+    months: PrimitiveBuilder<Int32Type>,
+    days: PrimitiveBuilder<Int32Type>,
+    micros: PrimitiveBuilder<Int64Type>,
+    valid: BooleanBufferBuilder,
+}
+
 /// One column's builder.
 #[derive(Debug)]
 pub(crate) enum Decoder {
@@ -110,12 +119,8 @@ pub(crate) enum Decoder {
         builder: TimestampMicrosecondBuilder,
         utc: bool,
     },
-    Interval {
-        months: PrimitiveBuilder<Int32Type>,
-        days: PrimitiveBuilder<Int32Type>,
-        micros: PrimitiveBuilder<Int64Type>,
-        valid: BooleanBufferBuilder,
-    },
+    /// Boxed: four builders would make every other variant as large.
+    Interval(Box<IntervalBuilder>),
     Uuid(StringBuilder),
     List {
         offsets: Vec<i32>,
@@ -154,12 +159,12 @@ impl Decoder {
                 builder: TimestampMicrosecondBuilder::with_capacity(capacity),
                 utc: *ty == PgType::Timestamptz,
             },
-            PgType::Interval => Self::Interval {
+            PgType::Interval => Self::Interval(Box::new(IntervalBuilder {
                 months: PrimitiveBuilder::with_capacity(capacity),
                 days: PrimitiveBuilder::with_capacity(capacity),
                 micros: PrimitiveBuilder::with_capacity(capacity),
                 valid: BooleanBufferBuilder::new(capacity),
-            },
+            })),
             PgType::Uuid => Self::Uuid(StringBuilder::with_capacity(capacity, capacity * 36)),
             PgType::Array(elem) => {
                 let mut offsets = Vec::with_capacity(capacity + 1);
@@ -244,12 +249,13 @@ impl Decoder {
                 })?;
                 builder.append_value(t);
             }
-            Self::Interval {
-                months,
-                days,
-                micros,
-                valid,
-            } => {
+            Self::Interval(interval) => {
+                let IntervalBuilder {
+                    months,
+                    days,
+                    micros,
+                    valid,
+                } = &mut **interval;
                 expect_len(v, 16, "interval")?;
                 micros.append_value(be_i64(&v[0..8]));
                 days.append_value(be_i32(&v[8..12]));
@@ -296,12 +302,13 @@ impl Decoder {
             Self::Date(b) => b.append_null(),
             Self::Time(b) => b.append_null(),
             Self::Timestamp { builder, .. } => builder.append_null(),
-            Self::Interval {
-                months,
-                days,
-                micros,
-                valid,
-            } => {
+            Self::Interval(interval) => {
+                let IntervalBuilder {
+                    months,
+                    days,
+                    micros,
+                    valid,
+                } = &mut **interval;
                 months.append_value(0);
                 days.append_value(0);
                 micros.append_value(0);
@@ -329,7 +336,7 @@ impl Decoder {
             Self::Date(b) => b.len(),
             Self::Time(b) => b.len(),
             Self::Timestamp { builder, .. } => builder.len(),
-            Self::Interval { valid, .. } => valid.len(),
+            Self::Interval(interval) => interval.valid.len(),
             Self::List { valid, .. } => valid.len(),
         }
     }
@@ -367,12 +374,13 @@ impl Decoder {
                     Arc::new(a)
                 }
             }
-            Self::Interval {
-                months,
-                days,
-                micros,
-                valid,
-            } => {
+            Self::Interval(interval) => {
+                let IntervalBuilder {
+                    months,
+                    days,
+                    micros,
+                    valid,
+                } = &mut **interval;
                 let nulls = NullBuffer::new(valid.finish());
                 let columns: Vec<ArrayRef> = vec![
                     Arc::new(months.finish()),

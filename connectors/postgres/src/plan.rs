@@ -115,7 +115,7 @@ pub(crate) async fn plan(
     stream: &ResolvedStream,
     cursor: Option<&Cursor>,
 ) -> Result<Plan, ConnectorError> {
-    let from = stream.source.from_sql();
+    let from = stream.source.sql_from_clause();
     let mut spec = PartitionSpec {
         plan: format!("{:016x}", rand::random::<u64>()),
         index: 0,

@@ -184,7 +184,7 @@ pub(crate) fn copy_sql(
     let mut sql = format!(
         "COPY (SELECT {} FROM {}",
         select.join(", "),
-        stream.source.from_sql()
+        stream.source.sql_from_clause()
     );
     if !predicates.is_empty() {
         sql.push_str(" WHERE ");

@@ -465,7 +465,7 @@ async fn create_big(client: &tokio_postgres::Client, table: &str, rows: i64) {
                TIMESTAMPTZ '2020-01-01 00:00:00+00' + g * INTERVAL '1 second' AS ts,\
                CASE WHEN g % 7 = 0 THEN NULL ELSE g % 3 = 0 END AS flag,\
                (g / 3.0)::float8 AS f,\
-               CASE WHEN g % 5 = 0 THEN NULL ELSE ARRAY[g::int4, (g % 10)::int4] END AS arr\
+               CASE WHEN g % 5 = 0 THEN NULL ELSE ARRAY[g::int4, (g % 10)::int4] END AS arr \
              FROM generate_series(1, {rows}) AS g;\
              ALTER TABLE {table} ADD PRIMARY KEY (id); ANALYZE {table};"
         ))

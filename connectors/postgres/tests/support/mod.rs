@@ -291,7 +291,9 @@ pub fn parse_decimal(s: &str, scale: i8) -> i128 {
 /// with tokio-postgres's own binary decoding.
 fn expected_expr(c: &str, dt: &DataType) -> String {
     match dt {
-        DataType::Utf8 | DataType::Decimal128(_, _) => format!("({c})::text"),
+        // format() prints with the type's output function: char(n) keeps its padding.
+        DataType::Utf8 => format!("CASE WHEN ({c}) IS NULL THEN NULL ELSE format('%s', {c}) END"),
+        DataType::Decimal128(_, _) => format!("({c})::text"),
         DataType::Date32 => format!("(({c}) - DATE '1970-01-01')"),
         DataType::Time64(_) | DataType::Timestamp(_, _) => {
             format!("(EXTRACT(EPOCH FROM ({c})) * 1000000)::int8")
