@@ -866,6 +866,35 @@ pub fn config_from_value<C: Connector>(value: serde_json::Value) -> Result<C::Co
     serde_json::from_value(value).map_err(|e| Error::Config(redact_serde_message(&e.to_string())))
 }
 
+/// Read a connector config file: JSON, or TOML when the name ends in `.toml`. Errors name
+/// the file and never echo values.
+pub fn config_from_file<C: Connector>(path: &std::path::Path) -> Result<C::Config> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| Error::Config(format!("cannot read config file {}: {e}", path.display())))?;
+    let value: serde_json::Value = if path.extension().is_some_and(|x| x == "toml") {
+        let v: toml::Value = toml::from_str(&text).map_err(|e| {
+            Error::Config(format!(
+                "{}: {}",
+                path.display(),
+                e.message().split_whitespace().collect::<Vec<_>>().join(" ")
+            ))
+        })?;
+        serde_json::to_value(v).map_err(|e| Error::Config(e.to_string()))?
+    } else {
+        serde_json::from_str(&text).map_err(|e| {
+            Error::Config(format!(
+                "{} is not valid JSON: {} (expected a JSON object of the connector's config; see `spec`)",
+                path.display(),
+                redact_serde_message(&e.to_string())
+            ))
+        })?
+    };
+    config_from_value::<C>(value).map_err(|e| match e {
+        Error::Config(m) => Error::Config(format!("{}: {m}", path.display())),
+        other => other,
+    })
+}
+
 /// serde's "invalid type: string \"hunter2\", expected u16" quotes the input value;
 /// replace quoted values so a misplaced secret is never echoed.
 fn redact_serde_message(msg: &str) -> String {

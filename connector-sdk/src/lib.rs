@@ -13,6 +13,7 @@ pub mod manifest;
 pub mod options;
 pub mod report;
 pub mod s3;
+mod shared;
 mod sink;
 
 pub use connector::{
@@ -21,13 +22,14 @@ pub use connector::{
 pub use dataset::{DataFile, Dataset, DatasetManifest, RunStatus, StreamState};
 pub use error::{ConnectorError, ConnectorErrorKind, Error, Result};
 pub use extract::{
-    ExtractCore, PartitionResult, RunPlan, StopSignal, config_from_value, parse_config,
-    schema_difference,
+    ExtractCore, PartitionResult, RunPlan, StopSignal, config_from_file, config_from_value,
+    parse_config, schema_difference,
 };
 pub use manifest::{ConnectorManifest, NetworkPattern, Runner};
 pub use options::{Codec, ExtractOptions, OutputLocation, ParquetOptions, UploadOptions};
 pub use report::{Progress, RunReport};
 pub use s3::{S3Options, S3Store, StaticCredentials};
+pub use shared::SharedConnector;
 pub use sink::OpenUploads;
 
 /// Re-exports connector authors need, so their versions match the SDK's.

@@ -18,7 +18,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 use connector_sdk::{
     Codec, Connector, ConnectorManifest, Error, ExtractCore, ExtractOptions, OutputLocation,
-    RunReport, RunStatus, S3Options, S3Store, StopSignal, config_from_value, config_schema,
+    RunReport, RunStatus, S3Options, S3Store, StopSignal, config_schema,
 };
 
 mod observability;
@@ -238,30 +238,7 @@ fn spec<C: Connector>() -> Result<(), Error> {
 
 /// Read a connector config file (JSON, or TOML for `.toml`) into the connector's type.
 pub fn load_config<C: Connector>(path: &Path) -> Result<C::Config, Error> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| Error::Config(format!("cannot read config file {}: {e}", path.display())))?;
-    let value: serde_json::Value = if path.extension().is_some_and(|x| x == "toml") {
-        let v: toml::Value = toml::from_str(&text).map_err(|e| {
-            Error::Config(format!(
-                "{}: {}",
-                path.display(),
-                e.message().split_whitespace().collect::<Vec<_>>().join(" ")
-            ))
-        })?;
-        serde_json::to_value(v).map_err(|e| Error::Config(e.to_string()))?
-    } else {
-        serde_json::from_str(&text).map_err(|e| {
-            Error::Config(format!(
-                "{} is not valid JSON: {} (expected a JSON object of the connector's config; see `spec`)",
-                path.display(),
-                e
-            ))
-        })?
-    };
-    config_from_value::<C>(value).map_err(|e| match e {
-        Error::Config(m) => Error::Config(format!("{}: {m}", path.display())),
-        other => other,
-    })
+    connector_sdk::config_from_file::<C>(path)
 }
 
 async fn check<C: Connector>(connector: C, path: &Path) -> Result<(), Error> {

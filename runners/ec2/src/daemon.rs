@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use connector_sdk::{
     CancellationToken, Connector, ConnectorManifest, Error as SdkError, ExtractCore, Progress,
-    RunStatus, Runner, S3Store, StopSignal, config_from_value,
+    RunStatus, Runner, S3Store, SharedConnector, StopSignal, config_from_value,
 };
 use tokio::signal::unix::{Signal, SignalKind, signal};
 use tokio::task::{Id, JoinError, JoinSet};
@@ -17,7 +17,6 @@ use crate::config::{Job, LoadedConfig};
 use crate::error::{Error, Result};
 use crate::notify::Notifier;
 use crate::schedule::{LastRun, Outcome};
-use crate::shared::SharedConnector;
 use crate::state::StateStore;
 use crate::{EXIT_ABORTED, EXIT_OK, default_config_path};
 

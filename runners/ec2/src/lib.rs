@@ -32,7 +32,6 @@ mod daemon;
 pub mod error;
 pub mod notify;
 pub mod schedule;
-mod shared;
 pub mod state;
 
 use std::path::PathBuf;
@@ -42,7 +41,6 @@ use connector_sdk::Connector;
 pub use config::{DaemonConfig, JobConfig, LoadedConfig, daemon_config_schema};
 pub use daemon::{Daemon, start};
 pub use error::{Error, Result};
-pub use shared::SharedConnector;
 
 /// Exit code: stopped cleanly.
 pub const EXIT_OK: u8 = 0;

@@ -5,9 +5,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use connector_sdk::{
-    CancellationToken, Connector, ConnectorError, ConnectorManifest, Cursor, Error, ExtractCore,
-    ExtractOptions, OpenUploads, Partition, Plan, ReadContext, ReadStream, RunReport, RunStatus,
-    Runner, S3Options, S3Store, StopSignal, StreamDescriptor, async_trait, config_from_value,
+    CancellationToken, Connector, ConnectorManifest, Error, ExtractCore, ExtractOptions,
+    OpenUploads, RunReport, RunStatus, Runner, S3Options, S3Store, SharedConnector, StopSignal,
+    config_from_value,
 };
 use tokio::sync::OnceCell;
 
@@ -343,46 +343,6 @@ pub fn stop_deadline(
     }
     // A deadline too far away to represent is no deadline.
     Ok(Instant::now().checked_add(remaining - margin))
-}
-
-/// `C` behind an `Arc`, so each invocation can build an `ExtractCore` (which takes its
-/// connector by value) without requiring `C: Clone`.
-struct SharedConnector<C>(Arc<C>);
-
-#[async_trait]
-impl<C: Connector> Connector for SharedConnector<C> {
-    type Config = C::Config;
-    const MANIFEST: &'static str = C::MANIFEST;
-
-    async fn check(&self, config: &Self::Config) -> Result<(), ConnectorError> {
-        self.0.check(config).await
-    }
-
-    async fn discover(
-        &self,
-        config: &Self::Config,
-    ) -> Result<Vec<StreamDescriptor>, ConnectorError> {
-        self.0.discover(config).await
-    }
-
-    async fn plan(
-        &self,
-        config: &Self::Config,
-        stream: &StreamDescriptor,
-        cursor: Option<&Cursor>,
-    ) -> Result<Plan, ConnectorError> {
-        self.0.plan(config, stream, cursor).await
-    }
-
-    fn read<'a>(
-        &'a self,
-        config: &'a Self::Config,
-        stream: &'a StreamDescriptor,
-        partition: &'a Partition,
-        ctx: ReadContext,
-    ) -> ReadStream<'a> {
-        self.0.read(config, stream, partition, ctx)
-    }
 }
 
 #[cfg(test)]

@@ -1,14 +1,15 @@
-//! One connector value shared by every job.
+//! One connector value shared by many extract cores.
 //!
-//! `ExtractCore::new` takes the connector by value and the facade hands the runner exactly
-//! one value (connectors need not be `Clone`), so each job's core gets a `SharedConnector`
-//! that delegates to the one `Arc`ed connector.
+//! `ExtractCore::new` takes the connector by value and a runner is handed exactly one value
+//! (connectors need not be `Clone`), so each run's core gets a `SharedConnector` that
+//! delegates to the one `Arc`ed connector.
 
 use std::sync::Arc;
 
-use connector_sdk::{
+use async_trait::async_trait;
+
+use crate::{
     Connector, ConnectorError, Cursor, Partition, Plan, ReadContext, ReadStream, StreamDescriptor,
-    async_trait,
 };
 
 /// A connector behind an `Arc`, itself a connector with the same manifest and config.

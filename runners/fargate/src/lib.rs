@@ -1,0 +1,1 @@
+//! Fargate runner (being built).
