@@ -5,6 +5,8 @@
 //! The core knows no runner: runners build an [`ExtractOptions`], hand the core a
 //! [`StopSignal`], and report the [`RunReport`] in their platform's terms.
 
+#[cfg(feature = "conformance")]
+pub mod conformance;
 pub mod connector;
 pub mod dataset;
 pub mod error;
