@@ -242,6 +242,19 @@ impl Error {
         ) || matches!(self, Error::Connector(e) if e.kind() == ConnectorErrorKind::Config)
     }
 
+    /// The process exit code for this error (see [`exit`]).
+    pub fn exit_code(&self) -> u8 {
+        if self.is_input_error() {
+            exit::INPUT
+        } else if self.is_sink_error() {
+            exit::SINK
+        } else if matches!(self, Error::Connector(_) | Error::SchemaMismatch { .. }) {
+            exit::SOURCE
+        } else {
+            exit::INTERNAL
+        }
+    }
+
     /// Whether the error comes from the output side (S3, Parquet, commit).
     pub fn is_sink_error(&self) -> bool {
         matches!(
@@ -252,6 +265,25 @@ impl Error {
                 | Error::CorruptManifest { .. }
         )
     }
+}
+
+/// Process exit codes, the same in every runner mode of a connector binary.
+pub mod exit {
+    /// Everything done.
+    pub const OK: u8 = 0;
+    /// Internal error.
+    pub const INTERNAL: u8 = 1;
+    /// Bad input: usage, config, manifest, request, undeclared runner.
+    pub const INPUT: u8 = 2;
+    /// The source (the connector) failed.
+    pub const SOURCE: u8 = 3;
+    /// The sink failed: S3, Parquet, commit conflict.
+    pub const SINK: u8 = 4;
+    /// Stopped early with progress committed (`EX_TEMPFAIL`); run again to continue.
+    pub const PARTIAL: u8 = 75;
+    /// Aborted (second stop signal, or a stop budget exceeded); the current run
+    /// committed nothing and its open uploads were aborted.
+    pub const ABORTED: u8 = 130;
 }
 
 /// The SDK's result type.

@@ -135,6 +135,7 @@ pub struct ExtractCore<C: Connector> {
     limits: UploadLimits,
     progress: Arc<Progress>,
     runner: String,
+    runtime: Arc<serde_json::Map<String, serde_json::Value>>,
 }
 
 impl<C: Connector> Clone for ExtractCore<C> {
@@ -149,6 +150,7 @@ impl<C: Connector> Clone for ExtractCore<C> {
             limits: self.limits.clone(),
             progress: self.progress.clone(),
             runner: self.runner.clone(),
+            runtime: self.runtime.clone(),
         }
     }
 }
@@ -187,7 +189,15 @@ impl<C: Connector> ExtractCore<C> {
             limits,
             progress: Arc::new(Progress::default()),
             runner: runner.into(),
+            runtime: Arc::default(),
         })
+    }
+
+    /// Facts about where this core runs (task ARN, availability zone, request id...),
+    /// copied into every run report it writes (`runtime`).
+    pub fn with_runtime(mut self, runtime: serde_json::Map<String, serde_json::Value>) -> Self {
+        self.runtime = Arc::new(runtime);
+        self
     }
 
     /// The connector manifest.
@@ -529,7 +539,7 @@ impl<C: Connector> ExtractCore<C> {
             cursor: state.cursor.clone(),
             started_at: plan.started_at,
             finished_at,
-            runtime: Default::default(),
+            runtime: self.runtime.as_ref().clone(),
         };
         if committed && let Err(e) = dataset.put_report(sequence, &report).await {
             tracing::warn!(error = %e, "the run committed, but its report could not be stored");
