@@ -24,6 +24,8 @@ cargo clippy --workspace --all-targets -- -D warnings
 # 3. Build every binary the tests run as processes, then every test.
 step "cargo build (binaries)"
 cargo build --workspace --bins
+# Tests run these binaries as processes; they need not (and must not) rebuild them.
+export INTEGRATION_TESTS_PREBUILT=1
 step "tests"
 if cargo nextest --version >/dev/null 2>&1; then
   cargo nextest run --workspace --no-fail-fast --test-threads 2

@@ -50,6 +50,14 @@ pub struct OrdersDemoConfig {
     /// Fail with a source error when reading this order id (fault injection for tests).
     #[serde(default)]
     pub fail_at_order_id: Option<u64>,
+    /// Batches between checkpoints (and always after a partition's last batch). A stop
+    /// waits for the next checkpoint, so a larger value makes stopping slower.
+    #[serde(default = "default_checkpoint_every")]
+    pub checkpoint_every: u64,
+}
+
+fn default_checkpoint_every() -> u64 {
+    1
 }
 
 fn default_rows() -> u64 {
@@ -71,6 +79,7 @@ impl Default for OrdersDemoConfig {
             seed: 0,
             batch_delay_ms: 0,
             fail_at_order_id: None,
+            checkpoint_every: default_checkpoint_every(),
         }
     }
 }
@@ -290,6 +299,7 @@ impl Connector for OrdersDemo {
                 Some(c) => cursor_id(c)? + 1,
                 None => lo,
             };
+            let mut batches = 0u64;
             while next <= hi {
                 if config.batch_delay_ms > 0 {
                     tokio::time::sleep(Duration::from_millis(config.batch_delay_ms)).await;
@@ -302,7 +312,10 @@ impl Connector for OrdersDemo {
                     ))?;
                 }
                 yield ReadItem::Batch(orders_batch(config, next, end));
-                yield ReadItem::Checkpoint(json!({"order_id": end}));
+                batches += 1;
+                if end == hi || batches.is_multiple_of(config.checkpoint_every.max(1)) {
+                    yield ReadItem::Checkpoint(json!({"order_id": end}));
+                }
                 next = end + 1;
             }
         })

@@ -1,5 +1,6 @@
-//! A connector for the Lambda runner tests whose manifest does not declare `lambda`
-//! (or, with `LAMBDA_TEST_CONNECTOR=invalid-manifest`, a manifest that does not parse).
+//! A connector for the runner tests whose manifest does not declare `lambda` (nor `glue`,
+//! nor `ec2`); with `LAMBDA_TEST_CONNECTOR=invalid-manifest`, a manifest that does not
+//! parse; with `LAMBDA_TEST_CONNECTOR=ec2-only`, one that declares only `ec2`.
 //! Every connector method appends its name to the file named by `LAMBDA_TEST_CALLS`, so a
 //! test can prove that nothing was read.
 
@@ -22,8 +23,9 @@ struct TestConfig {
     rows: u64,
 }
 
-/// `INVALID = false`: a valid manifest without `lambda`; `true`: an invalid manifest.
-struct TestConnector<const INVALID: bool>;
+/// `MODE` 0: a valid manifest declaring only `fargate`; 1: an invalid manifest; 2: a valid
+/// manifest declaring only `ec2`.
+struct TestConnector<const MODE: u8>;
 
 const UNDECLARED: &str = r#"
 name = "no-lambda"
@@ -37,6 +39,25 @@ name = "items"
 [runners.fargate]
 memory_mb = 512
 vcpu = 0.25
+max_runtime_secs = 600
+
+[[networking]]
+pattern = "vpc-endpoint"
+endpoints = ["s3.amazonaws.com:443"]
+"#;
+
+const EC2_ONLY: &str = r#"
+name = "ec2-only"
+version = "0.1.0"
+description = "A connector that only runs on EC2"
+data_classification = "public"
+
+[[streams]]
+name = "items"
+
+[runners.ec2]
+memory_mb = 512
+vcpu = 1
 max_runtime_secs = 600
 
 [[networking]]
@@ -58,12 +79,12 @@ fn record(call: &str) {
 }
 
 #[async_trait]
-impl<const INVALID: bool> Connector for TestConnector<INVALID> {
+impl<const MODE: u8> Connector for TestConnector<MODE> {
     type Config = TestConfig;
-    const MANIFEST: &'static str = if INVALID {
-        INVALID_MANIFEST
-    } else {
-        UNDECLARED
+    const MANIFEST: &'static str = match MODE {
+        1 => INVALID_MANIFEST,
+        2 => EC2_ONLY,
+        _ => UNDECLARED,
     };
 
     async fn check(&self, _config: &TestConfig) -> Result<(), ConnectorError> {
@@ -108,9 +129,9 @@ impl<const INVALID: bool> Connector for TestConnector<INVALID> {
 }
 
 fn main() -> std::process::ExitCode {
-    if std::env::var("LAMBDA_TEST_CONNECTOR").as_deref() == Ok("invalid-manifest") {
-        connector_cli::main(TestConnector::<true>)
-    } else {
-        connector_cli::main(TestConnector::<false>)
+    match std::env::var("LAMBDA_TEST_CONNECTOR").as_deref() {
+        Ok("invalid-manifest") => connector_cli::main(TestConnector::<1>),
+        Ok("ec2-only") => connector_cli::main(TestConnector::<2>),
+        _ => connector_cli::main(TestConnector::<0>),
     }
 }
