@@ -1243,6 +1243,89 @@ pub async fn retried_partition<C: Connector + Clone>(
     Ok(report)
 }
 
+/// Every committed row of `stream` under `output` (the files every committed manifest
+/// lists). Compare two datasets — e.g. the same connector run on two runners — with
+/// [`RowSet::sorted_hashes`] or, for a readable difference, [`RowSet::diff`].
+pub async fn dataset_rows(
+    store: &S3Store,
+    output: &OutputLocation,
+    stream: &str,
+) -> Result<RowSet, ConformanceFailure> {
+    Ok(committed_rows(store, output, stream, 0).await?.1)
+}
+
+/// The rows of one uninterrupted read of a fresh plan of `stream` (no cursor), straight
+/// from the connector: what a complete first extract must commit.
+pub async fn source_rows<C: Connector>(
+    connector: &C,
+    config: &Value,
+    stream: &str,
+) -> Result<RowSet, ConformanceFailure> {
+    let cfg = parse::<C>(config)?;
+    let descriptor = streams(connector, &cfg)
+        .await?
+        .into_iter()
+        .find(|s| s.name == stream)
+        .ok_or_else(|| Failure::Config {
+            message: format!("discover does not return stream `{stream}`"),
+        })?;
+    Ok(reference_rows(connector, &cfg, &descriptor, None).await?.1)
+}
+
+/// The inputs of [`run_all`].
+#[derive(Debug, Clone)]
+pub struct Inputs {
+    /// A config with data (several partitions, several batches each).
+    pub config: Value,
+    /// A config that must be refused.
+    pub bad_config: Value,
+    /// `config`'s source after it gained rows; `None` skips [`incremental_cursor`].
+    pub grown_config: Option<Value>,
+    /// The bound for [`cancellation`].
+    pub cancel_bound: Duration,
+}
+
+/// Runs every check, one after the other, and returns each check's outcome (for a runner
+/// matrix or a JUnit report). Checks that write use fresh prefixes under `target`.
+pub async fn run_all<C: Connector + Clone>(
+    connector: &C,
+    inputs: &Inputs,
+    target: &S3Target,
+) -> Vec<(Check, Result<ConformanceReport, ConformanceFailure>)> {
+    let (c, cfg) = (connector, &inputs.config);
+    let mut out = vec![
+        (Check::SchemaMatches, schema_matches(c, cfg).await),
+        (
+            Check::ParquetRoundTrip,
+            parquet_round_trip(c, cfg, target).await,
+        ),
+        (
+            Check::ResumeFromCheckpoints,
+            resume_from_checkpoints(c, cfg).await,
+        ),
+        (Check::StopAndResume, stop_and_resume(c, cfg, target).await),
+    ];
+    if let Some(grown) = &inputs.grown_config {
+        out.push((
+            Check::IncrementalCursor,
+            incremental_cursor(c, cfg, grown, target).await,
+        ));
+    }
+    out.push((
+        Check::Cancellation,
+        cancellation(c, cfg, inputs.cancel_bound).await,
+    ));
+    out.push((
+        Check::RetriedPartition,
+        retried_partition(c, cfg, target).await,
+    ));
+    out.push((
+        Check::BadConfigRejected,
+        bad_config_rejected(c, &inputs.bad_config).await,
+    ));
+    out
+}
+
 fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {
     payload
         .downcast_ref::<&str>()

@@ -480,3 +480,48 @@ async fn empty_config_proves_nothing() {
     );
     assert!(matches!(f, ConformanceFailure::NoRows), "{f}");
 }
+
+#[tokio::test]
+async fn run_all_reports_every_check_and_datasets_compare_by_row_hash() {
+    let s3 = LocalS3Target::start().await.expect("local S3");
+    let inputs = kit::Inputs {
+        config: config(),
+        bad_config: json!({"partitions": 3, "rows": 0, "batch": 10}),
+        grown_config: None,
+        cancel_bound: Duration::from_secs(1),
+    };
+    let outcomes = kit::run_all(&Numbers::new(Flaw::ResumeSkipsRow), &inputs, &s3.target).await;
+    let failed: Vec<Check> = outcomes
+        .iter()
+        .filter(|(_, r)| r.is_err())
+        .map(|(c, _)| *c)
+        .collect();
+    assert_eq!(outcomes.len(), 7);
+    assert_eq!(
+        failed,
+        vec![Check::ResumeFromCheckpoints, Check::StopAndResume]
+    );
+    // The round trip wrote a complete dataset: its rows equal a direct read, by hash.
+    let source = kit::source_rows(&Numbers::new(Flaw::None), &config(), "numbers")
+        .await
+        .expect("source rows");
+    assert_eq!(source.len(), 300);
+    let keys = s3
+        .target
+        .store
+        .list(&s3.target.output.bucket, "datasets/parquet-round-trip-")
+        .await
+        .expect("list");
+    let prefix = keys[0]
+        .key
+        .split("/numbers/")
+        .next()
+        .expect("a dataset key");
+    let output = format!("s3://{}/{prefix}", s3.target.output.bucket)
+        .parse()
+        .expect("output");
+    let written = kit::dataset_rows(&s3.target.store, &output, "numbers")
+        .await
+        .expect("dataset rows");
+    assert_eq!(written.sorted_hashes(), source.sorted_hashes());
+}
