@@ -18,39 +18,32 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 use connector_sdk::{
     Codec, Connector, ConnectorManifest, Error, ExtractCore, ExtractOptions, OutputLocation,
-    RunReport, RunStatus, S3Options, S3Store, StopSignal, config_schema,
+    RunReport, RunStatus, S3Options, S3Store, StopSignal, config_schema, exit,
 };
 
+mod glue_commands;
 mod observability;
 
 pub use observability::{init_tracing, init_tracing_with_default, progress_bar, watch_signals};
 
 /// Exit code: everything done.
-pub const EXIT_OK: u8 = 0;
+pub const EXIT_OK: u8 = exit::OK;
 /// Exit code: internal error.
-pub const EXIT_INTERNAL: u8 = 1;
+pub const EXIT_INTERNAL: u8 = exit::INTERNAL;
 /// Exit code: bad input.
-pub const EXIT_INPUT: u8 = 2;
+pub const EXIT_INPUT: u8 = exit::INPUT;
 /// Exit code: the source failed.
-pub const EXIT_SOURCE: u8 = 3;
+pub const EXIT_SOURCE: u8 = exit::SOURCE;
 /// Exit code: the sink (S3, Parquet, commit) failed.
-pub const EXIT_SINK: u8 = 4;
+pub const EXIT_SINK: u8 = exit::SINK;
 /// Exit code: stopped early with progress committed (`EX_TEMPFAIL`).
-pub const EXIT_PARTIAL: u8 = 75;
+pub const EXIT_PARTIAL: u8 = exit::PARTIAL;
 /// Exit code: aborted by a second signal.
-pub const EXIT_ABORTED: u8 = 130;
+pub const EXIT_ABORTED: u8 = exit::ABORTED;
 
 /// Exit code for an SDK error.
 pub fn exit_code(e: &Error) -> u8 {
-    if e.is_input_error() {
-        EXIT_INPUT
-    } else if e.is_sink_error() {
-        EXIT_SINK
-    } else if matches!(e, Error::Connector(_) | Error::SchemaMismatch { .. }) {
-        EXIT_SOURCE
-    } else {
-        EXIT_INTERNAL
-    }
+    e.exit_code()
 }
 
 #[derive(Debug, Parser)]
@@ -78,6 +71,33 @@ enum Command {
     /// Run as a systemd service (EC2 runner): scheduled extracts from a daemon config,
     /// sd_notify READY/STATUS/WATCHDOG, SIGHUP reload, SIGTERM checkpoint-and-exit.
     Daemon(ec2_runner::DaemonArgs),
+    /// Run as a container (Fargate runner): config from CONNECTOR_CONFIG or
+    /// CONNECTOR_CONFIG_FILE, output from CONNECTOR_OUTPUT, ECS task metadata, SIGTERM
+    /// checkpoint within a budget. The image's default command.
+    Container(fargate_runner::ContainerArgs),
+    /// Render a deployment definition from the connector manifest.
+    Deploy {
+        /// What to render.
+        #[command(subcommand)]
+        target: DeployTarget,
+    },
+    /// Glue runner, driver: plan a run of one stream and print the plan (its partitions)
+    /// as JSON. Commits nothing.
+    Plan(glue_commands::PlanCommand),
+    /// Glue runner, executor: extract one partition of a plan; writes its files, prints
+    /// the partition result as JSON, commits nothing.
+    ExtractPartition(glue_commands::ExtractPartitionCommand),
+    /// Glue runner, driver: commit the partition results of a plan (the dataset
+    /// manifest, conditionally, once) and print the run report.
+    Commit(glue_commands::CommitCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum DeployTarget {
+    /// An ECS task definition (or `run-task` input) for Fargate.
+    Fargate(fargate_runner::TaskDefinitionArgs),
+    /// A Glue 5 job definition (`aws glue create-job --cli-input-json`).
+    Glue(glue_runner::JobDefinitionArgs),
 }
 
 #[derive(Debug, Args)]
@@ -201,6 +221,13 @@ async fn run<C: Connector>(connector: C, command: Command) -> u8 {
         Command::Extract(a) => return extract(connector, a, interactive).await,
         Command::Gc(a) => gc(connector, a).await,
         Command::Daemon(a) => return ec2_runner::daemon(connector, a).await,
+        Command::Container(a) => return fargate_runner::run(connector, a).await,
+        Command::Deploy { target } => return deploy::<C>(target),
+        Command::Plan(a) => return glue_commands::plan(connector, a).await,
+        Command::ExtractPartition(a) => {
+            return glue_commands::extract_partition(connector, a).await;
+        }
+        Command::Commit(a) => return glue_commands::commit(connector, a).await,
     };
     match result {
         Ok(()) => EXIT_OK,
@@ -225,6 +252,32 @@ fn print_json(value: &impl serde::Serialize) -> Result<(), Error> {
         .map_err(|e| Error::Internal(format!("serializing output: {e}")))?;
     println!("{text}");
     Ok(())
+}
+
+fn deploy<C: Connector>(target: DeployTarget) -> u8 {
+    let fargate = match target {
+        DeployTarget::Fargate(a) => a,
+        DeployTarget::Glue(a) => return glue_commands::deploy::<C>(a),
+    };
+    let rendered = ConnectorManifest::parse(C::MANIFEST)
+        .map_err(fargate_runner::Error::from)
+        .and_then(|manifest| fargate_runner::render_task_definition(&manifest, &fargate));
+    match rendered {
+        Ok(doc) => match print_json(&doc) {
+            Ok(()) => EXIT_OK,
+            Err(e) => report_error(&e),
+        },
+        Err(e) => {
+            eprintln!(
+                "error: {}",
+                e.to_string()
+                    .split_whitespace()
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            );
+            e.exit_code()
+        }
+    }
 }
 
 fn spec<C: Connector>() -> Result<(), Error> {
@@ -374,4 +427,19 @@ async fn gc<C: Connector>(connector: C, a: GcArgs) -> Result<(), Error> {
         out.insert(s.clone(), serde_json::to_value(r).unwrap_or_default());
     }
     print_json(&out)
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::Cli;
+
+    /// clap checks argument ids, groups and flags only when a command is built: one
+    /// clash (two flattened structs with the same group id) panics every subcommand at
+    /// run time. This builds all of them.
+    #[test]
+    fn every_subcommand_is_well_formed() {
+        Cli::command().debug_assert();
+    }
 }
