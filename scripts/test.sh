@@ -34,4 +34,11 @@ if cargo nextest --version >/dev/null 2>&1; then
 else
   cargo test --workspace --no-fail-fast -- --test-threads 2
 fi
+# 4. The runner matrix: every connector on every runner its manifest declares (and the
+#    refusal of the others), datasets compared with a one-shot extract; the CI workflow
+#    must match the manifests.
+step "runner matrix workflow check"
+cargo xtask workflow --check
+step "runner matrix"
+cargo xtask matrix --junit target/matrix/junit.xml
 step "done"

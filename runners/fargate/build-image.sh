@@ -38,5 +38,7 @@ fi
 
 mkdir -p "$work/ctx"
 cp -L "$binary" "$work/ctx/connector"
+# Debug info is for the build host, not the image (a debug build is ~650 MB with it).
+strip --strip-debug "$work/ctx/connector" 2>/dev/null || true
 podman build --quiet --build-arg "BASE=$base" -t "$tag" -f "$here/image/Dockerfile" "$work/ctx" >/dev/null
 echo "$tag"
