@@ -165,10 +165,7 @@ async fn connector_cells(
                 .await
                 .with_context(|| format!("running {seed}"))?;
             let port = pg.port.to_string();
-            let text = entry
-                .config
-                .to_string()
-                .replace("\"${PG_PORT}\"", &port);
+            let text = entry.config.to_string().replace("\"${PG_PORT}\"", &port);
             let env: BTreeMap<String, String> = entry
                 .env
                 .iter()

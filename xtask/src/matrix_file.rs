@@ -57,8 +57,8 @@ impl MatrixFile {
     /// workspace (a `connector.toml` under connectors/ or examples/) has an entry.
     pub fn load(root: &Path) -> Result<MatrixFile> {
         let path = root.join("matrix.toml");
-        let text =
-            std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("reading {}", path.display()))?;
         let file: MatrixFile =
             toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
         for dir in connector_dirs(root)? {

@@ -141,9 +141,9 @@ impl ConnectorRun<'_> {
                         if r["status"] == "complete" {
                             return self.expect_complete("lambda").await;
                         }
-                        let c = r.get("continuation").context(format!(
-                            "a partial response without continuation: {r}"
-                        ))?;
+                        let c = r
+                            .get("continuation")
+                            .context(format!("a partial response without continuation: {r}"))?;
                         event["continuation"] = c.clone();
                     }
                     Outcome::Error {
@@ -259,7 +259,9 @@ impl ConnectorRun<'_> {
     /// Fargate, undeclared: the container entrypoint exits 2 with the refusal.
     pub async fn fargate_refused(&self) -> Result<()> {
         let out = finish(
-            self.command().arg("container").envs(self.container_env(None)),
+            self.command()
+                .arg("container")
+                .envs(self.container_env(None)),
             Duration::from_secs(60),
         )
         .await?;
@@ -275,7 +277,10 @@ impl ConnectorRun<'_> {
             "config": self.config,
         }]});
         let path = self.work.join("daemon.toml");
-        std::fs::write(&path, toml::to_string(&doc).context("daemon config as TOML")?)?;
+        std::fs::write(
+            &path,
+            toml::to_string(&doc).context("daemon config as TOML")?,
+        )?;
         Ok(path)
     }
 
@@ -304,8 +309,13 @@ impl ConnectorRun<'_> {
         let started = Instant::now();
         let dataset = Dataset::new(self.env.store().await, self.output("ec2"), &self.stream);
         loop {
-            let ready = messages.lock().unwrap().iter().any(|m| m.contains("READY=1"));
-            let complete = matches!(dataset.latest().await, Ok(Some(m)) if m.status == RunStatus::Complete);
+            let ready = messages
+                .lock()
+                .unwrap()
+                .iter()
+                .any(|m| m.contains("READY=1"));
+            let complete =
+                matches!(dataset.latest().await, Ok(Some(m)) if m.status == RunStatus::Complete);
             if ready && complete {
                 break;
             }
@@ -348,7 +358,11 @@ impl ConnectorRun<'_> {
         let notify_path = self.work.join("notify.sock");
         let _ = std::fs::remove_file(&notify_path);
         let _messages = collect_notify(&notify_path)?;
-        let out = finish(&mut self.daemon(&config, &notify_path), Duration::from_secs(60)).await?;
+        let out = finish(
+            &mut self.daemon(&config, &notify_path),
+            Duration::from_secs(60),
+        )
+        .await?;
         self.expect_refusal(&out, "ec2").await
     }
 
