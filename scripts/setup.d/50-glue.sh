@@ -15,4 +15,7 @@ have=$( (.venv/bin/python -m pip show pyspark 2>/dev/null || true) | sed -n 's/^
 if [ "$have" != "${want##*==}" ]; then
   .venv/bin/python -m pip install -q "$want"
 fi
-.venv/bin/spark-submit --version 2>&1 | grep -m1 -o 'version 3\.5\.[0-9]*'
+# spark-submit finds its home through $PYSPARK_PYTHON (default: python3 on PATH, which
+# is not the virtualenv's when it is not activated).
+version=$(PYSPARK_PYTHON="$PWD/.venv/bin/python" .venv/bin/spark-submit --version 2>&1 || true)
+grep -m1 -o 'version 3\.5\.[0-9]*' <<<"$version" || { echo "error: spark-submit does not run: $version" >&2; exit 1; }
