@@ -50,7 +50,7 @@ def run_job(master, cfg, output, endpoint, env):
 
 
 def main():
-    rows = int(sys.argv[1]) if len(sys.argv) > 1 else 4_000_000
+    rows = int(sys.argv[1]) if len(sys.argv) > 1 else 16_000_000
     parts = int(sys.argv[2]) if len(sys.argv) > 2 else 8
     repeats = int(sys.argv[3]) if len(sys.argv) > 3 else 2
     data = tempfile.mkdtemp(prefix="glue-bench-")
