@@ -188,7 +188,10 @@ async fn container_image_runs_stops_on_sigterm_and_resumes_exactly() {
     let service = start_podman_service();
     let mut image = GenericImage::new(IMAGE, TAG)
         .with_wait_for(WaitFor::message_on_stderr("\"message\":\"planned\""))
-        .with_network("host");
+        // Host networking (the local S3 and the metadata endpoint listen on 127.0.0.1).
+        // Set on the host config: `with_network("host")` would make testcontainers try
+        // to create a network named "host", which Podman refuses.
+        .with_host_config_modifier(|host| host.network_mode = Some("host".to_string()));
     for (k, v) in container_env(&env, &metadata, &slow, "stop") {
         image = image.with_env_var(k, v);
     }
