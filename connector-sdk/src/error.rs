@@ -288,3 +288,9 @@ pub mod exit {
 
 /// The SDK's result type.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// `s` on one line: every run of white space (newlines of nested messages included)
+/// becomes one space. Every error the binaries print goes through this.
+pub fn one_line(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
+}

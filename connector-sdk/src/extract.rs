@@ -886,7 +886,7 @@ pub fn config_from_file<C: Connector>(path: &std::path::Path) -> Result<C::Confi
             Error::Config(format!(
                 "{}: {}",
                 path.display(),
-                e.message().split_whitespace().collect::<Vec<_>>().join(" ")
+                crate::one_line(e.message())
             ))
         })?;
         serde_json::to_value(v).map_err(|e| Error::Config(e.to_string()))?
@@ -908,7 +908,7 @@ pub fn config_from_file<C: Connector>(path: &std::path::Path) -> Result<C::Confi
 /// serde's "invalid type: string \"hunter2\", expected u16" quotes the input value;
 /// replace quoted values so a misplaced secret is never echoed.
 fn redact_serde_message(msg: &str) -> String {
-    let msg = msg.split_whitespace().collect::<Vec<_>>().join(" ");
+    let msg = crate::one_line(msg);
     for marker in ["invalid type: string ", "invalid value: string "] {
         if let Some(start) = msg.find(marker) {
             let after = &msg[start + marker.len()..];

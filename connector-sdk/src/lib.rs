@@ -22,7 +22,7 @@ pub use connector::{
     Connector, Cursor, Partition, Plan, ReadContext, ReadItem, ReadStream, StreamDescriptor,
 };
 pub use dataset::{DataFile, Dataset, DatasetManifest, RunStatus, StreamState};
-pub use error::{ConnectorError, ConnectorErrorKind, Error, Result, exit};
+pub use error::{ConnectorError, ConnectorErrorKind, Error, Result, exit, one_line};
 pub use extract::{
     ExtractCore, PartitionResult, RunPlan, StopSignal, config_from_file, config_from_value,
     parse_config, schema_difference,

@@ -1,6 +1,7 @@
 //! The S3 client the core writes through: `aws-sdk-s3` configured for AWS and for
 //! S3-compatible servers, with errors mapped to one-line [`Error::S3`]s.
 
+use crate::error::one_line;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -557,8 +558,4 @@ where
         message,
         retryable,
     }
-}
-
-fn one_line(s: &str) -> String {
-    s.split_whitespace().collect::<Vec<_>>().join(" ")
 }

@@ -189,7 +189,7 @@ pub fn binary(package: &str, bin: &str) -> PathBuf {
     if !prebuilt && !built.contains(&bin.to_string()) {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         let status = Command::new(cargo)
-            // --workspace: the same feature unification as `cargo build --workspace --bins`,
+            // --workspace: the same feature unification as the test command's build,
             // so an already-built binary is not rebuilt with other features.
             .args(["build", "--quiet", "--workspace", "--bin", bin])
             .current_dir(workspace_root())

@@ -146,4 +146,60 @@ async fn lambda_package_zip_runs_on_glibc_2_34_and_serves_invocations() {
         .expect("committed");
     assert_eq!(got, orders_batch(&c, 1, 1_200));
     child.kill().await.unwrap();
+
+    glue_package_is_the_glibc_2_34_build_beside_the_job_script().await;
+}
+
+/// Glue shares the glibc-2.34 build: `runners/glue/package.sh` puts that binary (under
+/// its own name) beside the job script, and it runs the Glue steps. Called after the
+/// Lambda packaging (not a test of its own: both scripts write target/lambda/, and the
+/// build is cached by then).
+async fn glue_package_is_the_glibc_2_34_build_beside_the_job_script() {
+    let root = workspace_root();
+    let out = std::process::Command::new("bash")
+        .arg(root.join("runners/glue/package.sh"))
+        .args(["orders-demo", "orders-demo"])
+        .env("GLUE_PROFILE", "dev")
+        .current_dir(&root)
+        .output()
+        .expect("package.sh runs");
+    assert!(
+        out.status.success(),
+        "glue package.sh failed:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let dir = target_dir().join("glue/orders-demo");
+    let job = std::fs::read_to_string(dir.join("connector_glue_job.py")).expect("job script");
+    assert_eq!(
+        job,
+        std::fs::read_to_string(root.join("runners/glue/job/connector_glue_job.py")).unwrap()
+    );
+    let binary = dir.join("orders-demo");
+    let versions = glibc_versions(&binary);
+    let highest = versions.last().expect("links glibc").clone();
+    assert!(highest <= vec![2, 34], "needs GLIBC_{highest:?}");
+
+    // It is the connector binary with the Glue steps: `plan` against the local S3.
+    let env = TestEnv::start().await;
+    let cfg = env.write_json(
+        "orders.json",
+        &json!({"rows": 1200, "rows_per_day": 500, "batch_size": 250}),
+    );
+    let plan = tokio::process::Command::new(&binary)
+        .arg("plan")
+        .arg("--config")
+        .arg(&cfg)
+        .args(["--output", "s3://test-bucket/glue-pkg"])
+        .envs(TestEnv::process_env(&env.endpoint()))
+        .output()
+        .await
+        .expect("the packaged binary runs");
+    assert!(
+        plan.status.success(),
+        "{}",
+        String::from_utf8_lossy(&plan.stderr)
+    );
+    let plan: serde_json::Value = serde_json::from_slice(&plan.stdout).expect("plan JSON");
+    assert_eq!(plan["work"].as_array().map(Vec::len), Some(3), "{plan}");
 }

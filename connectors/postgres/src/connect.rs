@@ -235,7 +235,7 @@ pub(crate) fn pg_error(context: &str, e: tokio_postgres::Error) -> ConnectorErro
             s
         }
     };
-    let detail = detail.split_whitespace().collect::<Vec<_>>().join(" ");
+    let detail = connector_sdk::one_line(&detail);
     let hint = match kind {
         ConnectorErrorKind::Auth => {
             " (check `user` and the password its `password` source provides)"

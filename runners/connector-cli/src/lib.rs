@@ -237,11 +237,7 @@ async fn run<C: Connector>(connector: C, command: Command) -> u8 {
 
 /// Print `e` as one line on stderr; returns its exit code.
 pub fn report_error(e: &Error) -> u8 {
-    let line = e
-        .to_string()
-        .split_whitespace()
-        .collect::<Vec<_>>()
-        .join(" ");
+    let line = connector_sdk::one_line(&e.to_string());
     eprintln!("error: {line}");
     tracing::error!(class = e.class(), retryable = e.is_retryable(), "{line}");
     exit_code(e)
@@ -268,13 +264,7 @@ fn deploy<C: Connector>(target: DeployTarget) -> u8 {
             Err(e) => report_error(&e),
         },
         Err(e) => {
-            eprintln!(
-                "error: {}",
-                e.to_string()
-                    .split_whitespace()
-                    .collect::<Vec<_>>()
-                    .join(" ")
-            );
+            eprintln!("error: {}", connector_sdk::one_line(&e.to_string()));
             e.exit_code()
         }
     }

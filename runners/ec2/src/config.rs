@@ -16,6 +16,7 @@
 //! extract = { max_concurrent_partitions = 2, parquet = { codec = "zstd" } }
 //! ```
 
+use connector_sdk::one_line;
 use std::collections::BTreeSet;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
@@ -187,10 +188,6 @@ impl Source<'_> {
             message: one_line(&message.into()),
         }
     }
-}
-
-fn one_line(s: &str) -> String {
-    s.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 fn is_job_name(s: &str) -> bool {

@@ -1,5 +1,6 @@
 //! The daemon loop: schedule, run, notify, reload, stop.
 
+use connector_sdk::one_line;
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::sync::Arc;
@@ -461,11 +462,7 @@ impl<C: Connector> Daemon<C> {
             });
         match loaded {
             Err(e) => {
-                let line = e
-                    .to_string()
-                    .split_whitespace()
-                    .collect::<Vec<_>>()
-                    .join(" ");
+                let line = connector_sdk::one_line(&e.to_string());
                 tracing::error!("config reload rejected, keeping the running config: {line}");
                 self.note = Some(format!("reload rejected at {}", hms(Utc::now())));
             }
@@ -645,8 +642,4 @@ async fn run_job<C: Connector>(
         outcome,
         summary: parts.join(", "),
     }
-}
-
-fn one_line(s: &str) -> String {
-    s.split_whitespace().collect::<Vec<_>>().join(" ")
 }

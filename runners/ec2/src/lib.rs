@@ -97,11 +97,7 @@ pub async fn daemon<C: Connector>(connector: C, args: DaemonArgs) -> u8 {
         }
         Ok(d) => d.run().await,
         Err(e) => {
-            let line = e
-                .to_string()
-                .split_whitespace()
-                .collect::<Vec<_>>()
-                .join(" ");
+            let line = connector_sdk::one_line(&e.to_string());
             eprintln!("error: {line}");
             tracing::error!("daemon not started: {line}");
             if e.is_input_error() {

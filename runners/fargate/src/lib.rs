@@ -175,11 +175,7 @@ pub fn concurrency(flag: Option<usize>, task_vcpu: Option<f64>, manifest_vcpu: f
 }
 
 fn fail(e: &Error) -> u8 {
-    let line = e
-        .to_string()
-        .split_whitespace()
-        .collect::<Vec<_>>()
-        .join(" ");
+    let line = connector_sdk::one_line(&e.to_string());
     eprintln!("error: {line}");
     tracing::error!("{line}");
     e.exit_code()

@@ -84,10 +84,7 @@ impl Error {
 
     /// The error as one line (no newlines from nested messages).
     pub fn one_line(&self) -> String {
-        self.to_string()
-            .split_whitespace()
-            .collect::<Vec<_>>()
-            .join(" ")
+        connector_sdk::one_line(&self.to_string())
     }
 }
 

@@ -261,10 +261,7 @@ fn read_input(what: &'static str, path: &Path) -> Result<String> {
 
 fn json_message(e: &serde_json::Error) -> String {
     // serde_json messages name the field and position, never whole values.
-    e.to_string()
-        .split_whitespace()
-        .collect::<Vec<_>>()
-        .join(" ")
+    connector_sdk::one_line(&e.to_string())
 }
 
 /// Read a plan printed by `plan` (a file, or `-` for stdin).

@@ -83,10 +83,7 @@ impl LambdaError {
 
     /// The message on one line.
     pub fn one_line(&self) -> String {
-        self.to_string()
-            .split_whitespace()
-            .collect::<Vec<_>>()
-            .join(" ")
+        connector_sdk::one_line(&self.to_string())
     }
 }
 
