@@ -178,7 +178,7 @@ impl<C: Connector> ExtractCore<C> {
         let manifest = ConnectorManifest::parse(C::MANIFEST)?;
         options.validate()?;
         let props = writer_properties(&options.parquet)?;
-        let limits = UploadLimits::new(&options.upload, Arc::new(OpenUploads::default()));
+        let limits = UploadLimits::new(&options, Arc::new(OpenUploads::default()));
         Ok(Self {
             connector: Arc::new(connector),
             config: Arc::new(config),

@@ -146,15 +146,19 @@ impl Default for ParquetOptions {
 pub struct UploadOptions {
     /// Multipart part size in bytes (at least 5 MiB, S3's minimum).
     pub part_bytes: usize,
-    /// Parts in flight at once across the whole run (bounds memory).
-    pub max_parts_in_flight: usize,
+    /// Part buffers held in memory at once across the whole run, being filled or being
+    /// uploaded: memory for parts is at most this many × `part_bytes`, however many rows
+    /// the run writes. Default (unset): one per partition read at once
+    /// (`max_concurrent_partitions`), so a partition waits for its part's upload before it
+    /// fills the next; a larger value lets partitions keep encoding while parts upload.
+    pub max_buffered_parts: Option<usize>,
 }
 
 impl Default for UploadOptions {
     fn default() -> Self {
         Self {
             part_bytes: 8 * 1024 * 1024,
-            max_parts_in_flight: 2,
+            max_buffered_parts: None,
         }
     }
 }
@@ -191,6 +195,15 @@ impl ExtractOptions {
         }
     }
 
+    /// Part buffers held in memory at once: `upload.max_buffered_parts`, or one per
+    /// partition read at once.
+    pub fn buffered_parts(&self) -> usize {
+        self.upload
+            .max_buffered_parts
+            .unwrap_or(self.max_concurrent_partitions)
+            .max(1)
+    }
+
     /// Check the values; no I/O.
     pub fn validate(&self) -> Result<()> {
         let bad = |m: String| Err(Error::Request(m));
@@ -206,8 +219,11 @@ impl ExtractOptions {
                 self.upload.part_bytes
             ));
         }
-        if self.upload.max_parts_in_flight == 0 {
-            return bad("upload.max_parts_in_flight must be at least 1".into());
+        if self.upload.max_buffered_parts == Some(0) {
+            return bad(
+                "upload.max_buffered_parts must be at least 1 (or unset: one per partition read at once)"
+                    .into(),
+            );
         }
         if self.max_concurrent_partitions == 0 {
             return bad("max_concurrent_partitions must be at least 1".into());

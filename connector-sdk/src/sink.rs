@@ -7,15 +7,15 @@ use std::sync::{Arc, Mutex};
 use arrow::record_batch::RecordBatch;
 use arrow_schema::SchemaRef;
 use aws_sdk_s3::types::CompletedPart;
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::WriterProperties;
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 
 use crate::error::{Error, Result};
-use crate::options::{Codec, ParquetOptions, UploadOptions};
+use crate::options::{Codec, ExtractOptions, ParquetOptions};
 use crate::s3::S3Store;
 
 /// Multipart uploads open right now, so they can be aborted on failure or on a
@@ -61,20 +61,97 @@ impl OpenUploads {
     }
 }
 
-/// Limits shared by every upload of a run.
-#[derive(Debug, Clone)]
+/// Limits shared by every upload of a run. A part buffer takes a permit when it starts
+/// filling and gives it back when its upload has finished, so the bytes held in part
+/// buffers never exceed `permits × part_bytes`. No deadlock for any number of permits: a
+/// writer holds at most one filling buffer, and an uploading part needs nothing else to
+/// finish and free its permit.
+///
+/// Buffers are reused: one freed after its upload goes back to `free` for the next part.
+/// (Allocating a fresh 8 MiB buffer per part and freeing it on another thread than the
+/// one that filled it left glibc's arenas holding the freed blocks: peak RSS grew with the
+/// number of parts written.)
+#[derive(Clone)]
 pub(crate) struct UploadLimits {
     pub part_bytes: usize,
-    pub permits: Arc<Semaphore>,
+    permits: Arc<Semaphore>,
+    free: Arc<Mutex<Vec<Vec<u8>>>>,
     pub open: Arc<OpenUploads>,
 }
 
+impl std::fmt::Debug for UploadLimits {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UploadLimits")
+            .field("part_bytes", &self.part_bytes)
+            .field("free_permits", &self.permits.available_permits())
+            .field("open_uploads", &self.open.len())
+            .finish_non_exhaustive()
+    }
+}
+
 impl UploadLimits {
-    pub fn new(options: &UploadOptions, open: Arc<OpenUploads>) -> Self {
+    pub fn new(options: &ExtractOptions, open: Arc<OpenUploads>) -> Self {
         Self {
-            part_bytes: options.part_bytes,
-            permits: Arc::new(Semaphore::new(options.max_parts_in_flight)),
+            part_bytes: options.upload.part_bytes,
+            permits: Arc::new(Semaphore::new(options.buffered_parts())),
+            free: Arc::default(),
             open,
+        }
+    }
+
+    /// An empty part buffer of `part_bytes` capacity, once a permit is free.
+    async fn take_buffer(&self) -> Result<PartBuffer> {
+        let permit = self
+            .permits
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| Error::Internal("upload semaphore closed".into()))?;
+        let reused = self.free.lock().ok().and_then(|mut f| f.pop());
+        let data = reused.unwrap_or_else(|| Vec::with_capacity(self.part_bytes));
+        Ok(PartBuffer {
+            data,
+            lease: BufferLease {
+                _permit: permit,
+                free: self.free.clone(),
+                part_bytes: self.part_bytes,
+            },
+        })
+    }
+}
+
+/// A part buffer being filled, with its permit.
+struct PartBuffer {
+    data: Vec<u8>,
+    lease: BufferLease,
+}
+
+impl PartBuffer {
+    /// The filled bytes for the upload, and the lease to end once the upload is over.
+    fn into_upload(self) -> (Bytes, BufferLease) {
+        (Bytes::from(self.data), self.lease)
+    }
+}
+
+/// The permit of a part buffer whose bytes are being uploaded.
+struct BufferLease {
+    _permit: OwnedSemaphorePermit,
+    free: Arc<Mutex<Vec<Vec<u8>>>>,
+    part_bytes: usize,
+}
+
+impl BufferLease {
+    /// The upload is over: keep the buffer for the next part when no one else holds its
+    /// bytes any more, then release the permit.
+    fn end(self, part: Bytes) {
+        if let Ok(bytes) = part.try_into_mut() {
+            let mut data = Vec::from(bytes);
+            if data.capacity() == self.part_bytes
+                && let Ok(mut free) = self.free.lock()
+            {
+                data.clear();
+                free.push(data);
+            }
         }
     }
 }
@@ -87,7 +164,11 @@ struct ObjectUpload {
     key: String,
     limits: UploadLimits,
     upload_id: Option<String>,
-    buffer: BytesMut,
+    /// The part being filled: `part_bytes` of capacity, handed to the upload task whole.
+    /// (A growing `BytesMut` split into parts doubled its capacity and kept the shared
+    /// allocations alive while their parts were in flight: peak memory grew with the
+    /// file size.)
+    buffer: Option<PartBuffer>,
     next_part: i32,
     in_flight: JoinSet<Result<CompletedPart>>,
     parts: Vec<CompletedPart>,
@@ -102,7 +183,7 @@ impl ObjectUpload {
             key,
             limits,
             upload_id: None,
-            buffer: BytesMut::new(),
+            buffer: None,
             next_part: 1,
             in_flight: JoinSet::new(),
             parts: Vec::new(),
@@ -112,15 +193,28 @@ impl ObjectUpload {
 
     async fn write(&mut self, data: &[u8]) -> Result<()> {
         self.bytes += data.len() as u64;
-        self.buffer.extend_from_slice(data);
-        while self.buffer.len() >= self.limits.part_bytes {
-            let part = self.buffer.split_to(self.limits.part_bytes).freeze();
-            self.send_part(part).await?;
+        let mut data = data;
+        while !data.is_empty() {
+            let buffer = match &mut self.buffer {
+                Some(b) => b,
+                None => self.buffer.insert(self.limits.take_buffer().await?),
+            };
+            let room = self.limits.part_bytes - buffer.data.len();
+            let (now, later) = data.split_at(room.min(data.len()));
+            buffer.data.extend_from_slice(now);
+            data = later;
+            if buffer.data.len() == self.limits.part_bytes
+                && let Some(full) = self.buffer.take()
+            {
+                self.send_part(full).await?;
+            }
         }
         Ok(())
     }
 
-    async fn send_part(&mut self, part: Bytes) -> Result<()> {
+    /// Upload `buffer` as the next part, in the background; its permit is released (and
+    /// the buffer kept for reuse) when the upload ends.
+    async fn send_part(&mut self, buffer: PartBuffer) -> Result<()> {
         let upload_id = match &self.upload_id {
             Some(id) => id.clone(),
             None => {
@@ -135,21 +229,15 @@ impl ObjectUpload {
         while let Some(done) = self.in_flight.try_join_next() {
             self.parts.push(join_result(done)?);
         }
-        let permit = self
-            .limits
-            .permits
-            .clone()
-            .acquire_owned()
-            .await
-            .map_err(|_| Error::Internal("upload semaphore closed".into()))?;
+        let (part, lease) = buffer.into_upload();
         let (store, bucket, key) = (self.store.clone(), self.bucket.clone(), self.key.clone());
         let number = self.next_part;
         self.next_part += 1;
         self.in_flight.spawn(async move {
             let result = store
-                .upload_part(&bucket, &key, &upload_id, number, part)
+                .upload_part(&bucket, &key, &upload_id, number, part.clone())
                 .await;
-            drop(permit);
+            lease.end(part);
             result
         });
         Ok(())
@@ -165,12 +253,25 @@ impl ObjectUpload {
     }
 
     async fn finish_inner(&mut self) -> Result<()> {
-        let rest = std::mem::take(&mut self.buffer).freeze();
         let Some(upload_id) = self.upload_id.clone() else {
-            self.store.put(&self.bucket, &self.key, rest, false).await?;
+            let (body, lease) = match self.buffer.take() {
+                Some(b) => {
+                    let (body, lease) = b.into_upload();
+                    (body, Some(lease))
+                }
+                None => (Bytes::new(), None),
+            };
+            let result = self
+                .store
+                .put(&self.bucket, &self.key, body.clone(), false)
+                .await;
+            if let Some(lease) = lease {
+                lease.end(body);
+            }
+            result?;
             return Ok(());
         };
-        if !rest.is_empty() {
+        if let Some(rest) = self.buffer.take() {
             self.send_part(rest).await?;
         }
         while let Some(done) = self.in_flight.join_next().await {
@@ -187,6 +288,7 @@ impl ObjectUpload {
 
     /// Stop everything in flight and abort the multipart upload, if any.
     async fn abort(&mut self) {
+        self.buffer = None;
         self.in_flight.abort_all();
         while self.in_flight.join_next().await.is_some() {}
         if let Some(id) = self.upload_id.take() {
@@ -284,9 +386,12 @@ impl ParquetObjectWriter {
             source: e,
         })?;
         self.rows += batch.num_rows() as u64;
-        let produced = std::mem::take(self.writer.inner_mut());
+        // Copy what the writer produced into the part buffer and keep the writer's
+        // vector (its capacity is about one row group) for the next row group.
+        let produced = self.writer.inner_mut();
         if !produced.is_empty() {
-            self.upload.write(&produced).await?;
+            self.upload.write(produced).await?;
+            produced.clear();
         }
         Ok(())
     }
@@ -319,5 +424,56 @@ impl ParquetObjectWriter {
     /// Give up on the file: abort its multipart upload.
     pub async fn abort(mut self) {
         self.upload.abort().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    fn limits(buffered: usize) -> UploadLimits {
+        let mut options = ExtractOptions::new("s3://bucket/prefix".parse().unwrap());
+        options.upload.max_buffered_parts = Some(buffered);
+        UploadLimits::new(&options, Arc::default())
+    }
+
+    #[tokio::test]
+    async fn no_more_part_buffers_than_permits() {
+        let limits = limits(2);
+        let a = limits.take_buffer().await.unwrap();
+        let _b = limits.take_buffer().await.unwrap();
+        assert_eq!(a.data.capacity(), limits.part_bytes);
+        let third = tokio::time::timeout(Duration::from_millis(100), limits.take_buffer()).await;
+        assert!(
+            third.is_err(),
+            "a third buffer was handed out while two are held"
+        );
+        // Once a part's upload ends, its permit comes back. Here a clone of the bytes is
+        // still alive (as if the HTTP client held it), so the buffer is not reused.
+        let (body, lease) = a.into_upload();
+        let still_held = body.clone();
+        lease.end(body);
+        let c = tokio::time::timeout(Duration::from_secs(5), limits.take_buffer())
+            .await
+            .expect("the permit came back")
+            .unwrap();
+        assert!(c.data.is_empty());
+        assert_ne!(c.data.as_ptr(), still_held.as_ptr());
+    }
+
+    #[tokio::test]
+    async fn a_buffer_is_reused_after_its_upload() {
+        let limits = limits(1);
+        let mut a = limits.take_buffer().await.unwrap();
+        a.data.extend_from_slice(b"part bytes");
+        let address = a.data.as_ptr();
+        let (body, lease) = a.into_upload();
+        lease.end(body);
+        let b = limits.take_buffer().await.unwrap();
+        assert_eq!(b.data.as_ptr(), address, "the freed buffer is reused");
+        assert!(b.data.is_empty());
+        assert_eq!(b.data.capacity(), limits.part_bytes);
     }
 }

@@ -160,9 +160,10 @@ struct ExtractArgs {
     /// Multipart part size, MiB (at least 5).
     #[arg(long, default_value_t = 8)]
     part_mib: usize,
-    /// Parts in flight at once.
-    #[arg(long, default_value_t = 2)]
-    max_parts_in_flight: usize,
+    /// Part buffers in memory at once, being filled or uploaded (memory for parts is at
+    /// most this × the part size) [default: one per partition read at once]
+    #[arg(long, value_name = "N")]
+    max_buffered_parts: Option<usize>,
     /// Partitions read at once.
     #[arg(long, default_value_t = 2)]
     concurrency: usize,
@@ -306,7 +307,7 @@ fn extract_options(a: &ExtractArgs) -> Result<ExtractOptions, Error> {
     options.parquet.row_group_rows = a.row_group_rows;
     options.parquet.target_file_bytes = a.target_file_mib.saturating_mul(1024 * 1024);
     options.upload.part_bytes = a.part_mib.saturating_mul(1024 * 1024);
-    options.upload.max_parts_in_flight = a.max_parts_in_flight;
+    options.upload.max_buffered_parts = a.max_buffered_parts;
     options.max_concurrent_partitions = a.concurrency;
     options.validate()?;
     Ok(options)

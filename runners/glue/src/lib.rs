@@ -82,9 +82,10 @@ pub struct WriteArgs {
     /// Multipart part size, MiB (at least 5).
     #[arg(long, default_value_t = 8)]
     pub part_mib: usize,
-    /// Parts in flight at once.
+    /// Part buffers in memory at once, being filled or uploaded (memory for parts is at
+    /// most this × the part size).
     #[arg(long, default_value_t = 2)]
-    pub max_parts_in_flight: usize,
+    pub max_buffered_parts: usize,
 }
 
 /// Arguments of `commit`.
@@ -114,7 +115,7 @@ pub fn extract_options(output: OutputLocation, write: &WriteArgs) -> Result<Extr
     options.parquet.row_group_rows = write.row_group_rows;
     options.parquet.target_file_bytes = write.target_file_kib.saturating_mul(1024);
     options.upload.part_bytes = write.part_mib.saturating_mul(1024 * 1024);
-    options.upload.max_parts_in_flight = write.max_parts_in_flight;
+    options.upload.max_buffered_parts = Some(write.max_buffered_parts);
     options.max_concurrent_partitions = 1;
     options.validate()?;
     Ok(options)
@@ -391,7 +392,7 @@ endpoints = ["s3.amazonaws.com:443"]
             row_group_rows: 10,
             target_file_kib: 64,
             part_mib: 8,
-            max_parts_in_flight: 2,
+            max_buffered_parts: 2,
         };
         let o = extract_options(out.clone(), &w).unwrap();
         assert_eq!(o.parquet.target_file_bytes, 64 * 1024);

@@ -69,7 +69,7 @@ impl fmt::Debug for ExtractRequest {
 pub struct ExtractSettings {
     /// Parquet settings.
     pub parquet: ParquetOptions,
-    /// Upload settings (memory is bounded by `part_bytes` x `max_parts_in_flight`).
+    /// Upload settings (memory for parts is bounded by `part_bytes` × `max_buffered_parts`).
     pub upload: UploadOptions,
     /// Partitions of the stream read at once (default 2).
     pub max_concurrent_partitions: Option<usize>,
