@@ -549,3 +549,91 @@ async fn a_stuck_job_stops_the_watchdog_pings() {
     daemon.signal("TERM");
     assert_eq!(daemon.wait_exit(Duration::from_secs(30)).await, 0);
 }
+
+/// Two daemons (two instances) schedule the same stream into the same output at the same
+/// time: both extract, the core's conditional commit lets exactly one commit, the loser
+/// deletes its files, logs the conflict and waits for its next slot (it keeps running).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_daemons_on_one_stream_never_both_commit() {
+    let env = TestEnv::start().await;
+    let dir = env.dir.path();
+    // 2 partitions of 10 batches, 300 ms each, read at once: about 3 s of reading, so the
+    // two runs overlap (each daemon starts its run within milliseconds of READY).
+    let config = OrdersDemoConfig {
+        rows: 1000,
+        rows_per_day: 500,
+        batch_size: 50,
+        batch_delay_ms: 300,
+        ..Default::default()
+    };
+    let job = job_toml(
+        "shared",
+        "ec2/shared",
+        "{ rows = 1000, rows_per_day = 500, batch_size = 50, batch_delay_ms = 300 }",
+        "extract = { max_concurrent_partitions = 2 }",
+    );
+    let mut daemons = Vec::new();
+    for instance in ["a", "b"] {
+        let home = dir.join(instance);
+        std::fs::create_dir_all(&home).unwrap();
+        let config_path = home.join("daemon.toml");
+        std::fs::write(&config_path, &job).unwrap();
+        let notify = NotifySocket::bind(&home);
+        let daemon = DaemonProcess::spawn(&env, &config_path, &notify, &home.join("state"));
+        daemons.push((instance, notify, daemon));
+    }
+    let mut outcomes = Vec::new();
+    for (instance, notify, _) in &daemons {
+        let (_, status) = notify
+            .wait_for(0, "the first run's result", Duration::from_secs(90), |l| {
+                l.starts_with("STATUS=") && l.contains("last: shared")
+            })
+            .await;
+        outcomes.push((*instance, status));
+    }
+    let complete: Vec<_> = outcomes
+        .iter()
+        .filter(|(_, s)| s.contains("last: shared complete"))
+        .collect();
+    let conflict: Vec<_> = outcomes
+        .iter()
+        .filter(|(_, s)| s.contains("conflict (another run committed first)"))
+        .collect();
+    assert_eq!(
+        (complete.len(), conflict.len()),
+        (1, 1),
+        "exactly one winner and one loser: {outcomes:#?}"
+    );
+    // The loser waits for its next slot (1 h away) and stays up.
+    let (loser, loser_status) = conflict[0];
+    assert!(loser_status.contains("next: shared at"), "{loser_status}");
+    let (_, _, loser_daemon) = daemons.iter_mut().find(|(i, _, _)| i == loser).unwrap();
+    assert!(
+        loser_daemon.stderr().contains("waiting for the next slot"),
+        "the loser logs the conflict"
+    );
+    assert!(loser_daemon.alive(), "the loser keeps running");
+
+    // One commit, the exact rows once, and no file of the losing run left behind.
+    let store = env.store().await;
+    let dataset = Dataset::new(store.clone(), env.output("ec2/shared"), ORDERS);
+    let manifests = dataset.manifests().await.unwrap();
+    assert_eq!(manifests.len(), 1, "one commit for the slot");
+    assert_eq!(manifests[0].status, RunStatus::Complete);
+    assert_eq!(manifests[0].rows, 1000);
+    assert_dataset_exact(&env, "ec2/shared", &config).await;
+    let committed: std::collections::BTreeSet<String> =
+        manifests[0].files.iter().map(|f| f.key.clone()).collect();
+    let stored: std::collections::BTreeSet<String> = env
+        .keys("ec2/shared")
+        .await
+        .into_iter()
+        .filter(|k| k.ends_with(".parquet"))
+        .collect();
+    assert_eq!(stored, committed, "only the winner's files are stored");
+
+    for (_, _, daemon) in &mut daemons {
+        daemon.signal("TERM");
+        assert_eq!(daemon.wait_exit(Duration::from_secs(30)).await, 0);
+    }
+}
