@@ -27,7 +27,7 @@ bash "$ROOT/scripts/setup.d/20-postgres.sh" >/dev/null
 PGBIN=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1)
 PY=$HERE/.venv/bin/python
 if [ ! -x "$PY" ]; then python3 -m venv "$HERE/.venv"; fi
-"$PY" -m pip install -q connectorx pyarrow "dlt[filesystem,parquet,sql_database]" psycopg2-binary sqlalchemy s3fs
+"$PY" -m pip install -q connectorx pyarrow "dlt[filesystem,parquet,sql_database]" psycopg2-binary "psycopg[binary]" sqlalchemy s3fs
 
 (cd "$ROOT" && cargo build --quiet --release -p postgres-connector --bin postgres-connector -p local-s3 --bin local-s3)
 TARGET=${CARGO_TARGET_DIR:-$ROOT/target}/release
