@@ -254,22 +254,18 @@ impl ObjectUpload {
 
     async fn finish_inner(&mut self) -> Result<()> {
         let Some(upload_id) = self.upload_id.clone() else {
-            let (body, lease) = match self.buffer.take() {
-                Some(b) => {
-                    let (body, lease) = b.into_upload();
-                    (body, Some(lease))
-                }
-                None => (Bytes::new(), None),
+            // One PutObject with the whole file; its buffer goes back like a part's.
+            let buffer = match self.buffer.take() {
+                Some(b) => b,
+                None => self.limits.take_buffer().await?,
             };
+            let (body, lease) = buffer.into_upload();
             let result = self
                 .store
                 .put(&self.bucket, &self.key, body.clone(), false)
                 .await;
-            if let Some(lease) = lease {
-                lease.end(body);
-            }
-            result?;
-            return Ok(());
+            lease.end(body);
+            return result.map(|_| ());
         };
         if let Some(rest) = self.buffer.take() {
             self.send_part(rest).await?;
