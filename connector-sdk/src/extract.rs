@@ -25,10 +25,12 @@ use crate::dataset::{
 };
 use crate::error::{ConnectorError, Error, Result};
 use crate::manifest::ConnectorManifest;
-use crate::options::ExtractOptions;
+use crate::options::{Dictionary, ExtractOptions};
 use crate::report::{Progress, RunReport};
 use crate::s3::S3Store;
-use crate::sink::{OpenUploads, ParquetObjectWriter, UploadLimits, writer_properties};
+use crate::sink::{
+    OpenUploads, ParquetObjectWriter, UploadLimits, adapt_dictionary, writer_properties,
+};
 
 /// When to stop reading: a cancellation (signal) and/or a deadline. The core stops at the
 /// next checkpoint after either fires, then commits what it has.
@@ -363,6 +365,7 @@ impl<C: Connector> ExtractCore<C> {
             plan,
             partition: &work.partition,
             writer: None,
+            props: None,
             files: Vec::new(),
             seq: 0,
         };
@@ -643,6 +646,8 @@ struct PartitionReader<'a, C: Connector> {
     plan: &'a RunPlan,
     partition: &'a Partition,
     writer: Option<ParquetObjectWriter>,
+    /// The partition's writer properties, settled on its first batch (`dictionary: auto`).
+    props: Option<WriterProperties>,
     files: Vec<DataFile>,
     seq: u32,
 }
@@ -720,12 +725,19 @@ impl<C: Connector> PartitionReader<'_, C> {
     async fn write(&mut self, schema: &SchemaRef, batch: &RecordBatch) -> Result<()> {
         if self.writer.is_none() {
             let key = self.file_key();
+            let props = self
+                .props
+                .get_or_insert_with(|| match self.core.options.parquet.dictionary {
+                    Dictionary::Auto => adapt_dictionary(&self.core.props, batch),
+                    Dictionary::Always | Dictionary::Never => self.core.props.clone(),
+                })
+                .clone();
             self.writer = Some(ParquetObjectWriter::new(
                 self.core.store.clone(),
                 self.core.options.output.bucket.clone(),
                 key,
                 schema.clone(),
-                self.core.props.clone(),
+                props,
                 self.core.limits.clone(),
             )?);
         }

@@ -28,7 +28,9 @@ pub use extract::{
     parse_config, schema_difference,
 };
 pub use manifest::{ConnectorManifest, NetworkPattern, Runner};
-pub use options::{Codec, ExtractOptions, OutputLocation, ParquetOptions, UploadOptions};
+pub use options::{
+    Codec, Dictionary, ExtractOptions, OutputLocation, ParquetOptions, UploadOptions,
+};
 pub use report::{Progress, RunReport};
 pub use s3::{S3Options, S3Store, StaticCredentials};
 pub use shared::SharedConnector;

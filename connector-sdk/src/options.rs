@@ -115,6 +115,36 @@ impl FromStr for Codec {
     }
 }
 
+/// Which columns are dictionary-encoded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Dictionary {
+    /// Decided per column from the first batch of each partition (default): off for a
+    /// column whose values are mostly distinct (more than three in four of at least 1024
+    /// non-null values), where a dictionary costs hashing time and makes the file larger;
+    /// on otherwise.
+    #[default]
+    Auto,
+    /// On for every column (what most Parquet writers do).
+    Always,
+    /// Off for every column.
+    Never,
+}
+
+impl FromStr for Dictionary {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s.to_ascii_lowercase().as_str() {
+            "auto" => Ok(Dictionary::Auto),
+            "always" => Ok(Dictionary::Always),
+            "never" => Ok(Dictionary::Never),
+            _ => Err(Error::Request(format!(
+                "dictionary mode {s:?} is unknown; use auto, always or never"
+            ))),
+        }
+    }
+}
+
 /// How Parquet files are written.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
@@ -125,6 +155,8 @@ pub struct ParquetOptions {
     pub zstd_level: i32,
     /// Maximum rows per row group.
     pub row_group_rows: usize,
+    /// Dictionary encoding: `auto`, `always` or `never`.
+    pub dictionary: Dictionary,
     /// A file is closed and a new one started once it reaches this many bytes.
     pub target_file_bytes: u64,
 }
@@ -135,6 +167,7 @@ impl Default for ParquetOptions {
             codec: Codec::Zstd,
             zstd_level: 1,
             row_group_rows: 64 * 1024,
+            dictionary: Dictionary::Auto,
             target_file_bytes: 128 * 1024 * 1024,
         }
     }

@@ -4,18 +4,21 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
+use arrow::array::{Array, ArrayRef};
 use arrow::record_batch::RecordBatch;
+use arrow::row::{RowConverter, SortField};
 use arrow_schema::SchemaRef;
 use aws_sdk_s3::types::CompletedPart;
 use bytes::Bytes;
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::WriterProperties;
+use parquet::schema::types::ColumnPath;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 
 use crate::error::{Error, Result};
-use crate::options::{Codec, ExtractOptions, ParquetOptions};
+use crate::options::{Codec, Dictionary, ExtractOptions, ParquetOptions};
 use crate::s3::S3Store;
 
 /// Multipart uploads open right now, so they can be aborted on failure or on a
@@ -322,8 +325,63 @@ pub(crate) fn writer_properties(options: &ParquetOptions) -> Result<WriterProper
     Ok(WriterProperties::builder()
         .set_compression(compression)
         .set_max_row_group_row_count(Some(options.row_group_rows))
+        .set_dictionary_enabled(options.dictionary != Dictionary::Never)
         .set_created_by(format!("connector-sdk {}", env!("CARGO_PKG_VERSION")))
         .build())
+}
+
+/// Fewest non-null values a column's sample needs before `auto` turns its dictionary off.
+const DICTIONARY_SAMPLE_MIN: usize = 1024;
+
+/// `props` with dictionary encoding turned off for each top-level, non-nested column
+/// whose values in `sample` are mostly distinct (more than 3 in 4): for such a column a
+/// dictionary only costs hashing and makes the file larger (each value is stored once
+/// anyway, plus an index per row). Nested columns and short samples keep `props`.
+pub(crate) fn adapt_dictionary(props: &WriterProperties, sample: &RecordBatch) -> WriterProperties {
+    let mut plain = Vec::new();
+    for (field, column) in sample.schema().fields().iter().zip(sample.columns()) {
+        if field.data_type().is_nested()
+            || !props.dictionary_enabled(&ColumnPath::from(field.name().as_str()))
+        {
+            continue;
+        }
+        let values = column.len() - column.null_count();
+        if values < DICTIONARY_SAMPLE_MIN {
+            continue;
+        }
+        if distinct_exceeds(column, values / 4 * 3) {
+            plain.push(field.name().clone());
+        }
+    }
+    if plain.is_empty() {
+        return props.clone();
+    }
+    tracing::debug!(columns = ?plain, "dictionary encoding off: mostly distinct values");
+    plain
+        .into_iter()
+        .fold(props.clone().into_builder(), |b, name| {
+            b.set_column_dictionary_enabled(ColumnPath::from(name), false)
+        })
+        .build()
+}
+
+/// Whether `column` has more than `limit` distinct non-null values. Values are compared
+/// in Arrow's row format, which works for every type (`RowConverter` is the Arrow way
+/// to hash and compare arbitrary values).
+fn distinct_exceeds(column: &ArrayRef, limit: usize) -> bool {
+    let Ok(converter) = RowConverter::new(vec![SortField::new(column.data_type().clone())]) else {
+        return false;
+    };
+    let Ok(rows) = converter.convert_columns(std::slice::from_ref(column)) else {
+        return false;
+    };
+    let mut seen = std::collections::HashSet::with_capacity(limit + 1);
+    for (i, row) in rows.iter().enumerate() {
+        if column.is_valid(i) && seen.insert(row) && seen.len() > limit {
+            return true;
+        }
+    }
+    false
 }
 
 /// A Parquet file being written straight to S3.
@@ -428,6 +486,67 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
+
+    #[test]
+    fn auto_dictionary_is_off_only_for_mostly_distinct_flat_columns() {
+        use arrow::array::{Int64Array, ListArray, StringArray};
+        use arrow::datatypes::Int64Type;
+        use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+        use parquet::basic::Encoding;
+
+        let n = 4096i64;
+        let unique = Int64Array::from_iter_values(0..n);
+        let repeated = StringArray::from_iter_values((0..n).map(|i| format!("mode-{}", i % 7)));
+        // 3/4 distinct exactly is not "more than 3 in 4": stays on.
+        let boundary = Int64Array::from_iter_values((0..n).map(|i| i % (n / 4 * 3)));
+        let lists =
+            ListArray::from_iter_primitive::<Int64Type, _, _>((0..n).map(|i| Some(vec![Some(i)])));
+        let batch = RecordBatch::try_from_iter([
+            ("unique", Arc::new(unique) as ArrayRef),
+            ("repeated", Arc::new(repeated) as ArrayRef),
+            ("boundary", Arc::new(boundary) as ArrayRef),
+            ("lists", Arc::new(lists) as ArrayRef),
+        ])
+        .unwrap();
+        let base = writer_properties(&ParquetOptions::default()).unwrap();
+        let props = adapt_dictionary(&base, &batch);
+        let on = |name: &str| props.dictionary_enabled(&ColumnPath::from(name));
+        assert!(!on("unique"));
+        assert!(on("repeated"));
+        assert!(on("boundary"));
+        assert!(on("lists.list.item"), "nested columns keep the default");
+        // A sample shorter than the minimum decides nothing.
+        let short = adapt_dictionary(&base, &batch.slice(0, DICTIONARY_SAMPLE_MIN - 1));
+        assert!(short.dictionary_enabled(&ColumnPath::from("unique")));
+
+        // The file written with these properties reads back equal, and the encodings
+        // in its metadata are the ones chosen.
+        let mut writer = ArrowWriter::try_new(Vec::new(), batch.schema(), Some(props)).unwrap();
+        writer.write(&batch).unwrap();
+        let file = Bytes::from(writer.into_inner().unwrap());
+        let reader = ParquetRecordBatchReaderBuilder::try_new(file).unwrap();
+        let row_group = reader.metadata().row_group(0).clone();
+        let read: Vec<RecordBatch> = reader.build().unwrap().map(|b| b.unwrap()).collect();
+        assert_eq!(
+            arrow::compute::concat_batches(&batch.schema(), &read).unwrap(),
+            batch
+        );
+        let dictionary_page = |i: usize| row_group.column(i).dictionary_page_offset().is_some();
+        assert!(
+            !dictionary_page(0),
+            "unique: {:?}",
+            row_group.column(0).encodings().collect::<Vec<Encoding>>()
+        );
+        assert!(dictionary_page(1));
+
+        // `never` turns it off everywhere.
+        let never = writer_properties(&ParquetOptions {
+            dictionary: Dictionary::Never,
+            ..ParquetOptions::default()
+        })
+        .unwrap();
+        assert!(!never.dictionary_enabled(&ColumnPath::from("repeated")));
+    }
 
     fn limits(buffered: usize) -> UploadLimits {
         let mut options = ExtractOptions::new("s3://bucket/prefix".parse().unwrap());

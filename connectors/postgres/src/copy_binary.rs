@@ -20,7 +20,7 @@ use arrow::array::PrimitiveBuilder;
 use arrow::array::{
     ArrayBuilder, ArrayRef, BinaryBuilder, BooleanBuilder, Date32Builder, Decimal128Builder,
     Float32Builder, Float64Builder, Int16Builder, Int32Builder, Int64Builder, ListArray,
-    StringBuilder, StructArray, Time64MicrosecondBuilder, TimestampMicrosecondBuilder,
+    StringArray, StringBuilder, StructArray, Time64MicrosecondBuilder, TimestampMicrosecondBuilder,
 };
 use arrow::buffer::{NullBuffer, OffsetBuffer};
 use arrow::datatypes::{Field, Int32Type, Int64Type};
@@ -45,20 +45,24 @@ pub(crate) struct DecodeError {
     pub unsupported: bool,
 }
 
-fn bad(message: impl Into<String>) -> DecodeError {
-    DecodeError {
+// Errors are boxed and built in cold functions: the per-field decode path stays small
+// (a pointer-sized result, no formatting code inlined into it).
+#[cold]
+fn bad(message: impl Into<String>) -> Box<DecodeError> {
+    Box::new(DecodeError {
         column: None,
         message: message.into(),
         unsupported: false,
-    }
+    })
 }
 
-fn unsupported(message: impl Into<String>) -> DecodeError {
-    DecodeError {
+#[cold]
+fn unsupported(message: impl Into<String>) -> Box<DecodeError> {
+    Box::new(DecodeError {
         column: None,
         message: message.into(),
         unsupported: true,
-    }
+    })
 }
 
 fn be_i16(b: &[u8]) -> i16 {
@@ -71,19 +75,23 @@ fn be_i64(b: &[u8]) -> i64 {
     i64::from_be_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]])
 }
 
-fn expect_len(v: &[u8], n: usize, what: &str) -> Result<(), DecodeError> {
+#[inline]
+fn expect_len(v: &[u8], n: usize, what: &str) -> Result<(), Box<DecodeError>> {
     if v.len() == n {
         Ok(())
     } else {
-        Err(bad(format!(
-            "{what} value has {} bytes, expected {n}",
-            v.len()
-        )))
+        Err(wrong_len(v.len(), n, what))
     }
 }
 
-fn utf8(v: &[u8]) -> Result<&str, DecodeError> {
-    std::str::from_utf8(v).map_err(|_| bad("text value is not valid UTF-8"))
+#[cold]
+fn wrong_len(len: usize, n: usize, what: &str) -> Box<DecodeError> {
+    bad(format!("{what} value has {len} bytes, expected {n}"))
+}
+
+/// The text values collected in `b` as a string array, validated as UTF-8 in one pass.
+fn utf8_array(b: &mut BinaryBuilder) -> Result<StringArray, Box<DecodeError>> {
+    StringArray::try_from_binary(b.finish()).map_err(|_| bad("text value is not valid UTF-8"))
 }
 
 /// The builders of an interval column (a struct of months, days, microseconds).
@@ -110,8 +118,12 @@ pub(crate) enum Decoder {
         scale: i8,
     },
     NumericText(StringBuilder),
-    Text(StringBuilder),
-    Jsonb(StringBuilder),
+    /// Text is collected as bytes and validated as UTF-8 once per batch in
+    /// [`Decoder::finish`] (one pass over the whole values buffer is several times
+    /// cheaper than a `from_utf8` call per short value).
+    Text(BinaryBuilder),
+    /// The jsonb text without its version byte; validated like `Text`.
+    Jsonb(BinaryBuilder),
     Bytea(BinaryBuilder),
     Date(Date32Builder),
     Time(Time64MicrosecondBuilder),
@@ -131,8 +143,16 @@ pub(crate) enum Decoder {
 }
 
 impl Decoder {
-    /// A decoder for `ty` with room for `capacity` values.
-    pub(crate) fn new(ty: &PgType, capacity: usize) -> Self {
+    /// A decoder for `ty` with room for `capacity` values and, for variable-length types,
+    /// `value_bytes` bytes of values (0: a guess of 16 bytes per value).
+    pub(crate) fn new(ty: &PgType, capacity: usize, value_bytes: usize) -> Self {
+        let bytes = |per_value: usize| {
+            if value_bytes > 0 {
+                value_bytes
+            } else {
+                capacity * per_value
+            }
+        };
         match ty {
             PgType::Bool => Self::Bool(BooleanBuilder::with_capacity(capacity)),
             PgType::Int2 => Self::Int16(Int16Builder::with_capacity(capacity)),
@@ -146,13 +166,13 @@ impl Decoder {
                 scale: *scale,
             },
             PgType::Numeric(NumericMapping::Text) => {
-                Self::NumericText(StringBuilder::with_capacity(capacity, capacity * 8))
+                Self::NumericText(StringBuilder::with_capacity(capacity, bytes(8)))
             }
             PgType::Text | PgType::Json => {
-                Self::Text(StringBuilder::with_capacity(capacity, capacity * 16))
+                Self::Text(BinaryBuilder::with_capacity(capacity, bytes(16)))
             }
-            PgType::Jsonb => Self::Jsonb(StringBuilder::with_capacity(capacity, capacity * 16)),
-            PgType::Bytea => Self::Bytea(BinaryBuilder::with_capacity(capacity, capacity * 16)),
+            PgType::Jsonb => Self::Jsonb(BinaryBuilder::with_capacity(capacity, bytes(16))),
+            PgType::Bytea => Self::Bytea(BinaryBuilder::with_capacity(capacity, bytes(16))),
             PgType::Date => Self::Date(Date32Builder::with_capacity(capacity)),
             PgType::Time => Self::Time(Time64MicrosecondBuilder::with_capacity(capacity)),
             PgType::Timestamp | PgType::Timestamptz => Self::Timestamp {
@@ -172,7 +192,7 @@ impl Decoder {
                 Self::List {
                     offsets,
                     valid: BooleanBufferBuilder::new(capacity),
-                    child: Box::new(Decoder::new(elem, capacity)),
+                    child: Box::new(Decoder::new(elem, capacity, 0)),
                     item: Arc::new(Field::new("item", elem.arrow_type(), true)),
                 }
             }
@@ -180,7 +200,7 @@ impl Decoder {
     }
 
     /// Append one field: `None` is SQL NULL.
-    pub(crate) fn append(&mut self, value: Option<&[u8]>) -> Result<(), DecodeError> {
+    pub(crate) fn append(&mut self, value: Option<&[u8]>) -> Result<(), Box<DecodeError>> {
         let Some(v) = value else {
             self.append_null();
             return Ok(());
@@ -216,9 +236,9 @@ impl Decoder {
                 scale,
             } => builder.append_value(numeric_to_i128(v, *precision, *scale)?),
             Self::NumericText(b) => b.append_value(numeric_to_string(v)?),
-            Self::Text(b) => b.append_value(utf8(v)?),
+            Self::Text(b) => b.append_value(v),
             Self::Jsonb(b) => match v.split_first() {
-                Some((1, rest)) => b.append_value(utf8(rest)?),
+                Some((1, rest)) => b.append_value(rest),
                 _ => return Err(bad("jsonb value has an unknown format version")),
             },
             Self::Bytea(b) => b.append_value(v),
@@ -295,10 +315,8 @@ impl Decoder {
             Self::Float32(b) => b.append_null(),
             Self::Float64(b) => b.append_null(),
             Self::Decimal { builder, .. } => builder.append_null(),
-            Self::NumericText(b) | Self::Text(b) | Self::Jsonb(b) | Self::Uuid(b) => {
-                b.append_null()
-            }
-            Self::Bytea(b) => b.append_null(),
+            Self::NumericText(b) | Self::Uuid(b) => b.append_null(),
+            Self::Text(b) | Self::Jsonb(b) | Self::Bytea(b) => b.append_null(),
             Self::Date(b) => b.append_null(),
             Self::Time(b) => b.append_null(),
             Self::Timestamp { builder, .. } => builder.append_null(),
@@ -331,8 +349,8 @@ impl Decoder {
             Self::Float32(b) => b.len(),
             Self::Float64(b) => b.len(),
             Self::Decimal { builder, .. } => builder.len(),
-            Self::NumericText(b) | Self::Text(b) | Self::Jsonb(b) | Self::Uuid(b) => b.len(),
-            Self::Bytea(b) => b.len(),
+            Self::NumericText(b) | Self::Uuid(b) => b.len(),
+            Self::Text(b) | Self::Jsonb(b) | Self::Bytea(b) => b.len(),
             Self::Date(b) => b.len(),
             Self::Time(b) => b.len(),
             Self::Timestamp { builder, .. } => builder.len(),
@@ -341,9 +359,10 @@ impl Decoder {
         }
     }
 
-    /// The array of the values appended so far; the decoder is empty afterwards.
-    pub(crate) fn finish(&mut self) -> ArrayRef {
-        match self {
+    /// The array of the values appended so far; the decoder is empty afterwards. Fails
+    /// when a text value is not valid UTF-8.
+    pub(crate) fn finish(&mut self) -> Result<ArrayRef, Box<DecodeError>> {
+        Ok(match self {
             Self::Bool(b) => Arc::new(b.finish()),
             Self::Int16(b) => Arc::new(b.finish()),
             Self::Int32(b) => Arc::new(b.finish()),
@@ -360,9 +379,8 @@ impl Decoder {
                     .with_precision_and_scale(*precision, *scale)
                     .expect("precision and scale were validated by the type mapping"),
             ),
-            Self::NumericText(b) | Self::Text(b) | Self::Jsonb(b) | Self::Uuid(b) => {
-                Arc::new(b.finish())
-            }
+            Self::NumericText(b) | Self::Uuid(b) => Arc::new(b.finish()),
+            Self::Text(b) | Self::Jsonb(b) => Arc::new(utf8_array(b)?),
             Self::Bytea(b) => Arc::new(b.finish()),
             Self::Date(b) => Arc::new(b.finish()),
             Self::Time(b) => Arc::new(b.finish()),
@@ -399,7 +417,7 @@ impl Decoder {
                 child,
                 item,
             } => {
-                let values = child.finish();
+                let values = child.finish()?;
                 let offs = std::mem::replace(offsets, vec![0]);
                 let nulls = NullBuffer::new(valid.finish());
                 Arc::new(ListArray::new(
@@ -409,12 +427,12 @@ impl Decoder {
                     (nulls.null_count() > 0).then_some(nulls),
                 ))
             }
-        }
+        })
     }
 }
 
 /// Decode a binary array value into `child`; returns the number of elements.
-fn decode_array(v: &[u8], child: &mut Decoder) -> Result<usize, DecodeError> {
+fn decode_array(v: &[u8], child: &mut Decoder) -> Result<usize, Box<DecodeError>> {
     if v.len() < 12 {
         return Err(bad("array value is shorter than its header"));
     }
@@ -477,7 +495,7 @@ impl Numeric<'_> {
     }
 }
 
-fn parse_numeric(v: &[u8]) -> Result<Numeric<'_>, DecodeError> {
+fn parse_numeric(v: &[u8]) -> Result<Numeric<'_>, Box<DecodeError>> {
     if v.len() < 8 {
         return Err(bad("numeric value is shorter than its header"));
     }
@@ -495,7 +513,7 @@ fn parse_numeric(v: &[u8]) -> Result<Numeric<'_>, DecodeError> {
 }
 
 /// A binary numeric as the unscaled integer of Decimal128(precision, scale).
-fn numeric_to_i128(v: &[u8], precision: u8, scale: i8) -> Result<i128, DecodeError> {
+fn numeric_to_i128(v: &[u8], precision: u8, scale: i8) -> Result<i128, Box<DecodeError>> {
     let n = parse_numeric(v)?;
     match n.sign {
         NUMERIC_NAN | NUMERIC_PINF | NUMERIC_NINF => {
@@ -507,44 +525,99 @@ fn numeric_to_i128(v: &[u8], precision: u8, scale: i8) -> Result<i128, DecodeErr
         }
         _ => {}
     }
-    let too_big = || {
-        unsupported(format!(
-            "numeric value does not fit Decimal128({precision}, {scale})"
-        ))
-    };
     // The digits form the integer `acc`, worth acc * 10000^(weight - ndigits + 1).
+    let exp10 = 4 * (n.weight as i32 - n.ndigits() as i32 + 1) + scale as i32;
+    let magnitude = match small_numeric(&n, exp10) {
+        Some(Ok(v)) => v as i128,
+        Some(Err(())) => return Err(inexact(precision, scale)),
+        None => large_numeric(&n, exp10).map_err(|big| {
+            if big {
+                too_big(precision, scale)
+            } else {
+                inexact(precision, scale)
+            }
+        })?,
+    };
+    if magnitude.unsigned_abs() >= POW10_U128[precision as usize] {
+        return Err(too_big(precision, scale));
+    }
+    Ok(if n.sign == NUMERIC_NEG {
+        -magnitude
+    } else {
+        magnitude
+    })
+}
+
+/// 10^i for i in 0..=38 (Decimal128's largest precision).
+const POW10_U128: [u128; 39] = {
+    let mut t = [1u128; 39];
+    let mut i = 1;
+    while i < 39 {
+        t[i] = t[i - 1] * 10;
+        i += 1;
+    }
+    t
+};
+
+#[cold]
+fn too_big(precision: u8, scale: i8) -> Box<DecodeError> {
+    unsupported(format!(
+        "numeric value does not fit Decimal128({precision}, {scale})"
+    ))
+}
+
+#[cold]
+fn inexact(precision: u8, scale: i8) -> Box<DecodeError> {
+    unsupported(format!(
+        "numeric value has more than {scale} fractional digits, which \
+         Decimal128({precision}, {scale}) cannot hold exactly"
+    ))
+}
+
+/// The common case in 64-bit arithmetic (128-bit division is a slow library call): at most
+/// four base-10000 digits (< 10^16) and a shift of at most 18 decimal places. `None` when
+/// the value is outside this case (or overflows i64); `Some(Err)` when it has more
+/// fractional digits than the scale.
+fn small_numeric(n: &Numeric<'_>, exp10: i32) -> Option<Result<i64, ()>> {
+    if n.ndigits() > 4 || !(-18..=18).contains(&exp10) {
+        return None;
+    }
+    let mut acc: i64 = 0;
+    for i in 0..n.ndigits() {
+        acc = acc * 10_000 + n.digit(i) as i64;
+    }
+    let pow = POW10_U128[exp10.unsigned_abs() as usize] as i64;
+    if exp10 >= 0 {
+        acc.checked_mul(pow).map(Ok)
+    } else if acc % pow == 0 {
+        Some(Ok(acc / pow))
+    } else {
+        Some(Err(()))
+    }
+}
+
+/// The general case in 128-bit arithmetic. `Err(true)`: too big; `Err(false)`: more
+/// fractional digits than the scale.
+fn large_numeric(n: &Numeric<'_>, exp10: i32) -> Result<i128, bool> {
     let mut acc: i128 = 0;
     for i in 0..n.ndigits() {
         acc = acc
             .checked_mul(10_000)
             .and_then(|a| a.checked_add(n.digit(i) as i128))
-            .ok_or_else(too_big)?;
+            .ok_or(true)?;
     }
-    let exp10 = 4 * (n.weight as i32 - n.ndigits() as i32 + 1) + scale as i32;
-    let mut value = if exp10 >= 0 {
+    if exp10 >= 0 {
         10i128
             .checked_pow(exp10 as u32)
             .and_then(|p| acc.checked_mul(p))
-            .ok_or_else(too_big)?
+            .ok_or(true)
     } else {
-        let div = 10i128.checked_pow((-exp10) as u32);
-        match div {
-            Some(d) if acc % d == 0 => acc / d,
-            None if acc == 0 => 0,
-            _ => {
-                return Err(unsupported(format!(
-                    "numeric value has more than {scale} fractional digits, which Decimal128({precision}, {scale}) cannot hold exactly"
-                )));
-            }
+        match 10i128.checked_pow((-exp10) as u32) {
+            Some(d) if acc % d == 0 => Ok(acc / d),
+            None if acc == 0 => Ok(0),
+            _ => Err(false),
         }
-    };
-    if value.unsigned_abs() >= 10u128.pow(precision as u32) {
-        return Err(too_big());
     }
-    if n.sign == NUMERIC_NEG {
-        value = -value;
-    }
-    Ok(value)
 }
 
 fn special_numeric(sign: u16) -> &'static str {
@@ -556,7 +629,7 @@ fn special_numeric(sign: u16) -> &'static str {
 }
 
 /// A binary numeric as PostgreSQL prints it (`numeric_out`): exact, `dscale` fraction digits.
-fn numeric_to_string(v: &[u8]) -> Result<String, DecodeError> {
+fn numeric_to_string(v: &[u8]) -> Result<String, Box<DecodeError>> {
     let n = parse_numeric(v)?;
     if matches!(n.sign, NUMERIC_NAN | NUMERIC_PINF | NUMERIC_NINF) {
         return Ok(special_numeric(n.sign).to_string());
@@ -664,7 +737,7 @@ impl CopyParser {
         chunk: &[u8],
         decoders: &mut [Decoder],
         max_rows: usize,
-    ) -> Result<Fed, DecodeError> {
+    ) -> Result<Fed, Box<DecodeError>> {
         if self.carry.is_empty() {
             let (fed, used) = self.parse(chunk, decoders, max_rows)?;
             self.carry.extend_from_slice(&chunk[used..]);
@@ -685,7 +758,7 @@ impl CopyParser {
         buf: &[u8],
         decoders: &mut [Decoder],
         max_rows: usize,
-    ) -> Result<(Fed, usize), DecodeError> {
+    ) -> Result<(Fed, usize), Box<DecodeError>> {
         let mut pos = 0;
         if self.state == State::Header {
             if buf.len() < 19 {
@@ -823,5 +896,70 @@ mod tests {
         let v = numeric_bytes(0, NUMERIC_NAN, 0, &[]);
         assert!(numeric_to_i128(&v, 5, 2).unwrap_err().unsupported);
         assert_eq!(numeric_to_string(&v).unwrap(), "NaN");
+    }
+
+    #[test]
+    fn the_64_bit_and_128_bit_numeric_paths_agree() {
+        // Every shape the fast path takes (1..=4 digits, shifts up and down), checked
+        // against the 128-bit path on the same value.
+        let cases: &[(i16, u16, &[i16])] = &[
+            (0, 2, &[12, 5000]),
+            (3, 0, &[9999, 9999, 9999, 9999]),
+            (-1, 4, &[12]),
+            (-2, 8, &[1]),
+            (1, 2, &[1, 2300]),
+            (4, 0, &[1]),
+            (0, 0, &[]),
+        ];
+        for &(weight, dscale, digits) in cases {
+            let v = numeric_bytes(weight, 0, dscale, digits);
+            let n = parse_numeric(&v).unwrap();
+            for scale in [0i8, 2, 4, 8, 18] {
+                let exp10 = 4 * (n.weight as i32 - n.ndigits() as i32 + 1) + scale as i32;
+                let large = large_numeric(&n, exp10);
+                match small_numeric(&n, exp10) {
+                    Some(Ok(small)) => assert_eq!(Ok(small as i128), large, "{digits:?} {scale}"),
+                    Some(Err(())) => assert_eq!(large, Err(false), "{digits:?} {scale}"),
+                    None => {}
+                }
+            }
+        }
+        // Through the public function: 12.50 as numeric(15,2), -0.0012 rejected at scale 2.
+        let v = numeric_bytes(0, 0, 2, &[12, 5000]);
+        assert_eq!(numeric_to_i128(&v, 15, 2).unwrap(), 1250);
+        let v = numeric_bytes(-1, NUMERIC_NEG, 4, &[12]);
+        let e = numeric_to_i128(&v, 15, 2).unwrap_err();
+        assert!(
+            e.unsupported && e.message.contains("fractional digits"),
+            "{}",
+            e.message
+        );
+        // 10^16 needs five base-10000 digits: the 128-bit path, and precision is enforced.
+        let v = numeric_bytes(4, 0, 0, &[1]);
+        assert_eq!(numeric_to_i128(&v, 17, 0).unwrap(), 10i128.pow(16));
+        assert!(
+            numeric_to_i128(&v, 16, 0)
+                .unwrap_err()
+                .message
+                .contains("does not fit")
+        );
+    }
+
+    #[test]
+    fn text_is_validated_once_per_batch_and_invalid_utf8_is_an_error() {
+        let mut d = Decoder::new(&PgType::Text, 4, 0);
+        d.append(Some("héllo".as_bytes())).unwrap();
+        d.append(None).unwrap();
+        d.append(Some(b"")).unwrap();
+        let a = d.finish().unwrap();
+        let a = a.as_any().downcast_ref::<StringArray>().unwrap();
+        assert_eq!(
+            a.iter().collect::<Vec<_>>(),
+            [Some("héllo"), None, Some("")]
+        );
+        // After finish the decoder is empty and reusable.
+        d.append(Some(&[0x66, 0xff, 0x6f])).unwrap();
+        let e = d.finish().unwrap_err();
+        assert_eq!(e.message, "text value is not valid UTF-8");
     }
 }

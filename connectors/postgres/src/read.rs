@@ -267,13 +267,35 @@ fn decode_error(stream: &ResolvedStream, e: DecodeError) -> ConnectorError {
     )
 }
 
+/// The batch of the values in `decoders`, which are replaced by empty ones sized like
+/// this batch (a finished Arrow builder keeps no capacity: refilling it from empty would
+/// grow and copy every buffer about sixteen times per batch).
 fn finish_batch(
+    stream: &ResolvedStream,
     schema: &SchemaRef,
     decoders: &mut [Decoder],
+    batch_rows: usize,
 ) -> Result<RecordBatch, ConnectorError> {
-    let columns = decoders.iter_mut().map(Decoder::finish).collect();
+    let mut columns = Vec::with_capacity(decoders.len());
+    for (i, (decoder, column)) in decoders.iter_mut().zip(&stream.columns).enumerate() {
+        let array = decoder.finish().map_err(|mut e| {
+            e.column = Some(i);
+            decode_error(stream, *e)
+        })?;
+        *decoder = Decoder::new(&column.ty, batch_rows.min(1 << 18), value_bytes(&array));
+        columns.push(array);
+    }
     RecordBatch::try_new(schema.clone(), columns)
         .map_err(|e| ConnectorError::internal(format!("building a batch: {e}")))
+}
+
+/// The bytes of values (not offsets) of a variable-length array, else 0.
+fn value_bytes(array: &dyn Array) -> usize {
+    match array.data_type() {
+        DataType::Utf8 => array.as_string::<i32>().values().len(),
+        DataType::Binary => array.as_binary::<i32>().values().len(),
+        _ => 0,
+    }
 }
 
 /// Read one partition: batches, each followed by its checkpoint when the stream has a key.
@@ -298,7 +320,7 @@ pub(crate) fn read_partition<'a>(
         let mut decoders: Vec<Decoder> = stream
             .columns
             .iter()
-            .map(|c| Decoder::new(&c.ty, batch_rows.min(16_384)))
+            .map(|c| Decoder::new(&c.ty, batch_rows.min(16_384), 0))
             .collect();
         let mut parser = CopyParser::new(decoders.len());
         let mut rows = 0u64;
@@ -308,12 +330,12 @@ pub(crate) fn read_partition<'a>(
             loop {
                 let fed = parser
                     .feed(data, &mut decoders, batch_rows)
-                    .map_err(|e| decode_error(&stream, e))?;
+                    .map_err(|e| decode_error(&stream, *e))?;
                 data = &[];
                 if fed != Fed::BatchFull {
                     break;
                 }
-                let batch = finish_batch(&schema, &mut decoders)?;
+                let batch = finish_batch(&stream, &schema, &mut decoders, batch_rows)?;
                 rows += batch.num_rows() as u64;
                 let cp = checkpoint_after(&stream, &batch)?;
                 yield ReadItem::Batch(batch);
@@ -329,7 +351,7 @@ pub(crate) fn read_partition<'a>(
             )))?;
         }
         if decoders.first().map(Decoder::len).unwrap_or(0) > 0 {
-            let batch = finish_batch(&schema, &mut decoders)?;
+            let batch = finish_batch(&stream, &schema, &mut decoders, batch_rows)?;
             rows += batch.num_rows() as u64;
             let cp = checkpoint_after(&stream, &batch)?;
             yield ReadItem::Batch(batch);

@@ -154,6 +154,9 @@ struct ExtractArgs {
     /// Maximum rows per row group.
     #[arg(long, default_value_t = 64 * 1024)]
     row_group_rows: usize,
+    /// Dictionary encoding: auto (off for mostly-distinct columns), always, never.
+    #[arg(long, default_value = "auto")]
+    dictionary: String,
     /// Roll to a new file at this size, MiB.
     #[arg(long, default_value_t = 128)]
     target_file_mib: u64,
@@ -305,6 +308,7 @@ fn extract_options(a: &ExtractArgs) -> Result<ExtractOptions, Error> {
     options.parquet.codec = a.codec.parse::<Codec>()?;
     options.parquet.zstd_level = a.zstd_level;
     options.parquet.row_group_rows = a.row_group_rows;
+    options.parquet.dictionary = a.dictionary.parse()?;
     options.parquet.target_file_bytes = a.target_file_mib.saturating_mul(1024 * 1024);
     options.upload.part_bytes = a.part_mib.saturating_mul(1024 * 1024);
     options.upload.max_buffered_parts = a.max_buffered_parts;
