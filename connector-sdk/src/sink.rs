@@ -332,12 +332,16 @@ pub(crate) fn writer_properties(options: &ParquetOptions) -> Result<WriterProper
 
 /// Fewest non-null values a column's sample needs before `auto` turns its dictionary off.
 const DICTIONARY_SAMPLE_MIN: usize = 1024;
+/// Most rows of a first batch `auto` looks at.
+const DICTIONARY_SAMPLE_MAX: usize = 65_536;
 
 /// `props` with dictionary encoding turned off for each top-level, non-nested column
 /// whose values in `sample` are mostly distinct (more than 3 in 4): for such a column a
 /// dictionary only costs hashing and makes the file larger (each value is stored once
 /// anyway, plus an index per row). Nested columns and short samples keep `props`.
 pub(crate) fn adapt_dictionary(props: &WriterProperties, sample: &RecordBatch) -> WriterProperties {
+    // A bounded sample: the row conversion and the set scale with it.
+    let sample = sample.slice(0, sample.num_rows().min(DICTIONARY_SAMPLE_MAX));
     let mut plain = Vec::new();
     for (field, column) in sample.schema().fields().iter().zip(sample.columns()) {
         if field.data_type().is_nested()
@@ -349,7 +353,8 @@ pub(crate) fn adapt_dictionary(props: &WriterProperties, sample: &RecordBatch) -
         if values < DICTIONARY_SAMPLE_MIN {
             continue;
         }
-        if distinct_exceeds(column, values / 4 * 3) {
+        // More than 3 in 4 distinct: distinct > 3·values/4, i.e. > ⌊3·values/4⌋.
+        if distinct_exceeds(column, values * 3 / 4) {
             plain.push(field.name().clone());
         }
     }

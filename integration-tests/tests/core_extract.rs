@@ -3,7 +3,9 @@
 
 use std::time::Duration;
 
-use connector_sdk::{Dataset, Error, ExtractCore, ExtractOptions, RunStatus, S3Store, StopSignal};
+use connector_sdk::{
+    Dataset, Dictionary, Error, ExtractCore, ExtractOptions, RunStatus, S3Store, StopSignal,
+};
 use integration_tests::{BUCKET, TestEnv, assert_ids_exact, read_committed};
 use local_s3::{FaultConfig, FaultProxy};
 use orders_demo::{ORDERS, OrdersDemo, OrdersDemoConfig, orders_batch};
@@ -73,11 +75,14 @@ async fn round_trip_equals_the_source_exactly() {
 async fn files_roll_at_the_target_size_and_use_multipart() {
     let env = TestEnv::start().await;
     let store = env.store().await;
-    // One partition of 1.5M rows: ~29 MB of Parquet.
+    // One partition of 1.5M rows: ~29 MB of Parquet with a dictionary on every column
+    // (pinned: `auto` would leave the demo's unique columns plain and the output smaller
+    // than the two full files this test needs).
     let config = demo(1_500_000, 1_500_000);
     let mut options = ExtractOptions::new(env.output("roll"));
     options.parquet.target_file_bytes = 12 * 1024 * 1024;
     options.parquet.row_group_rows = 64 * 1024;
+    options.parquet.dictionary = Dictionary::Always;
     options.upload.part_bytes = 5 * 1024 * 1024;
     let report = core(&store, config.clone(), options.clone())
         .run(ORDERS, &StopSignal::new())
