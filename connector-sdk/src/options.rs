@@ -119,11 +119,10 @@ impl FromStr for Codec {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Dictionary {
-    /// Decided per column from the first batch of each partition (at most 65 536 of its
-    /// rows; default): off for a
-    /// column whose values are mostly distinct (more than three in four of at least 1024
-    /// non-null values), where a dictionary costs hashing time and makes the file larger;
-    /// on otherwise.
+    /// Decided per column from the first batch of each partition, at most 65 536 of its
+    /// rows (default): off for a column whose values are mostly distinct (more than three
+    /// in four of at least 1024 non-null values), where a dictionary costs hashing time
+    /// and makes the file larger; on otherwise.
     #[default]
     Auto,
     /// On for every column (what most Parquet writers do).

@@ -528,16 +528,13 @@ fn numeric_to_i128(v: &[u8], precision: u8, scale: i8) -> Result<i128, Box<Decod
     // The digits form the integer `acc`, worth acc * 10000^(weight - ndigits + 1).
     let exp10 = 4 * (n.weight as i32 - n.ndigits() as i32 + 1) + scale as i32;
     let magnitude = match small_numeric(&n, exp10) {
-        Some(Ok(v)) => v as i128,
-        Some(Err(())) => return Err(inexact(precision, scale)),
-        None => large_numeric(&n, exp10).map_err(|big| {
-            if big {
-                too_big(precision, scale)
-            } else {
-                inexact(precision, scale)
-            }
-        })?,
-    };
+        Some(small) => small.map(i128::from),
+        None => large_numeric(&n, exp10),
+    }
+    .map_err(|misfit| match misfit {
+        Misfit::TooBig => too_big(precision, scale),
+        Misfit::Inexact => inexact(precision, scale),
+    })?;
     if magnitude.unsigned_abs() >= POW10_U128[precision as usize] {
         return Err(too_big(precision, scale));
     }
@@ -574,11 +571,19 @@ fn inexact(precision: u8, scale: i8) -> Box<DecodeError> {
     ))
 }
 
+/// Why a numeric does not fit the column's Decimal128.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Misfit {
+    /// More integer digits than the precision allows.
+    TooBig,
+    /// More fractional digits than the scale.
+    Inexact,
+}
+
 /// The common case in 64-bit arithmetic (128-bit division is a slow library call): at most
 /// four base-10000 digits (< 10^16) and a shift of at most 18 decimal places. `None` when
-/// the value is outside this case (or overflows i64); `Some(Err)` when it has more
-/// fractional digits than the scale.
-fn small_numeric(n: &Numeric<'_>, exp10: i32) -> Option<Result<i64, ()>> {
+/// the value is outside this case (or overflows i64).
+fn small_numeric(n: &Numeric<'_>, exp10: i32) -> Option<Result<i64, Misfit>> {
     if n.ndigits() > 4 || !(-18..=18).contains(&exp10) {
         return None;
     }
@@ -592,30 +597,29 @@ fn small_numeric(n: &Numeric<'_>, exp10: i32) -> Option<Result<i64, ()>> {
     } else if acc % pow == 0 {
         Some(Ok(acc / pow))
     } else {
-        Some(Err(()))
+        Some(Err(Misfit::Inexact))
     }
 }
 
-/// The general case in 128-bit arithmetic. `Err(true)`: too big; `Err(false)`: more
-/// fractional digits than the scale.
-fn large_numeric(n: &Numeric<'_>, exp10: i32) -> Result<i128, bool> {
+/// The general case in 128-bit arithmetic.
+fn large_numeric(n: &Numeric<'_>, exp10: i32) -> Result<i128, Misfit> {
     let mut acc: i128 = 0;
     for i in 0..n.ndigits() {
         acc = acc
             .checked_mul(10_000)
             .and_then(|a| a.checked_add(n.digit(i) as i128))
-            .ok_or(true)?;
+            .ok_or(Misfit::TooBig)?;
     }
     if exp10 >= 0 {
         10i128
             .checked_pow(exp10 as u32)
             .and_then(|p| acc.checked_mul(p))
-            .ok_or(true)
+            .ok_or(Misfit::TooBig)
     } else {
         match 10i128.checked_pow((-exp10) as u32) {
             Some(d) if acc % d == 0 => Ok(acc / d),
             None if acc == 0 => Ok(0),
-            _ => Err(false),
+            _ => Err(Misfit::Inexact),
         }
     }
 }
@@ -919,7 +923,7 @@ mod tests {
                 let large = large_numeric(&n, exp10);
                 match small_numeric(&n, exp10) {
                     Some(Ok(small)) => assert_eq!(Ok(small as i128), large, "{digits:?} {scale}"),
-                    Some(Err(())) => assert_eq!(large, Err(false), "{digits:?} {scale}"),
+                    Some(Err(misfit)) => assert_eq!(large, Err(misfit), "{digits:?} {scale}"),
                     None => {}
                 }
             }
