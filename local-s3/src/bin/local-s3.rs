@@ -117,12 +117,13 @@ async fn run(args: Args) -> Result<(), LocalS3Error> {
     } else {
         String::new()
     };
+    let stop = StopSignals::register();
     println!(
         "local-s3 listening on {endpoint} (root {}, access key {ACCESS_KEY}, secret key {SECRET_KEY}, region {REGION}{faults})",
         s3.root().display()
     );
 
-    wait_for_signal().await;
+    stop.wait().await;
 
     if let Some(proxy) = proxy {
         proxy.shutdown().await;
@@ -131,25 +132,56 @@ async fn run(args: Args) -> Result<(), LocalS3Error> {
     Ok(())
 }
 
-async fn wait_for_signal() {
+/// SIGTERM and SIGINT, registered before the startup line is printed: a
+/// supervisor (or test) that signals as soon as it reads that line must stop
+/// the server, not kill it with the default disposition.
+struct StopSignals {
     #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
+    term: Option<tokio::signal::unix::Signal>,
+    #[cfg(unix)]
+    int: Option<tokio::signal::unix::Signal>,
+}
+
+impl StopSignals {
+    fn register() -> Self {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            let watch = |kind: SignalKind, name: &str| match signal(kind) {
+                Ok(stream) => Some(stream),
+                Err(err) => {
+                    eprintln!("local-s3: warning: cannot listen for {name} ({err})");
+                    None
                 }
-            }
-            Err(err) => {
-                eprintln!("local-s3: warning: cannot listen for SIGTERM ({err}); stop with Ctrl-C");
-                let _ = tokio::signal::ctrl_c().await;
+            };
+            Self {
+                term: watch(SignalKind::terminate(), "SIGTERM"),
+                int: watch(SignalKind::interrupt(), "SIGINT"),
             }
         }
+        #[cfg(not(unix))]
+        Self {}
     }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
+
+    async fn wait(self) {
+        #[cfg(unix)]
+        {
+            async fn recv(stream: Option<tokio::signal::unix::Signal>) {
+                match stream {
+                    Some(mut stream) => {
+                        stream.recv().await;
+                    }
+                    None => std::future::pending().await,
+                }
+            }
+            tokio::select! {
+                _ = recv(self.term) => {}
+                _ = recv(self.int) => {}
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+        }
     }
 }

@@ -60,17 +60,17 @@ pub fn progress_bar(progress: Arc<Progress>, stream: &str) -> ProgressBar {
 pub fn watch_signals(stop: CancellationToken) -> CancellationToken {
     let hard = CancellationToken::new();
     let hard_out = hard.clone();
+    use tokio::signal::unix::{SignalKind, signal};
+    // Registered here, not in the task: a signal sent before the task first runs must
+    // still be seen as a stop request rather than kill the process.
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        tracing::warn!("cannot install signal handlers; SIGTERM will kill without a checkpoint");
+        return hard_out;
+    };
     tokio::spawn(async move {
-        use tokio::signal::unix::{SignalKind, signal};
-        let (Ok(mut term), Ok(mut int)) = (
-            signal(SignalKind::terminate()),
-            signal(SignalKind::interrupt()),
-        ) else {
-            tracing::warn!(
-                "cannot install signal handlers; SIGTERM will kill without a checkpoint"
-            );
-            return;
-        };
         let mut count = 0;
         loop {
             tokio::select! {
