@@ -4,7 +4,7 @@
 # symbol check), and put it beside the job script, ready to upload.
 #
 # Usage:  runners/glue/package.sh <package> <bin>
-#   GLUE_PROFILE=release (default) or dev
+#   GLUE_PROFILE=release (default), dev or unoptimized (see runners/lambda/package.sh)
 # Output: target/glue/<bin>/<bin> and target/glue/<bin>/connector_glue_job.py
 set -euo pipefail
 if [ $# -ne 2 ]; then
