@@ -23,13 +23,15 @@ cargo fmt --all -- --check
 step "cargo build with clippy, warnings denied (binaries and tests)"
 # Clippy without a second compilation: `cargo clippy` is `cargo check` with clippy-driver
 # as the workspace crates' rustc, so it type-checks all ~540 dependencies once more in
-# check mode (8 min of a 2-core CI run). Here clippy-driver (a drop-in rustc that also
+# check mode (8 min in a 2-core rehearsal). Here clippy-driver (a drop-in rustc that also
 # runs clippy's lints, as `cargo clippy` uses it) compiles the workspace crates in the
 # build itself, and `-D warnings` denies rustc's and clippy's warnings alike; registry
 # dependencies are built with `--cap-lints allow`, as under `cargo clippy`. Same targets
 # as `cargo clippy --workspace --all-targets` (the workspace has no benches or examples).
-# Exported: every later cargo run (nextest, doctests, the packaging tests' builds) must see
-# the same wrapper and flags, or it would rebuild.
+# Exported: every later cargo run (nextest, doctests) must see the same wrapper and flags,
+# or it would rebuild. (The Lambda packaging test's cross-build drops both: it cannot reuse
+# this build.) `-D warnings` also reaches dependencies' build-script probes, which only
+# turns off optional cfgs whose probe code has a warning (rustix's), never a build.
 RUSTC_WORKSPACE_WRAPPER=$(rustup which clippy-driver 2>/dev/null || command -v clippy-driver || true)
 if [ -z "$RUSTC_WORKSPACE_WRAPPER" ]; then
   echo "error: clippy-driver not found; install clippy (rustup component add clippy)" >&2

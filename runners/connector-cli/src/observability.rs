@@ -58,24 +58,35 @@ pub fn progress_bar(progress: Arc<Progress>, stream: &str) -> ProgressBar {
 /// On the first SIGTERM/SIGINT cancel `stop` (the core stops at the next checkpoint and
 /// commits); on the second, cancel the returned token (abort now).
 pub fn watch_signals(stop: CancellationToken) -> CancellationToken {
+    use tokio::signal::unix::{Signal, SignalKind, signal};
     let hard = CancellationToken::new();
     let hard_out = hard.clone();
-    use tokio::signal::unix::{SignalKind, signal};
     // Registered here, not in the task: a signal sent before the task first runs must
-    // still be seen as a stop request rather than kill the process.
-    let (Ok(mut term), Ok(mut int)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) else {
-        tracing::warn!("cannot install signal handlers; SIGTERM will kill without a checkpoint");
-        return hard_out;
+    // still be seen as a stop request rather than kill the process. Each on its own: a
+    // registered stream must stay polled, or its signal would be silently ignored.
+    let watch = |kind: SignalKind, name: &str| {
+        signal(kind)
+            .inspect_err(|err| {
+                tracing::warn!(%err, "cannot listen for {name}; it will kill the process without a checkpoint");
+            })
+            .ok()
     };
+    let mut term = watch(SignalKind::terminate(), "SIGTERM");
+    let mut int = watch(SignalKind::interrupt(), "SIGINT");
+    async fn recv(stream: &mut Option<Signal>) {
+        match stream {
+            Some(stream) => {
+                stream.recv().await;
+            }
+            None => std::future::pending().await,
+        }
+    }
     tokio::spawn(async move {
         let mut count = 0;
         loop {
             tokio::select! {
-                _ = term.recv() => {}
-                _ = int.recv() => {}
+                _ = recv(&mut term) => {}
+                _ = recv(&mut int) => {}
             }
             count += 1;
             if count == 1 {
