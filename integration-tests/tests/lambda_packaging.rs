@@ -42,20 +42,27 @@ fn glibc_versions(binary: &std::path::Path) -> Vec<Vec<u32>> {
     versions
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn lambda_package_zip_runs_on_glibc_2_34_and_serves_invocations() {
+/// Run a packaging script (`<script> orders-demo orders-demo`) with the `unoptimized`
+/// profile in `profile_var`.
+fn run_package_script(script: &str, profile_var: &str) -> std::process::Output {
     let root = workspace_root();
-    let out = std::process::Command::new("bash")
-        .arg(root.join("runners/lambda/package.sh"))
+    std::process::Command::new("bash")
+        .arg(root.join(script))
         .args(["orders-demo", "orders-demo"])
-        .env("LAMBDA_PROFILE", "unoptimized")
+        .env(profile_var, "unoptimized")
         .current_dir(&root)
         // The test command's clippy wrapper and `-D warnings` (scripts/test.sh) buy
         // nothing in this cross-build, which cannot reuse the host build anyway.
         .env_remove("RUSTC_WORKSPACE_WRAPPER")
         .env_remove("RUSTFLAGS")
         .output()
-        .expect("package.sh runs");
+        .unwrap_or_else(|e| panic!("{script} runs: {e}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lambda_package_zip_runs_on_glibc_2_34_and_serves_invocations() {
+    let root = workspace_root();
+    let out = run_package_script("runners/lambda/package.sh", "LAMBDA_PROFILE");
     let stdout = String::from_utf8_lossy(&out.stdout).to_string();
     let stderr = String::from_utf8_lossy(&out.stderr).to_string();
     assert!(
@@ -162,17 +169,7 @@ async fn lambda_package_zip_runs_on_glibc_2_34_and_serves_invocations() {
 /// build is cached by then).
 async fn glue_package_is_the_glibc_2_34_build_beside_the_job_script() {
     let root = workspace_root();
-    let out = std::process::Command::new("bash")
-        .arg(root.join("runners/glue/package.sh"))
-        .args(["orders-demo", "orders-demo"])
-        .env("GLUE_PROFILE", "unoptimized")
-        .current_dir(&root)
-        // The test command's clippy wrapper and `-D warnings` (scripts/test.sh) buy
-        // nothing in this cross-build, which cannot reuse the host build anyway.
-        .env_remove("RUSTC_WORKSPACE_WRAPPER")
-        .env_remove("RUSTFLAGS")
-        .output()
-        .expect("package.sh runs");
+    let out = run_package_script("runners/glue/package.sh", "GLUE_PROFILE");
     assert!(
         out.status.success(),
         "glue package.sh failed:\n{}{}",
