@@ -141,13 +141,17 @@ pub struct Dataset {
     stream: String,
 }
 
-/// What a garbage collection removed.
+/// What a garbage collection removed (or, with `dry_run`, would remove).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct GarbageReport {
-    /// Objects deleted.
+    /// Objects deleted (with `dry_run`: that would be deleted).
     pub deleted_objects: Vec<String>,
-    /// Multipart uploads aborted.
+    /// Multipart uploads aborted (with `dry_run`: that would be aborted).
     pub aborted_uploads: usize,
+    /// The grace period applied: nothing younger was touched.
+    pub grace_secs: u64,
+    /// Whether this was a dry run (nothing deleted).
+    pub dry_run: bool,
 }
 
 impl Dataset {
@@ -296,27 +300,49 @@ impl Dataset {
         Ok(())
     }
 
-    /// Delete data files no committed manifest lists and abort open multipart uploads,
-    /// when they are older than `grace_secs` (so runs in flight are left alone).
-    pub async fn collect_garbage(&self, grace_secs: i64) -> Result<GarbageReport> {
+    /// Delete the data files of runs that never committed and abort their multipart
+    /// uploads, when they are older than `grace_secs`; with `dry_run`, only list them.
+    ///
+    /// Only object names of the data-file pattern (`part-<run>-<partition>-<seq>.parquet`)
+    /// whose run id is not a committed run's are candidates: manifests, reports, files of
+    /// committed runs and anything else under the prefix are never touched. A stream with
+    /// no committed run is refused (a wrong `--output` or `--stream` must not delete
+    /// someone else's data). The caller chooses `grace_secs`; [`ExtractCore`]'s `gc`
+    /// never passes less than the connector's longest declared runtime plus a margin.
+    ///
+    /// [`ExtractCore`]: crate::ExtractCore
+    pub async fn collect_garbage(&self, grace_secs: u64, dry_run: bool) -> Result<GarbageReport> {
         let now = Utc::now().timestamp();
-        let live: BTreeSet<String> = self
-            .committed_files()
-            .await?
-            .into_iter()
-            .map(|f| f.key)
+        let manifests = self.manifests().await?;
+        if manifests.is_empty() {
+            return Err(Error::Request(format!(
+                "stream `{}` has no committed run under {}; gc only removes the leftovers of uncommitted runs beside a committed dataset — check --output and --stream",
+                self.stream, self.output
+            )));
+        }
+        let committed_runs: BTreeSet<&str> = manifests.iter().map(|m| m.run_id.as_str()).collect();
+        let live: BTreeSet<&str> = manifests
+            .iter()
+            .flat_map(|m| m.files.iter().map(|f| f.key.as_str()))
             .collect();
+        let is_garbage = |key: &str, age_secs: i64| {
+            !live.contains(key)
+                && age_secs >= grace_secs.min(i64::MAX as u64) as i64
+                && data_file_run_id(key).is_some_and(|run| !committed_runs.contains(run))
+        };
         let root = self.key("");
-        let (manifests, reports) = (self.key(MANIFESTS), self.key(REPORTS));
-        let mut report = GarbageReport::default();
+        let mut report = GarbageReport {
+            grace_secs,
+            dry_run,
+            ..GarbageReport::default()
+        };
         for o in self.store.list(&self.output.bucket, &root).await? {
-            if o.key.starts_with(&manifests) || o.key.starts_with(&reports) {
+            if !is_garbage(&o.key, now - o.last_modified_secs) {
                 continue;
             }
-            if live.contains(&o.key) || now - o.last_modified_secs < grace_secs {
-                continue;
+            if !dry_run {
+                self.store.delete(&self.output.bucket, &o.key).await?;
             }
-            self.store.delete(&self.output.bucket, &o.key).await?;
             report.deleted_objects.push(o.key);
         }
         for u in self
@@ -324,13 +350,79 @@ impl Dataset {
             .list_open_uploads(&self.output.bucket, &root)
             .await?
         {
-            if now - u.initiated_secs >= grace_secs {
+            if !is_garbage(&u.key, now - u.initiated_secs) {
+                continue;
+            }
+            if !dry_run {
                 self.store
                     .abort_multipart(&self.output.bucket, &u.key, &u.upload_id)
                     .await?;
-                report.aborted_uploads += 1;
             }
+            report.aborted_uploads += 1;
         }
         Ok(report)
+    }
+}
+
+/// The run id in a data file's name (`.../part-<run>-<partition>-<seq:05>.parquet`), or
+/// `None` if `key` is not a data file's name.
+pub fn data_file_run_id(key: &str) -> Option<&str> {
+    let name = key.rsplit('/').next()?;
+    let rest = name.strip_prefix("part-")?.strip_suffix(".parquet")?;
+    let (run_id, rest) = rest.split_at_checked(RUN_ID_LEN)?;
+    let (partition, seq) = rest.strip_prefix('-')?.rsplit_once('-')?;
+    let ok = is_run_id(run_id)
+        && !partition.is_empty()
+        && seq.len() >= 5
+        && seq.bytes().all(|b| b.is_ascii_digit());
+    ok.then_some(run_id)
+}
+
+/// Length of a run id: `YYYYMMDDTHHMMSSZ` and 8 hex digits.
+pub(crate) const RUN_ID_LEN: usize = 24;
+
+/// Whether `s` has the shape of a run id (`YYYYMMDDTHHMMSSZ` + 8 lowercase hex digits).
+pub(crate) fn is_run_id(s: &str) -> bool {
+    let b = s.as_bytes();
+    b.len() == RUN_ID_LEN
+        && b[..8].iter().all(u8::is_ascii_digit)
+        && b[8] == b'T'
+        && b[9..15].iter().all(u8::is_ascii_digit)
+        && b[15] == b'Z'
+        && b[16..]
+            .iter()
+            .all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(c))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn data_file_names_are_recognised() {
+        let run = "20261202T061500Z0a1b2c3d";
+        assert_eq!(
+            data_file_run_id(&format!(
+                "p/orders/dt=2024-01-01/part-{run}-dt=2024-01-01-00000.parquet"
+            )),
+            Some(run)
+        );
+        assert_eq!(
+            data_file_run_id(&format!("orders/part-{run}-a-b-c-00012.parquet")),
+            Some(run)
+        );
+        for not_data in [
+            "p/orders/_manifests/00000000000000000001.json".to_string(),
+            "p/orders/notes.txt".to_string(),
+            format!("p/orders/part-{run}-00000.parquet"),
+            format!("p/orders/part-{run}--00000.parquet"),
+            format!("p/orders/part-{run}-a-0001.parquet"),
+            format!("p/orders/part-{run}-a-00000.parquet.tmp"),
+            "p/orders/part-20261202T061500Z0A1B2C3D-a-00000.parquet".to_string(),
+            "p/orders/part-x-a-00000.parquet".to_string(),
+            "p/orders/my-part-20261202T061500Z0a1b2c3d-a-00000.parquet".to_string(),
+        ] {
+            assert_eq!(data_file_run_id(&not_data), None, "{not_data}");
+        }
     }
 }

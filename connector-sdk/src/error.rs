@@ -169,6 +169,32 @@ pub enum Error {
         /// The run that won, if known.
         winner: String,
     },
+    /// A multipart upload of this run was aborted by someone else while the run was
+    /// writing it (`gc` with a grace shorter than the run, a bucket lifecycle rule...).
+    #[error(
+        "the multipart upload of s3://{bucket}/{key} was aborted while this run was writing it (by `gc` with a grace period shorter than the run, a bucket lifecycle rule or another process); this run committed nothing — re-run it, and run `gc` only with its default grace period"
+    )]
+    UploadAborted {
+        /// The bucket.
+        bucket: String,
+        /// The file being written.
+        key: String,
+    },
+    /// A data file this run wrote is gone before its commit: committing would record rows
+    /// that no longer exist, so nothing is committed.
+    #[error(
+        "data file s3://{bucket}/{key} written by run {run_id} is {problem} before the commit (deleted by `gc` with a grace period shorter than the run, a bucket lifecycle rule or another process); nothing was committed and the stream's state is unchanged — re-run to extract these rows again"
+    )]
+    DataFileMissing {
+        /// The bucket.
+        bucket: String,
+        /// The file.
+        key: String,
+        /// The run that wrote it.
+        run_id: String,
+        /// `missing`, or what differs.
+        problem: String,
+    },
     /// Encoding Parquet or handling Arrow data failed.
     #[error("parquet encoding failed for {what}: {source}")]
     Parquet {
@@ -201,6 +227,8 @@ impl Error {
             Error::S3 { retryable, .. } => *retryable,
             // The state moved on: a re-run picks up from the winner's state.
             Error::CommitConflict { .. } => true,
+            // A re-run extracts the rows again.
+            Error::UploadAborted { .. } | Error::DataFileMissing { .. } => true,
             Error::Internal(_) => true,
             _ => false,
         }
@@ -225,6 +253,8 @@ impl Error {
             Error::S3 { .. } => "SinkError",
             Error::CommitConflict { .. } => "CommitConflict",
             Error::Parquet { .. } => "SinkError",
+            Error::UploadAborted { .. } => "UploadAborted",
+            Error::DataFileMissing { .. } => "DataFileMissing",
             Error::CorruptManifest { .. } => "CorruptManifest",
             Error::Internal(_) => "InternalError",
         }
@@ -263,6 +293,8 @@ impl Error {
                 | Error::Parquet { .. }
                 | Error::CommitConflict { .. }
                 | Error::CorruptManifest { .. }
+                | Error::UploadAborted { .. }
+                | Error::DataFileMissing { .. }
         )
     }
 }

@@ -177,14 +177,14 @@ impl<C: Connector> ExtractCore<C> {
         options: ExtractOptions,
         runner: impl Into<String>,
     ) -> Result<Self> {
-        let manifest = ConnectorManifest::parse(C::MANIFEST)?;
+        let manifest = ConnectorManifest::of::<C>()?;
         options.validate()?;
         let props = writer_properties(&options.parquet)?;
         let limits = UploadLimits::new(&options, Arc::new(OpenUploads::default()));
         Ok(Self {
             connector: Arc::new(connector),
             config: Arc::new(config),
-            manifest: Arc::new(manifest),
+            manifest,
             store,
             options: Arc::new(options),
             props,
@@ -257,14 +257,7 @@ impl<C: Connector> ExtractCore<C> {
     pub async fn prepare(&self, stream: &str) -> Result<RunPlan> {
         let started = Instant::now();
         let started_at = Utc::now();
-        if !self.manifest.dynamic_streams && !self.manifest.streams.iter().any(|s| s.name == stream)
-        {
-            return Err(Error::Request(format!(
-                "stream `{stream}` is not declared by connector `{}`; declared streams: {}",
-                self.manifest.name,
-                self.manifest.stream_names().join(", ")
-            )));
-        }
+        self.manifest.require_stream(stream)?;
         self.store.head_bucket(&self.options.output.bucket).await?;
         let descriptor = self
             .connector
@@ -492,8 +485,15 @@ impl<C: Connector> ExtractCore<C> {
                 state: state.clone(),
             };
             tracing::info!(stream = %plan.stream.name, sequence, files = files.len(), "committing");
-            if let Err(e) = dataset.commit(&manifest).await {
-                if matches!(e, Error::CommitConflict { .. }) {
+            let committed = match self.verify_files(&plan.run_id, &files).await {
+                Ok(()) => dataset.commit(&manifest).await,
+                Err(e) => Err(e),
+            };
+            if let Err(e) = committed {
+                if matches!(
+                    e,
+                    Error::CommitConflict { .. } | Error::DataFileMissing { .. }
+                ) {
                     for f in &files {
                         if let Err(de) =
                             self.store.delete(&self.options.output.bucket, &f.key).await
@@ -627,16 +627,77 @@ impl<C: Connector> ExtractCore<C> {
         Ok(results)
     }
 
-    /// Delete the files of `stream` that no committed manifest lists, older than
-    /// `grace` (leave room for runs in flight).
+    /// Delete the files of runs of `stream` that never committed (and abort their
+    /// multipart uploads), older than `grace` — by default, and at least, the connector's
+    /// longest declared runtime plus [`GC_MARGIN_SECS`](crate::manifest::GC_MARGIN_SECS),
+    /// so the files of a run in flight are never deleted. With `dry_run`, only lists them.
+    /// Refuses a stream the connector does not declare (or discover, for dynamic streams)
+    /// and a stream with no committed run.
     pub async fn collect_garbage(
         &self,
         stream: &str,
-        grace: Duration,
+        grace: Option<Duration>,
+        dry_run: bool,
     ) -> Result<crate::dataset::GarbageReport> {
+        let floor = self.manifest.min_gc_grace_secs();
+        let grace_secs = match grace {
+            None => floor,
+            Some(g) if g.as_secs() >= floor => g.as_secs(),
+            Some(g) => {
+                let (runner, longest) = self.manifest.longest_runtime();
+                return Err(Error::Request(format!(
+                    "a grace period of {} s is too short: connector `{}` declares runs of up to {longest} s (runners.{runner}.max_runtime_secs), and gc must leave the files of a run in flight alone; use at least {floor} s ({longest} + a {} s margin), or omit it",
+                    g.as_secs(),
+                    self.manifest.name,
+                    crate::manifest::GC_MARGIN_SECS
+                )));
+            }
+        };
+        if !self.default_streams().await?.iter().any(|s| s == stream) {
+            return Err(Error::Request(format!(
+                "stream `{stream}` is not a stream of connector `{}`; gc only cleans declared streams: {}",
+                self.manifest.name,
+                self.default_streams().await?.join(", ")
+            )));
+        }
         self.dataset(stream)
-            .collect_garbage(grace.as_secs() as i64)
+            .collect_garbage(grace_secs, dry_run)
             .await
+    }
+
+    /// Check that every file this run is about to commit exists with the size it was
+    /// written with (HEAD, in parallel). A file deleted under the run (`gc` with too short
+    /// a grace, a lifecycle rule) must fail the commit: committing it would record rows
+    /// that are gone, and advance the cursor past them.
+    async fn verify_files(&self, run_id: &str, files: &[DataFile]) -> Result<()> {
+        // Owned values in each check: a future that borrows from the closure's argument
+        // is not `Send` for every lifetime, which a spawned run needs.
+        let checks = files.iter().cloned().map(|f| {
+            let (store, bucket) = (self.store.clone(), self.options.output.bucket.clone());
+            let run_id = run_id.to_string();
+            async move {
+                let problem = match store.head(&bucket, &f.key).await? {
+                    None => Some("missing".to_string()),
+                    Some(n) if n != f.bytes => {
+                        Some(format!("{n} bytes instead of the {} written", f.bytes))
+                    }
+                    Some(_) => None,
+                };
+                Ok::<_, Error>(problem.map(|problem| Error::DataFileMissing {
+                    bucket,
+                    key: f.key,
+                    run_id,
+                    problem,
+                }))
+            }
+        });
+        let mut checks = futures::stream::iter(checks).buffer_unordered(16);
+        while let Some(checked) = checks.next().await {
+            if let Some(missing) = checked? {
+                return Err(missing);
+            }
+        }
+        Ok(())
     }
 }
 
@@ -961,5 +1022,13 @@ mod tests {
         assert!(validate_partitions(&[p("a-1"), p("b_2")]).is_ok());
         assert!(validate_partitions(&[p("a/1")]).is_err());
         assert!(validate_partitions(&[p("a"), p("a")]).is_err());
+    }
+
+    #[test]
+    fn run_ids_have_the_shape_gc_recognises() {
+        for _ in 0..100 {
+            let id = new_run_id();
+            assert!(crate::dataset::is_run_id(&id), "{id}");
+        }
     }
 }

@@ -1,8 +1,9 @@
 //! The connector manifest (`connector.toml`): what a connector is, which runners and
 //! network patterns it supports. Parsed and validated without any I/O.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
+use std::sync::{Arc, Mutex, OnceLock};
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -144,6 +145,10 @@ pub struct NetworkRequirement {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub vpc_connection: Option<String>,
 }
+
+/// Added to the longest declared runtime to get `gc`'s shortest grace period: time for
+/// the commit after the deadline, and for clock skew between this host and S3.
+pub const GC_MARGIN_SECS: u64 = 900;
 
 const GLUE_WORKER_TYPES: [&str; 5] = ["G.025X", "G.1X", "G.2X", "G.4X", "G.8X"];
 
@@ -331,6 +336,39 @@ impl ConnectorManifest {
         Ok(())
     }
 
+    /// The manifest of connector `C` (`C::MANIFEST`), parsed and validated once per
+    /// process and shared: every runner mode and the core ask here.
+    pub fn of<C: crate::Connector>() -> Result<Arc<ConnectorManifest>> {
+        type Parsed = std::result::Result<Arc<ConnectorManifest>, String>;
+        static PARSED: OnceLock<Mutex<HashMap<&'static str, Parsed>>> = OnceLock::new();
+        let mut parsed = PARSED
+            .get_or_init(Default::default)
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        parsed
+            .entry(C::MANIFEST)
+            .or_insert_with(|| match ConnectorManifest::parse(C::MANIFEST) {
+                Ok(m) => Ok(Arc::new(m)),
+                Err(Error::Manifest(m)) => Err(m),
+                Err(other) => Err(other.to_string()),
+            })
+            .clone()
+            .map_err(Error::Manifest)
+    }
+
+    /// `Ok` if `stream` is one of the declared streams (always, for a connector with
+    /// dynamic streams: those are checked against `discover` when the run starts).
+    pub fn require_stream(&self, stream: &str) -> Result<()> {
+        if self.dynamic_streams || self.streams.iter().any(|s| s.name == stream) {
+            return Ok(());
+        }
+        Err(Error::Request(format!(
+            "stream `{stream}` is not declared by connector `{}`; declared streams: {}",
+            self.name,
+            self.stream_names().join(", ")
+        )))
+    }
+
     /// The requirements for `runner`, or [`Error::RunnerNotDeclared`].
     pub fn require_runner(&self, runner: Runner) -> Result<&RunnerRequirements> {
         self.runners
@@ -345,6 +383,24 @@ impl ConnectorManifest {
                     .collect::<Vec<_>>()
                     .join(", "),
             })
+    }
+
+    /// The runner with the longest declared `max_runtime_secs`, and that runtime: no run
+    /// of this connector is expected to last longer, so garbage collection leaves files
+    /// younger than this (plus [`GC_MARGIN_SECS`]) alone.
+    pub fn longest_runtime(&self) -> (Runner, u64) {
+        self.runners
+            .iter()
+            .map(|(r, req)| (*r, req.max_runtime_secs))
+            .max_by_key(|(_, secs)| *secs)
+            .unwrap_or((Runner::Fargate, 0))
+    }
+
+    /// The shortest grace period `gc` accepts: the longest declared runtime plus
+    /// [`GC_MARGIN_SECS`]. A shorter one could delete the finished files of a run still
+    /// in flight, whose commit would then list rows that no longer exist.
+    pub fn min_gc_grace_secs(&self) -> u64 {
+        self.longest_runtime().1.saturating_add(GC_MARGIN_SECS)
     }
 
     /// The declared stream names.

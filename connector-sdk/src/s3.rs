@@ -306,6 +306,32 @@ impl S3Store {
         }
     }
 
+    /// HeadObject: the object's size, or `None` when the key does not exist.
+    pub async fn head(&self, bucket: &str, key: &str) -> Result<Option<u64>> {
+        match self
+            .client
+            .head_object()
+            .bucket(bucket)
+            .key(key)
+            .send()
+            .await
+        {
+            Ok(out) => Ok(Some(out.content_length().unwrap_or(0).max(0) as u64)),
+            Err(SdkError::ServiceError(e)) if e.raw().status().as_u16() == 404 => Ok(None),
+            Err(e) => Err(self.err("HeadObject", bucket, key, e)),
+        }
+    }
+
+    /// Whether multipart upload `upload_id` of `key` is still open (not completed, not
+    /// aborted). Used to name the real cause when a part upload is refused.
+    pub async fn upload_is_open(&self, bucket: &str, key: &str, upload_id: &str) -> Result<bool> {
+        Ok(self
+            .list_open_uploads(bucket, key)
+            .await?
+            .iter()
+            .any(|u| u.key == key && u.upload_id == upload_id))
+    }
+
     /// Every object under `prefix` (all pages).
     pub async fn list(&self, bucket: &str, prefix: &str) -> Result<Vec<ListedObject>> {
         let mut out = Vec::new();

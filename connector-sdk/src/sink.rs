@@ -195,6 +195,42 @@ impl ObjectUpload {
     }
 
     async fn write(&mut self, data: &[u8]) -> Result<()> {
+        match self.write_parts(data).await {
+            Err(e) => Err(self.explain(e).await),
+            ok => ok,
+        }
+    }
+
+    /// A part upload or completion refused with a client error may mean the upload was
+    /// aborted under this run (`gc`, a lifecycle rule): then say so, instead of the
+    /// server's status (S3 answers 404 NoSuchUpload, `s3s-fs` 403 AccessDenied, which
+    /// reads as a credentials problem).
+    async fn explain(&self, e: Error) -> Error {
+        let (
+            Error::S3 {
+                operation: "UploadPart" | "CompleteMultipartUpload",
+                retryable: false,
+                ..
+            },
+            Some(upload_id),
+        ) = (&e, &self.upload_id)
+        else {
+            return e;
+        };
+        match self
+            .store
+            .upload_is_open(&self.bucket, &self.key, upload_id)
+            .await
+        {
+            Ok(false) => Error::UploadAborted {
+                bucket: self.bucket.clone(),
+                key: self.key.clone(),
+            },
+            _ => e,
+        }
+    }
+
+    async fn write_parts(&mut self, data: &[u8]) -> Result<()> {
         self.bytes += data.len() as u64;
         let mut data = data;
         while !data.is_empty() {
@@ -248,11 +284,12 @@ impl ObjectUpload {
 
     /// Upload what is left and make the object visible; returns its size.
     async fn finish(mut self) -> Result<u64> {
-        let result = self.finish_inner().await;
-        if result.is_err() {
+        if let Err(e) = self.finish_inner().await {
+            let e = self.explain(e).await;
             self.abort().await;
+            return Err(e);
         }
-        result.map(|()| self.bytes)
+        Ok(self.bytes)
     }
 
     async fn finish_inner(&mut self) -> Result<()> {

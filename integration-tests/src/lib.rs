@@ -88,6 +88,32 @@ impl TestEnv {
         ]
     }
 
+    /// Make every object and open multipart upload on the server `secs` older, as if
+    /// that much time had passed (the server takes LastModified and Initiated from the
+    /// files' modification times). For garbage-collection tests, whose grace periods
+    /// are hours long.
+    pub fn age_objects(&self, secs: u64) {
+        fn walk(dir: &Path, by: std::time::Duration) {
+            for entry in std::fs::read_dir(dir).expect("read server dir") {
+                let path = entry.expect("dir entry").path();
+                if path.is_dir() {
+                    walk(&path, by);
+                    continue;
+                }
+                let file = std::fs::File::options()
+                    .write(true)
+                    .open(&path)
+                    .expect("open object file");
+                let modified = file.metadata().and_then(|m| m.modified()).expect("mtime");
+                file.set_modified(modified - by).expect("set mtime");
+            }
+        }
+        walk(
+            &self.dir.path().join("s3"),
+            std::time::Duration::from_secs(secs),
+        );
+    }
+
     /// Every object key under `prefix` in the bucket (files on the server's disk).
     pub async fn keys(&self, prefix: &str) -> Vec<String> {
         let mut keys: Vec<String> = self

@@ -424,13 +424,20 @@ async fn a_failing_source_aborts_open_uploads_and_commits_nothing() {
     assert!(dataset.sequences().await.unwrap().is_empty());
 }
 
+/// `gc`'s shortest grace period for orders-demo: its longest declared runtime
+/// (fargate/ec2, 14 400 s) plus the 900 s margin.
+const ORDERS_GC_FLOOR: u64 = 14_400 + 900;
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn garbage_collection_removes_only_uncommitted_files() {
+async fn garbage_collection_removes_only_files_of_uncommitted_runs() {
     let env = TestEnv::start().await;
     let store = env.store().await;
     let config = demo(10_000, 5_000);
     let options = ExtractOptions::new(env.output("gc"));
     let c = core(&store, config.clone(), options.clone());
+    // Nothing committed yet: gc refuses (a wrong prefix must not be cleaned).
+    let err = c.collect_garbage(ORDERS, None, false).await.unwrap_err();
+    assert!(err.to_string().contains("has no committed run"), "{err}");
     // A run that writes files but never commits (as if it crashed before its commit).
     let plan = c.prepare(ORDERS).await.unwrap();
     let stop = StopSignal::new();
@@ -440,24 +447,175 @@ async fn garbage_collection_removes_only_uncommitted_files() {
             .unwrap();
     }
     let orphans = env.keys("gc/orders/dt=").await;
-    assert!(!orphans.is_empty());
-    // Then a run that commits.
+    assert_eq!(orphans.len(), 2);
+    // Then a run that commits, and objects that are not data files of a run.
     c.run(ORDERS, &stop).await.unwrap();
-    let report = c.collect_garbage(ORDERS, Duration::ZERO).await.unwrap();
+    let foreign = [
+        "gc/orders/README.txt",
+        "gc/orders/dt=2024-01-01/part-x.parquet",
+    ];
+    for key in foreign {
+        store
+            .put(BUCKET, key, bytes::Bytes::from_static(b"not ours"), false)
+            .await
+            .unwrap();
+    }
+    let before = env.keys("gc/").await;
+
+    // Young files are safe with the default grace; a shorter grace is refused.
+    let r = c.collect_garbage(ORDERS, None, false).await.unwrap();
+    assert!(r.deleted_objects.is_empty(), "{r:?}");
+    assert_eq!(r.grace_secs, ORDERS_GC_FLOOR);
+    let err = c
+        .collect_garbage(ORDERS, Some(Duration::from_secs(3600)), false)
+        .await
+        .unwrap_err();
+    let msg = err.to_string();
+    assert!(
+        msg.contains("too short") && msg.contains(&format!("at least {ORDERS_GC_FLOOR} s")),
+        "{msg}"
+    );
+    assert!(matches!(err, Error::Request(_)));
+    // Streams the connector does not declare are refused.
+    let err = c.collect_garbage("invoices", None, true).await.unwrap_err();
+    assert!(
+        err.to_string().contains("not a stream of connector"),
+        "{err}"
+    );
+
+    // Once everything is older than the longest run: a dry run lists the orphans and
+    // deletes nothing; the real run deletes exactly them.
+    env.age_objects(ORDERS_GC_FLOOR + 60);
+    let dry = c.collect_garbage(ORDERS, None, true).await.unwrap();
+    assert!(dry.dry_run);
+    let mut listed = dry.deleted_objects.clone();
+    listed.sort();
+    assert_eq!(listed, orphans);
+    assert_eq!(env.keys("gc/").await, before, "a dry run deleted something");
+    let report = c.collect_garbage(ORDERS, None, false).await.unwrap();
     let mut deleted = report.deleted_objects.clone();
     deleted.sort();
     assert_eq!(deleted, orphans);
+    let left: Vec<String> = before
+        .into_iter()
+        .filter(|k| !orphans.contains(k))
+        .collect();
+    assert_eq!(env.keys("gc/").await, left);
+    for key in foreign {
+        assert!(left.contains(&key.to_string()), "{key} was deleted");
+    }
     let got = read_committed(&store, &options.output, ORDERS, "order_id")
         .await
         .unwrap();
     assert_eq!(got, orders_batch(&config, 1, 10_000));
-    // A long grace period protects young files.
-    c.prepare(ORDERS).await.unwrap();
+}
+
+/// `gc` during a run that outlives its declared runtime deletes the run's finished
+/// files: the commit must notice (HEAD of every file) and commit nothing, rather than
+/// record rows that are gone and move the cursor past them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn commit_refuses_files_deleted_under_the_run() {
+    let env = TestEnv::start().await;
+    let store = env.store().await;
+    let options = ExtractOptions::new(env.output("lost"));
+    core(&store, demo(10_000, 5_000), options.clone())
+        .run(ORDERS, &StopSignal::new())
+        .await
+        .unwrap();
+    // New orders at the source; a run reads them but has not committed yet...
+    let config = demo(20_000, 5_000);
+    let c = core(&store, config.clone(), options.clone());
+    let plan = c.prepare(ORDERS).await.unwrap();
+    let mut results = Vec::new();
+    for w in plan.remaining() {
+        results.push(
+            c.extract_partition(&plan, &w.partition.id, &StopSignal::new())
+                .await
+                .unwrap(),
+        );
+    }
+    // ...when gc, long after, deletes its files.
+    env.age_objects(ORDERS_GC_FLOOR + 60);
+    let gc = c.collect_garbage(ORDERS, None, false).await.unwrap();
+    assert_eq!(gc.deleted_objects.len(), 2, "{gc:?}");
+    let err = c.commit(&plan, results).await.unwrap_err();
+    assert!(matches!(err, Error::DataFileMissing { .. }), "{err}");
+    let msg = err.to_string();
     assert!(
-        c.collect_garbage(ORDERS, Duration::from_secs(3600))
-            .await
-            .unwrap()
-            .deleted_objects
-            .is_empty()
+        msg.contains("is missing before the commit") && msg.contains("nothing was committed"),
+        "{msg}"
     );
+    let dataset = Dataset::new(store.clone(), options.output.clone(), ORDERS);
+    assert_eq!(dataset.sequences().await.unwrap(), vec![1]);
+    // The state did not move: a re-run extracts the new orders, exactly once.
+    c.run(ORDERS, &StopSignal::new()).await.unwrap();
+    let got = read_committed(&store, &options.output, ORDERS, "order_id")
+        .await
+        .unwrap();
+    assert_eq!(got, orders_batch(&config, 1, 20_000));
+}
+
+/// A multipart upload aborted under a run (tried as a new user would: `gc` while a run
+/// is writing) fails the run with that cause, not "403 AccessDenied; check the
+/// credentials", and commits nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upload_aborted_under_the_run_is_named_as_such() {
+    let env = TestEnv::start().await;
+    let store = env.store().await;
+    let mut options = ExtractOptions::new(env.output("aborted"));
+    options.upload.part_bytes = 5 * 1024 * 1024;
+    options.parquet.row_group_rows = 32 * 1024;
+    core(&store, demo(1_000, 1_000_000), options.clone())
+        .run(ORDERS, &StopSignal::new())
+        .await
+        .unwrap();
+    // One slow partition of ~1 M orders: its file becomes a multipart upload.
+    let config = OrdersDemoConfig {
+        batch_delay_ms: 20,
+        ..demo(1_000_000, 1_000_000)
+    };
+    let c = core(&store, config.clone(), options.clone());
+    let run = {
+        let c = c.clone();
+        tokio::spawn(async move { c.run(ORDERS, &StopSignal::new()).await })
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while store
+        .list_open_uploads(BUCKET, "aborted/")
+        .await
+        .unwrap()
+        .is_empty()
+    {
+        assert!(
+            !run.is_finished(),
+            "the run ended before it opened an upload"
+        );
+        assert!(std::time::Instant::now() < deadline, "no upload opened");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    env.age_objects(ORDERS_GC_FLOOR + 60);
+    let gc = c.collect_garbage(ORDERS, None, false).await.unwrap();
+    assert_eq!(gc.aborted_uploads, 1, "{gc:?}");
+    let err = run.await.unwrap().unwrap_err();
+    assert!(matches!(err, Error::UploadAborted { .. }), "{err}");
+    let msg = err.to_string();
+    assert!(
+        msg.contains("was aborted while this run was writing it") && !msg.contains("credentials"),
+        "{msg}"
+    );
+    let dataset = Dataset::new(store.clone(), options.output.clone(), ORDERS);
+    assert_eq!(dataset.sequences().await.unwrap(), vec![1]);
+    // A re-run (at full speed) lands everything exactly once.
+    let config = OrdersDemoConfig {
+        batch_delay_ms: 0,
+        ..config
+    };
+    core(&store, config.clone(), options.clone())
+        .run(ORDERS, &StopSignal::new())
+        .await
+        .unwrap();
+    let got = read_committed(&store, &options.output, ORDERS, "order_id")
+        .await
+        .unwrap();
+    assert_eq!(got, orders_batch(&config, 1, 1_000_000));
 }

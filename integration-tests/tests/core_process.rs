@@ -131,9 +131,11 @@ async fn sigkill_at_any_point_then_rerun_gives_the_exact_dataset() {
         .unwrap();
     assert_eq!(got, orders_batch(&config, 1, 1_600_000));
 
-    // Garbage from the killed runs goes away; the dataset stays exact.
+    // Garbage from the killed runs goes away once it is older than the connector's
+    // longest declared runtime (plus gc's margin); the dataset stays exact.
+    env.age_objects(14_400 + 900 + 60);
     let gc = Command::new(demo_bin())
-        .args(["gc", "--grace-secs", "0", "--output", &output, "--config"])
+        .args(["gc", "--output", &output, "--config"])
         .arg(&config_path)
         .envs(TestEnv::process_env(&endpoint))
         .output()
@@ -305,6 +307,25 @@ async fn bad_input_gets_one_line_and_a_nonzero_exit() {
     )
     .await;
     assert_one_line_error(&err, code, 4, "cannot reach S3 endpoint http://127.0.0.1:9");
+
+    // gc never runs with a grace shorter than the longest declared run, nor on a
+    // prefix with no committed run.
+    let (code, err) = run_cli(
+        &ep,
+        &[
+            "gc",
+            "--config",
+            &p(&good),
+            "--output",
+            &out,
+            "--grace-secs",
+            "0",
+        ],
+    )
+    .await;
+    assert_one_line_error(&err, code, 2, "use at least 15300 s");
+    let (code, err) = run_cli(&ep, &["gc", "--config", &p(&good), "--output", &out]).await;
+    assert_one_line_error(&err, code, 2, "stream `orders` has no committed run");
 
     let (code, err) = run_cli(&ep, &["extract", "--bogus"]).await;
     assert!(!err.contains("panicked"));

@@ -66,7 +66,8 @@ enum Command {
     Discover(ConfigArg),
     /// Extract streams into Parquet on S3 and commit them.
     Extract(ExtractArgs),
-    /// Delete files no committed manifest lists (and abort stale multipart uploads).
+    /// Delete the files of runs that never committed (and abort their stale multipart
+    /// uploads), older than the connector's longest declared runtime plus a margin.
     Gc(GcArgs),
     /// Run as a systemd service (EC2 runner): scheduled extracts from a daemon config,
     /// sd_notify READY/STATUS/WATCHDOG, SIGHUP reload, SIGTERM checkpoint-and-exit.
@@ -184,9 +185,13 @@ struct GcArgs {
     /// Stream (repeatable; default: every stream).
     #[arg(long = "stream", value_name = "NAME")]
     streams: Vec<String>,
-    /// Leave objects younger than this alone (runs in flight), seconds.
-    #[arg(long, default_value_t = 3600)]
-    grace_secs: u64,
+    /// Leave objects younger than this alone (runs in flight), seconds [default and
+    /// minimum: the connector's longest declared max_runtime_secs + 900]
+    #[arg(long, value_name = "SECS")]
+    grace_secs: Option<u64>,
+    /// List what would be deleted and aborted; delete nothing.
+    #[arg(long)]
+    dry_run: bool,
 }
 
 /// Run the connector CLI with the process arguments; returns the exit code.
@@ -417,7 +422,7 @@ async fn gc<C: Connector>(connector: C, a: GcArgs) -> Result<(), Error> {
     let mut out = serde_json::Map::new();
     for s in &streams {
         let r = core
-            .collect_garbage(s, Duration::from_secs(a.grace_secs))
+            .collect_garbage(s, a.grace_secs.map(Duration::from_secs), a.dry_run)
             .await?;
         out.insert(s.clone(), serde_json::to_value(r).unwrap_or_default());
     }
