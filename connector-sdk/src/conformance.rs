@@ -24,7 +24,8 @@
 //! and parsed with [`config_from_value`](crate::config_from_value) for each use. Keep them
 //! small (a few thousand rows, several partitions, several batches per partition): the
 //! kit reads the whole plan several times. Connectors must be `Clone` (they usually are
-//! unit structs); wrap one that is not in [`SharedConnector`](crate::SharedConnector).
+//! unit structs; a connector that is not can be shared as an `Arc`, which every core
+//! takes).
 //!
 //! Checks that need S3 take an [`S3Target`]; [`LocalS3Target::start`] gives one backed by a
 //! real local S3-compatible server. Each call writes under its own fresh prefix.
@@ -595,7 +596,7 @@ pub async fn schema_matches<C: Connector + Clone>(
         .check(&cfg)
         .await
         .map_err(connector_failed("check with the good config"))?;
-    let manifest = ConnectorManifest::parse(C::MANIFEST).map_err(|e| Failure::Setup {
+    let manifest = ConnectorManifest::of::<C>().map_err(|e| Failure::Setup {
         message: e.to_string(),
     })?;
     let streams = streams(connector, &cfg).await?;

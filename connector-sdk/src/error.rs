@@ -154,6 +154,9 @@ pub enum Error {
         message: String,
         /// Whether a later retry may succeed (throttling, 5xx, network).
         retryable: bool,
+        /// The SDK's error (request id, HTTP response, dispatch failure), if there was one.
+        #[source]
+        source: Option<BoxError>,
     },
     /// Another run committed this stream first; this run's output is not visible.
     #[error(
@@ -179,6 +182,9 @@ pub enum Error {
         bucket: String,
         /// The file being written.
         key: String,
+        /// The S3 error the aborted upload caused.
+        #[source]
+        source: Box<Error>,
     },
     /// A data file this run wrote is gone before its commit: committing would record rows
     /// that no longer exist, so nothing is committed.
@@ -229,7 +235,8 @@ impl Error {
             Error::CommitConflict { .. } => true,
             // A re-run extracts the rows again.
             Error::UploadAborted { .. } | Error::DataFileMissing { .. } => true,
-            Error::Internal(_) => true,
+            // A bug or an invariant broken: retrying the same request would fail the same way.
+            Error::Internal(_) => false,
             _ => false,
         }
     }
@@ -317,6 +324,9 @@ pub mod exit {
     /// committed nothing and its open uploads were aborted.
     pub const ABORTED: u8 = 130;
 }
+
+/// A boxed error kept as the source of one of ours.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
 /// The SDK's result type.
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -5,7 +5,9 @@
 //! on executors, [`ExtractCore::commit`] once on the driver. [`ExtractCore::run`] does
 //! all three in one process.
 
-use std::collections::{BTreeSet, HashMap};
+mod commit;
+
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -19,10 +21,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::connector::{Connector, Cursor, Partition, ReadContext, ReadItem, StreamDescriptor};
-use crate::dataset::{
-    DataFile, Dataset, DatasetManifest, MANIFEST_FORMAT, PartitionProgress, PendingPlan, RunStatus,
-    StreamState, Timings,
-};
+use crate::dataset::{DataFile, Dataset, PartitionProgress};
 use crate::error::{ConnectorError, Error, Result};
 use crate::manifest::ConnectorManifest;
 use crate::options::{Dictionary, ExtractOptions};
@@ -177,12 +176,24 @@ impl<C: Connector> ExtractCore<C> {
         options: ExtractOptions,
         runner: impl Into<String>,
     ) -> Result<Self> {
+        Self::with_shared(Arc::new(connector), config, store, options, runner)
+    }
+
+    /// [`ExtractCore::new`] for a connector shared with other cores (a daemon's jobs, a
+    /// Lambda function's invocations).
+    pub fn with_shared(
+        connector: Arc<C>,
+        config: C::Config,
+        store: S3Store,
+        options: ExtractOptions,
+        runner: impl Into<String>,
+    ) -> Result<Self> {
         let manifest = ConnectorManifest::of::<C>()?;
         options.validate()?;
         let props = writer_properties(&options.parquet)?;
         let limits = UploadLimits::new(&options, Arc::new(OpenUploads::default()));
         Ok(Self {
-            connector: Arc::new(connector),
+            connector,
             config: Arc::new(config),
             manifest,
             store,
@@ -393,171 +404,6 @@ impl<C: Connector> ExtractCore<C> {
         Ok(result)
     }
 
-    /// Commit the results of `plan`'s partitions: write the dataset manifest with the
-    /// next sequence, conditionally. If another run committed first, this run's files are
-    /// deleted and [`Error::CommitConflict`] is returned.
-    pub async fn commit(&self, plan: &RunPlan, results: Vec<PartitionResult>) -> Result<RunReport> {
-        let commit_started = Instant::now();
-        let by_id: HashMap<&str, &PartitionResult> =
-            results.iter().map(|r| (r.partition.as_str(), r)).collect();
-        let mut changed = false;
-        let work: Vec<PartitionProgress> = plan
-            .work
-            .iter()
-            .map(|w| match by_id.get(w.partition.id.as_str()) {
-                Some(r) if !w.done => {
-                    changed |= !r.files.is_empty() || r.done || r.checkpoint != w.checkpoint;
-                    PartitionProgress {
-                        partition: w.partition.clone(),
-                        checkpoint: r.checkpoint.clone(),
-                        done: r.done,
-                    }
-                }
-                _ => w.clone(),
-            })
-            .collect();
-        let unknown: Vec<&str> = by_id
-            .keys()
-            .filter(|id| !plan.work.iter().any(|w| w.partition.id == **id))
-            .copied()
-            .collect();
-        if !unknown.is_empty() {
-            return Err(Error::Request(format!(
-                "results for partitions not in the plan: {}",
-                unknown.join(", ")
-            )));
-        }
-        let all_done = work.iter().all(|w| w.done);
-        let (status, state) = if all_done {
-            let cursor = plan
-                .target_cursor
-                .clone()
-                .or_else(|| plan.previous_cursor.clone());
-            (
-                RunStatus::Complete,
-                StreamState {
-                    cursor,
-                    pending: None,
-                },
-            )
-        } else {
-            (
-                RunStatus::Partial,
-                StreamState {
-                    cursor: plan.previous_cursor.clone(),
-                    pending: Some(PendingPlan {
-                        target_cursor: plan.target_cursor.clone(),
-                        partitions: work.clone(),
-                    }),
-                },
-            )
-        };
-        let files: Vec<DataFile> = results.iter().flat_map(|r| r.files.clone()).collect();
-        let extract_ms = (Utc::now() - plan.started_at).num_milliseconds().max(0) as u64;
-        let dataset = self.dataset(&plan.stream.name);
-        // A plan with nothing new (no files, state unchanged) commits nothing.
-        let needs_commit = changed
-            || plan.base_sequence == 0
-            || (all_done && (plan.resumed || state.cursor != plan.previous_cursor));
-        let mut timings = Timings {
-            plan_ms: plan.plan_ms,
-            extract_ms: extract_ms.saturating_sub(plan.plan_ms),
-            commit_ms: 0,
-        };
-        let sequence = plan.base_sequence + 1;
-        let committed = if needs_commit {
-            let manifest = DatasetManifest {
-                format: MANIFEST_FORMAT,
-                sequence,
-                run_id: plan.run_id.clone(),
-                stream: plan.stream.name.clone(),
-                connector: self.manifest.name.clone(),
-                connector_version: self.manifest.version.clone(),
-                runner: self.runner.clone(),
-                status,
-                started_at: plan.started_at,
-                committed_at: Utc::now(),
-                timings: timings.clone(),
-                schema: plan.stream.schema.as_ref().clone(),
-                rows: files.iter().map(|f| f.rows).sum(),
-                bytes: files.iter().map(|f| f.bytes).sum(),
-                files: files.clone(),
-                state: state.clone(),
-            };
-            tracing::info!(stream = %plan.stream.name, sequence, files = files.len(), "committing");
-            let committed = match self.verify_files(&plan.run_id, &files).await {
-                Ok(()) => dataset.commit(&manifest).await,
-                Err(e) => Err(e),
-            };
-            if let Err(e) = committed {
-                if matches!(
-                    e,
-                    Error::CommitConflict { .. } | Error::DataFileMissing { .. }
-                ) {
-                    for f in &files {
-                        if let Err(de) =
-                            self.store.delete(&self.options.output.bucket, &f.key).await
-                        {
-                            tracing::warn!(key = %f.key, error = %de, "could not delete a file of the losing run; garbage collection will");
-                        }
-                    }
-                }
-                return Err(e);
-            }
-            true
-        } else {
-            false
-        };
-        timings.commit_ms = commit_started.elapsed().as_millis() as u64;
-        let finished_at = Utc::now();
-        let report = RunReport {
-            connector: self.manifest.name.clone(),
-            connector_version: self.manifest.version.clone(),
-            stream: plan.stream.name.clone(),
-            run_id: plan.run_id.clone(),
-            runner: self.runner.clone(),
-            status,
-            sequence: committed.then_some(sequence),
-            dataset: format!(
-                "s3://{}/{}",
-                self.options.output.bucket,
-                dataset.key("").trim_end_matches('/')
-            ),
-            manifest: committed.then(|| {
-                format!(
-                    "s3://{}/{}",
-                    self.options.output.bucket,
-                    dataset.manifest_key(sequence)
-                )
-            }),
-            rows: files.iter().map(|f| f.rows).sum(),
-            bytes: files.iter().map(|f| f.bytes).sum(),
-            files: files.len() as u64,
-            partitions: work.len() as u64,
-            partitions_done: work.iter().filter(|w| w.done).count() as u64,
-            duration_ms: (finished_at - plan.started_at).num_milliseconds().max(0) as u64,
-            timings,
-            s3_requests: self.store.requests(),
-            s3_retries: self.store.retries(),
-            cursor: state.cursor.clone(),
-            started_at: plan.started_at,
-            finished_at,
-            runtime: self.runtime.as_ref().clone(),
-        };
-        if committed && let Err(e) = dataset.put_report(sequence, &report).await {
-            tracing::warn!(error = %e, "the run committed, but its report could not be stored");
-        }
-        tracing::info!(
-            stream = %report.stream,
-            status = ?report.status,
-            sequence = ?report.sequence,
-            rows = report.rows,
-            files = report.files,
-            "committed"
-        );
-        Ok(report)
-    }
-
     /// Prepare, read every remaining partition (up to `max_concurrent_partitions` at
     /// once) and commit. Stops early at a checkpoint when `stop` fires and commits the
     /// progress (status `partial`).
@@ -663,41 +509,6 @@ impl<C: Connector> ExtractCore<C> {
         self.dataset(stream)
             .collect_garbage(grace_secs, dry_run)
             .await
-    }
-
-    /// Check that every file this run is about to commit exists with the size it was
-    /// written with (HEAD, in parallel). A file deleted under the run (`gc` with too short
-    /// a grace, a lifecycle rule) must fail the commit: committing it would record rows
-    /// that are gone, and advance the cursor past them.
-    async fn verify_files(&self, run_id: &str, files: &[DataFile]) -> Result<()> {
-        // Owned values in each check: a future that borrows from the closure's argument
-        // is not `Send` for every lifetime, which a spawned run needs.
-        let checks = files.iter().cloned().map(|f| {
-            let (store, bucket) = (self.store.clone(), self.options.output.bucket.clone());
-            let run_id = run_id.to_string();
-            async move {
-                let problem = match store.head(&bucket, &f.key).await? {
-                    None => Some("missing".to_string()),
-                    Some(n) if n != f.bytes => {
-                        Some(format!("{n} bytes instead of the {} written", f.bytes))
-                    }
-                    Some(_) => None,
-                };
-                Ok::<_, Error>(problem.map(|problem| Error::DataFileMissing {
-                    bucket,
-                    key: f.key,
-                    run_id,
-                    problem,
-                }))
-            }
-        });
-        let mut checks = futures::stream::iter(checks).buffer_unordered(16);
-        while let Some(checked) = checks.next().await {
-            if let Some(missing) = checked? {
-                return Err(missing);
-            }
-        }
-        Ok(())
     }
 }
 

@@ -15,7 +15,6 @@ pub mod manifest;
 pub mod options;
 pub mod report;
 pub mod s3;
-mod shared;
 mod sink;
 
 pub use connector::{
@@ -33,7 +32,6 @@ pub use options::{
 };
 pub use report::{Progress, RunReport};
 pub use s3::{S3Options, S3Store, StaticCredentials};
-pub use shared::SharedConnector;
 pub use sink::OpenUploads;
 
 /// Re-exports connector authors need, so their versions match the SDK's.

@@ -234,7 +234,7 @@ impl S3Store {
         e: SdkError<E, HttpResponse>,
     ) -> Error
     where
-        E: ProvideErrorMetadata + std::error::Error + 'static,
+        E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
     {
         s3_error(operation, bucket, key, &self.endpoint, e)
     }
@@ -252,6 +252,7 @@ impl S3Store {
                     self.endpoint
                 ),
                 retryable: false,
+                source: Some(Box::new(SdkError::ServiceError(e))),
             }),
             Err(e) => Err(self.err("HeadBucket", bucket, "", e)),
         }
@@ -297,6 +298,7 @@ impl S3Store {
                     key: key.to_string(),
                     message: format!("reading the body failed: {e}"),
                     retryable: true,
+                    source: Some(Box::new(e)),
                 })?;
                 Ok(Some(body.into_bytes()))
             }
@@ -394,6 +396,7 @@ impl S3Store {
                 key: key.to_string(),
                 message: "the response carried no upload id".into(),
                 retryable: false,
+                source: None,
             })
     }
 
@@ -522,7 +525,7 @@ fn s3_error<E>(
     e: SdkError<E, HttpResponse>,
 ) -> Error
 where
-    E: ProvideErrorMetadata + std::error::Error + 'static,
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
 {
     let (message, retryable) = match &e {
         SdkError::DispatchFailure(d) => {
@@ -583,5 +586,6 @@ where
         key: key.to_string(),
         message,
         retryable,
+        source: Some(Box::new(e)),
     }
 }

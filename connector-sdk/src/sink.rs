@@ -225,6 +225,7 @@ impl ObjectUpload {
             Ok(false) => Error::UploadAborted {
                 bucket: self.bucket.clone(),
                 key: self.key.clone(),
+                source: Box::new(e),
             },
             _ => e,
         }

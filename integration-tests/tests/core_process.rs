@@ -88,10 +88,10 @@ async fn sigkill_at_any_point_then_rerun_gives_the_exact_dataset() {
     );
     let output = format!("s3://{BUCKET}/crash");
     let extra = [
-        "--target-file-mib",
-        "6",
-        "--part-mib",
-        "5",
+        "--target-file-size",
+        "6MiB",
+        "--part-size",
+        "5MiB",
         "--concurrency",
         "2",
     ];
@@ -258,8 +258,8 @@ async fn bad_input_gets_one_line_and_a_nonzero_exit() {
             &p(&good),
             "--output",
             &out,
-            "--part-mib",
-            "1",
+            "--part-size",
+            "1MiB",
         ],
     )
     .await;

@@ -113,7 +113,7 @@ fn bad_configs_name_the_line_and_field_and_never_send_ready() {
     assert_rejected(
         &good().replace("[\"orders\"]", "[\"invoices\"]"),
         6,
-        &["`invoices` is not a stream of connector `orders-demo`"],
+        &["stream `invoices` is not declared by connector `orders-demo`"],
     );
     // Zero concurrency (line 1).
     assert_rejected(

@@ -410,7 +410,7 @@ async fn sigterm_mid_extract_commits_and_restart_resumes_exactly() {
             "slow",
             "ec2/slow",
             "{ rows = 4000, rows_per_day = 1000, batch_size = 50, batch_delay_ms = 150 }",
-            "extract = { max_concurrent_partitions = 2 }",
+            "extract = { concurrency = 2 }",
         ),
     )
     .unwrap();
@@ -570,7 +570,7 @@ async fn two_daemons_on_one_stream_never_both_commit() {
         "shared",
         "ec2/shared",
         "{ rows = 1000, rows_per_day = 500, batch_size = 50, batch_delay_ms = 300 }",
-        "extract = { max_concurrent_partitions = 2 }",
+        "extract = { concurrency = 2 }",
     );
     let mut daemons = Vec::new();
     for instance in ["a", "b"] {

@@ -150,7 +150,7 @@ async fn files_on_disk_and_committed(env: &TestEnv, prefix: &str) -> (Vec<String
     (on_disk, committed)
 }
 
-const WRITE_ARGS: &str = "--target-file-kib 48 --row-group-rows 2000";
+const WRITE_ARGS: &str = "--target-file-size 48KiB --row-group-rows 2000";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn job_extracts_a_multi_partition_stream_equal_to_a_one_shot_extract() {

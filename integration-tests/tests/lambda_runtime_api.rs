@@ -518,7 +518,7 @@ async fn lambda_sigterm_aborts_open_multipart_uploads() {
         "config": config_json(&c),
         "output": "s3://test-bucket/sigterm",
         "stream": "orders",
-        "options": {"parquet": {"codec": "none", "row_group_rows": 20000}, "upload": {"part_bytes": 5242880}}
+        "options": {"codec": "none", "row_group_rows": 20000, "part_size": "5MiB"}
     });
     let deadline_ms = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

@@ -1,9 +1,9 @@
-//! Logs, progress bar and signals for the connector binary.
+//! Logs and the progress bar of the connector binary.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use connector_sdk::{CancellationToken, Progress};
+use connector_sdk::Progress;
 use indicatif::{HumanBytes, ProgressBar, ProgressStyle};
 use tracing_subscriber::EnvFilter;
 
@@ -53,53 +53,4 @@ pub fn progress_bar(progress: Arc<Progress>, stream: &str) -> ProgressBar {
         }
     });
     bar
-}
-
-/// On the first SIGTERM/SIGINT cancel `stop` (the core stops at the next checkpoint and
-/// commits); on the second, cancel the returned token (abort now).
-pub fn watch_signals(stop: CancellationToken) -> CancellationToken {
-    use tokio::signal::unix::{Signal, SignalKind, signal};
-    let hard = CancellationToken::new();
-    let hard_out = hard.clone();
-    // Registered here, not in the task: a signal sent before the task first runs must
-    // still be seen as a stop request rather than kill the process. Each on its own: a
-    // registered stream must stay polled, or its signal would be silently ignored.
-    let watch = |kind: SignalKind, name: &str| {
-        signal(kind)
-            .inspect_err(|err| {
-                tracing::warn!(%err, "cannot listen for {name}; it will kill the process without a checkpoint");
-            })
-            .ok()
-    };
-    let mut term = watch(SignalKind::terminate(), "SIGTERM");
-    let mut int = watch(SignalKind::interrupt(), "SIGINT");
-    async fn recv(stream: &mut Option<Signal>) {
-        match stream {
-            Some(stream) => {
-                stream.recv().await;
-            }
-            None => std::future::pending().await,
-        }
-    }
-    tokio::spawn(async move {
-        let mut count = 0;
-        loop {
-            tokio::select! {
-                _ = recv(&mut term) => {}
-                _ = recv(&mut int) => {}
-            }
-            count += 1;
-            if count == 1 {
-                tracing::warn!(
-                    "stop requested: stopping at the next checkpoint and committing progress (signal again to abort)"
-                );
-                stop.cancel();
-            } else {
-                tracing::warn!("second stop signal: aborting");
-                hard.cancel();
-                return;
-            }
-        }
-    });
-    hard_out
 }

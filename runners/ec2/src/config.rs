@@ -13,7 +13,7 @@
 //! streams = ["orders"]
 //! every = "15m"                      # or: cron = "*/15 * * * *"
 //! config = { rows = 1000000 }        # or: config_file = "orders.json"
-//! extract = { max_concurrent_partitions = 2, parquet = { codec = "zstd" } }
+//! extract = { concurrency = 2, codec = "zstd", part_size = "16MiB" }
 //! ```
 
 use connector_sdk::one_line;
@@ -23,9 +23,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use connector_sdk::{
-    Connector, ConnectorManifest, ExtractOptions, OutputLocation, ParquetOptions, S3Options,
-    UploadOptions, config_from_value,
+    Connector, ConnectorManifest, ExtractOptions, OutputLocation, S3Options, config_from_value,
 };
+use runner_layer::ExtractSettings;
 use schemars::JsonSchema;
 use serde::Deserialize;
 use toml::Spanned;
@@ -95,25 +95,11 @@ pub struct JobConfig {
     #[serde(default)]
     #[schemars(with = "Option<String>")]
     pub cron: Option<CronExpr>,
-    /// Parquet, upload and concurrency settings of the extract.
+    /// Extract options, with the same names as every other input path (`codec`,
+    /// `part_size`, `concurrency`, `max_runtime_secs`, ...; see `spec`).
     #[serde(default)]
-    #[schemars(with = "Option<JobExtractOptions>")]
-    pub extract: Option<Spanned<JobExtractOptions>>,
-}
-
-/// Extract settings of one job (everything of the SDK's `ExtractOptions` but the output).
-#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct JobExtractOptions {
-    /// Parquet settings (codec, zstd level, row group rows, target file bytes).
-    #[serde(default)]
-    pub parquet: Option<ParquetOptions>,
-    /// Upload settings (part bytes, parts in flight).
-    #[serde(default)]
-    pub upload: Option<UploadOptions>,
-    /// Partitions of a stream read at once (default 2).
-    #[serde(default)]
-    pub max_concurrent_partitions: Option<usize>,
+    #[schemars(with = "Option<ExtractSettings>")]
+    pub extract: Option<Spanned<ExtractSettings>>,
 }
 
 /// A validated job, ready to run.
@@ -127,8 +113,10 @@ pub struct Job {
     pub streams: Vec<String>,
     /// When it runs.
     pub schedule: Schedule,
-    /// Output and extract settings.
+    /// Output and extract options, resolved.
     pub options: ExtractOptions,
+    /// The extract options as set (for `max_runtime_secs`).
+    pub settings: ExtractSettings,
 }
 
 /// A validated daemon config.
@@ -323,47 +311,34 @@ impl LoadedConfig {
                 None => Vec::new(),
                 Some(s) => {
                     for stream in s.get_ref() {
-                        if !manifest.dynamic_streams
-                            && !manifest.streams.iter().any(|d| &d.name == stream)
-                        {
-                            return Err(src.error(
+                        manifest.require_stream(stream).map_err(|e| {
+                            src.error(
                                 Some(s.span()),
-                                format!(
-                                    "job `{name}` streams: `{stream}` is not a stream of connector `{}`; declared: {}",
-                                    manifest.name,
-                                    manifest.stream_names().join(", ")
-                                ),
-                            ));
-                        }
+                                format!("job `{name}` streams: {}", sdk_message(&e)),
+                            )
+                        })?;
                     }
                     s.get_ref().clone()
                 }
             };
-            let mut options = ExtractOptions::new(j.output.clone());
-            if let Some(x) = &j.extract {
-                let x_ref = x.get_ref();
-                if let Some(p) = &x_ref.parquet {
-                    options.parquet = p.clone();
-                }
-                if let Some(u) = &x_ref.upload {
-                    options.upload = u.clone();
-                }
-                if let Some(n) = x_ref.max_concurrent_partitions {
-                    options.max_concurrent_partitions = n;
-                }
-                options.validate().map_err(|e| {
-                    src.error(
-                        Some(x.span()),
-                        format!("job `{name}` extract: {}", sdk_message(&e)),
-                    )
-                })?;
-            }
+            let settings = j
+                .extract
+                .as_ref()
+                .map(|x| x.get_ref().clone())
+                .unwrap_or_default();
+            let options = settings.resolve(j.output.clone()).map_err(|e| {
+                src.error(
+                    j.extract.as_ref().map(|x| x.span()),
+                    format!("job `{name}` extract: {}", sdk_message(&e)),
+                )
+            })?;
             jobs.push(Job {
                 name,
                 connector_config,
                 streams,
                 schedule,
                 options,
+                settings,
             });
         }
         Ok(LoadedConfig {

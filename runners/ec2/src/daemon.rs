@@ -1,6 +1,5 @@
 //! The daemon loop: schedule, run, notify, reload, stop.
 
-use connector_sdk::one_line;
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::sync::Arc;
@@ -9,10 +8,12 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use connector_sdk::{
     CancellationToken, Connector, ConnectorManifest, Error as SdkError, ExtractCore, Progress,
-    RunStatus, Runner, S3Store, SharedConnector, StopSignal, config_from_value,
+    RunStatus, Runner, S3Store, StopSignal, config_from_value,
 };
+use runner_layer::{LogOnly, StreamOutcome};
 use tokio::signal::unix::{Signal, SignalKind, signal};
 use tokio::task::{Id, JoinError, JoinSet};
+use tracing::Instrument;
 
 use crate::config::{Job, LoadedConfig};
 use crate::error::{Error, Result};
@@ -26,7 +27,7 @@ const RUNNER: &str = "ec2";
 /// Re-evaluate the schedule at least this often (clock changes, suspend).
 const MAX_SLEEP: Duration = Duration::from_secs(30);
 
-type Core<C> = ExtractCore<SharedConnector<C>>;
+type Core<C> = ExtractCore<C>;
 
 /// A job in the schedule.
 #[derive(Debug)]
@@ -79,7 +80,7 @@ enum Event {
 /// A started daemon: config validated, signal handlers installed, nothing run yet.
 pub struct Daemon<C: Connector> {
     connector: Arc<C>,
-    manifest: ConnectorManifest,
+    manifest: Arc<ConnectorManifest>,
     config: LoadedConfig,
     store: S3Store,
     state: StateStore,
@@ -108,7 +109,7 @@ impl<C: Connector> std::fmt::Debug for Daemon<C> {
 /// the manifest must declare the `ec2` runner, the config (`config_path`, default
 /// `/etc/<connector>/daemon.toml`) must be valid, the state directory writable.
 pub async fn start<C: Connector>(connector: C, config_path: Option<&Path>) -> Result<Daemon<C>> {
-    let manifest = ConnectorManifest::parse(C::MANIFEST)?;
+    let manifest = ConnectorManifest::of::<C>()?;
     manifest.require_runner(Runner::Ec2)?;
     let path = config_path
         .map(Path::to_path_buf)
@@ -301,17 +302,15 @@ impl<C: Connector> Daemon<C> {
             return;
         };
         let started_at = Utc::now();
-        let core = config_from_value::<SharedConnector<C>>(job.connector_config.clone()).and_then(
-            |config| {
-                ExtractCore::new(
-                    SharedConnector(self.connector.clone()),
-                    config,
-                    self.store.clone(),
-                    job.options.clone(),
-                    RUNNER,
-                )
-            },
-        );
+        let core = config_from_value::<C>(job.connector_config.clone()).and_then(|config| {
+            ExtractCore::with_shared(
+                self.connector.clone(),
+                config,
+                self.store.clone(),
+                job.options.clone(),
+                RUNNER,
+            )
+        });
         let core = match core {
             Ok(core) => core,
             Err(e) => {
@@ -341,7 +340,7 @@ impl<C: Connector> Daemon<C> {
         tracing::info!(job = name, output = %job.options.output, "job started");
         let stop = StopSignal {
             cancel: self.shutdown.child_token(),
-            deadline: None,
+            deadline: job.settings.deadline(std::time::Instant::now()),
         };
         let handle = self.tasks.spawn(run_job(
             name.to_string(),
@@ -454,12 +453,11 @@ impl<C: Connector> Daemon<C> {
     async fn reload(&mut self) {
         self.notifier.reloading();
         tracing::info!(config = %self.config.path.display(), "SIGHUP: reloading the config");
-        let loaded = LoadedConfig::load::<SharedConnector<C>>(&self.config.path, &self.manifest)
-            .and_then(|c| {
-                let state = StateStore::new(c.state_directory.clone());
-                state.check()?;
-                Ok((c, state))
-            });
+        let loaded = LoadedConfig::load::<C>(&self.config.path, &self.manifest).and_then(|c| {
+            let state = StateStore::new(c.state_directory.clone());
+            state.check()?;
+            Ok((c, state))
+        });
         match loaded {
             Err(e) => {
                 let line = connector_sdk::one_line(&e.to_string());
@@ -558,28 +556,27 @@ impl<C: Connector> Daemon<C> {
     }
 }
 
-/// Run every stream of one job, one after another.
+/// Run every stream of one job through the shared run loop; summarise the outcome for
+/// the job's STATUS line and last-run record.
 async fn run_job<C: Connector>(
     name: String,
     core: Core<C>,
     streams: Vec<String>,
     stop: StopSignal,
 ) -> JobResult {
-    let streams = if streams.is_empty() {
-        match core.default_streams().await {
-            Ok(s) => s,
-            Err(e) => {
-                tracing::error!(job = %name, class = e.class(), "{}", one_line(&e.to_string()));
-                return JobResult {
-                    outcome: Outcome::Failed,
-                    summary: format!("listing streams failed: {}", e.class()),
-                };
-            }
-        }
-    } else {
-        streams
-    };
-    let mut outcome = Outcome::Complete;
+    let span = tracing::info_span!("job", job = %name);
+    // A daemon job is never aborted by the loop: the daemon's own shutdown aborts it.
+    let never = CancellationToken::new();
+    let outcome = runner_layer::run_streams(&core, &streams, &stop, &never, &mut LogOnly)
+        .instrument(span)
+        .await;
+    if let Some(e) = &outcome.listing_failed {
+        return JobResult {
+            outcome: Outcome::Failed,
+            summary: format!("listing streams failed: {}", e.class()),
+        };
+    }
+    let mut result = Outcome::Complete;
     let mut parts = Vec::new();
     let worse = |a: Outcome, b: Outcome| {
         let rank = |o: Outcome| match o {
@@ -590,56 +587,33 @@ async fn run_job<C: Connector>(
         };
         if rank(b) > rank(a) { b } else { a }
     };
-    for stream in &streams {
-        if stop.fired() {
-            outcome = worse(outcome, Outcome::Partial);
-            parts.push(format!("{stream} not started"));
-            continue;
-        }
-        match core.run(stream, &stop).await {
-            Ok(report) => {
-                tracing::info!(
-                    job = %name,
-                    stream = %report.stream,
-                    status = ?report.status,
-                    rows = report.rows,
-                    bytes = report.bytes,
-                    files = report.files,
-                    sequence = ?report.sequence,
-                    duration_ms = report.duration_ms,
-                    s3_retries = report.s3_retries,
-                    manifest = report.manifest.as_deref().unwrap_or("-"),
-                    "run report"
-                );
-                let status = match report.status {
-                    RunStatus::Complete => "complete",
-                    RunStatus::Partial => "partial",
-                };
-                parts.push(format!("{stream} {status} +{} rows", report.rows));
-                if report.status == RunStatus::Partial {
-                    outcome = worse(outcome, Outcome::Partial);
-                }
+    for (stream, o) in &outcome.streams {
+        let (part, this) = match o {
+            StreamOutcome::Ran(r) if r.status == RunStatus::Partial => (
+                format!("{stream} partial +{} rows", r.rows),
+                Outcome::Partial,
+            ),
+            StreamOutcome::Ran(r) => (
+                format!("{stream} complete +{} rows", r.rows),
+                Outcome::Complete,
+            ),
+            StreamOutcome::NotStarted => (format!("{stream} not started"), Outcome::Partial),
+            StreamOutcome::Failed(SdkError::CommitConflict { .. }) => {
+                tracing::warn!(job = %name, stream, "waiting for the next slot");
+                (
+                    format!("{stream} conflict (another run committed first)"),
+                    Outcome::Conflict,
+                )
             }
-            Err(e @ SdkError::CommitConflict { .. }) => {
-                tracing::warn!(
-                    job = %name,
-                    stream,
-                    "{}; waiting for the next slot",
-                    one_line(&e.to_string())
-                );
-                parts.push(format!("{stream} conflict (another run committed first)"));
-                outcome = worse(outcome, Outcome::Conflict);
+            StreamOutcome::Failed(e) => {
+                (format!("{stream} failed ({})", e.class()), Outcome::Failed)
             }
-            Err(e) => {
-                core.abort_open_uploads().await;
-                tracing::error!(job = %name, stream, class = e.class(), retryable = e.is_retryable(), "{}", one_line(&e.to_string()));
-                parts.push(format!("{stream} failed ({})", e.class()));
-                outcome = worse(outcome, Outcome::Failed);
-            }
-        }
+        };
+        parts.push(part);
+        result = worse(result, this);
     }
     JobResult {
-        outcome,
+        outcome: result,
         summary: parts.join(", "),
     }
 }

@@ -126,7 +126,7 @@ output = "s3://my-bucket/raw"
 streams = ["items"]
 cron = "0 * * * *"
 config = { rows = 10 }
-extract = { max_concurrent_partitions = 3, parquet = { codec = "snappy" } }
+extract = { concurrency = 3, codec = "snappy" }
 
 [[jobs]]
 name = "all"
@@ -213,13 +213,10 @@ fn errors_name_the_line_and_field() {
     assert!(m.contains("itemz") && m.contains("items, events"), "{m}");
 
     // Extract options the SDK rejects, line 10.
-    let bad = GOOD.replace(
-        "max_concurrent_partitions = 3",
-        "max_concurrent_partitions = 0",
-    );
+    let bad = GOOD.replace("concurrency = 3", "concurrency = 0");
     let (line, _, m) = config_error(&bad);
     assert_eq!(line, 10, "{m}");
-    assert!(m.contains("max_concurrent_partitions"), "{m}");
+    assert!(m.contains("concurrency = 0 is outside 1..=256"), "{m}");
 
     // Duplicate job names.
     let bad = GOOD.replace("name = \"all\"", "name = \"items-hourly\"");

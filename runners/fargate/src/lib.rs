@@ -34,10 +34,10 @@ use std::time::Duration;
 
 use clap::Args;
 use connector_sdk::{
-    CancellationToken, Codec, Connector, ConnectorManifest, ExtractCore, ExtractOptions,
-    OutputLocation, RunStatus, Runner, S3Options, S3Store, StopSignal, config_from_file,
-    config_from_value, exit,
+    Connector, ConnectorManifest, ExtractCore, ExtractOptions, OutputLocation, Runner, S3Options,
+    S3Store, StopSignal, config_from_file, config_from_value,
 };
+use runner_layer::ExtractSettings;
 use tracing::Instrument;
 
 pub use error::{Error, Result};
@@ -70,25 +70,17 @@ pub struct ContainerArgs {
         value_name = "NAME"
     )]
     pub streams: Vec<String>,
-    /// Seconds after SIGTERM to stop reading and commit; past it the run is aborted.
+    /// Seconds after SIGTERM to stop reading and commit, in (0, 86400]; past it the run
+    /// is aborted.
     #[arg(long, env = "CONNECTOR_STOP_BUDGET_SECS", default_value_t = 25.0)]
     pub stop_budget_secs: f64,
-    /// Partitions read at once [default: the task's vCPUs from the metadata endpoint,
-    /// else the manifest's fargate vCPU, else the CPUs the process sees].
-    #[arg(long, env = "CONNECTOR_CONCURRENCY")]
-    pub concurrency: Option<usize>,
     /// ECS task metadata endpoint v4 (set by ECS).
     #[arg(long, env = "ECS_CONTAINER_METADATA_URI_V4", value_name = "URL")]
     pub metadata_uri: Option<String>,
-    /// Parquet codec: zstd, snappy, lz4, none.
-    #[arg(long, env = "CONNECTOR_CODEC", default_value = "zstd")]
-    pub codec: String,
-    /// Maximum rows per row group.
-    #[arg(long, env = "CONNECTOR_ROW_GROUP_ROWS", default_value_t = 64 * 1024)]
-    pub row_group_rows: usize,
-    /// Roll to a new file at this size, MiB.
-    #[arg(long, env = "CONNECTOR_TARGET_FILE_MIB", default_value_t = 128)]
-    pub target_file_mib: u64,
+    /// The extract options (`CONNECTOR_CODEC`, `CONNECTOR_PART_SIZE`, ...). Unset
+    /// `concurrency` follows the task's vCPUs.
+    #[command(flatten)]
+    pub settings: ExtractSettings,
 }
 
 /// What the container was asked to do, resolved from its arguments with no I/O.
@@ -100,13 +92,24 @@ pub struct ContainerPlan<C: Connector> {
     pub options: ExtractOptions,
     /// The manifest's fargate vCPU.
     pub manifest_vcpu: f64,
+    /// Seconds after SIGTERM to stop and commit.
+    pub stop_budget: Duration,
 }
+
+/// The longest stop budget accepted (ECS itself allows at most 120 s of `stopTimeout`).
+const MAX_STOP_BUDGET_SECS: f64 = 86_400.0;
 
 /// Check the manifest declares `fargate` and resolve config and options. No I/O but
 /// reading `CONNECTOR_CONFIG_FILE`.
 pub fn resolve<C: Connector>(args: &ContainerArgs) -> Result<ContainerPlan<C>> {
-    let manifest = ConnectorManifest::parse(C::MANIFEST)?;
+    let manifest = ConnectorManifest::of::<C>()?;
     let needs = manifest.require_runner(Runner::Fargate)?;
+    let stop_budget = stop_budget(args.stop_budget_secs).ok_or_else(|| {
+        Error::ConfigSource(format!(
+            "CONNECTOR_STOP_BUDGET_SECS={} is not a number of seconds in (0, {MAX_STOP_BUDGET_SECS}] (default 25)",
+            args.stop_budget_secs
+        ))
+    })?;
     let config = match (&args.config_json, &args.config_file) {
         (Some(_), Some(_)) => {
             return Err(Error::ConfigSource(
@@ -142,25 +145,19 @@ pub fn resolve<C: Connector>(args: &ContainerArgs) -> Result<ContainerPlan<C>> {
             Error::ConfigSource("no output: set CONNECTOR_OUTPUT to s3://bucket/prefix".into())
         })?
         .parse()?;
-    let mut options = ExtractOptions::new(output);
-    options.parquet.codec = args.codec.parse::<Codec>()?;
-    options.parquet.row_group_rows = args.row_group_rows;
-    options.parquet.target_file_bytes = args.target_file_mib.saturating_mul(1024 * 1024);
-    if let Some(n) = args.concurrency {
-        options.max_concurrent_partitions = n;
-    }
-    options.validate()?;
-    if !(args.stop_budget_secs.is_finite() && args.stop_budget_secs > 0.0) {
-        return Err(Error::ConfigSource(format!(
-            "CONNECTOR_STOP_BUDGET_SECS={} is not a positive number of seconds (default 25)",
-            args.stop_budget_secs
-        )));
-    }
+    let options = args.settings.resolve(output)?;
     Ok(ContainerPlan {
         config,
         options,
         manifest_vcpu: needs.vcpu,
+        stop_budget,
     })
+}
+
+/// The stop budget, if `secs` is a valid one.
+fn stop_budget(secs: f64) -> Option<Duration> {
+    (secs.is_finite() && secs > 0.0 && secs <= MAX_STOP_BUDGET_SECS)
+        .then(|| Duration::from_secs_f64(secs))
 }
 
 /// Partitions read at once: the flag, else the task's vCPUs, else the manifest's, else
@@ -171,7 +168,7 @@ pub fn concurrency(flag: Option<usize>, task_vcpu: Option<f64>, manifest_vcpu: f
         .or_else(|| from_vcpu(manifest_vcpu))
         .or_else(|| std::thread::available_parallelism().ok().map(|n| n.get()))
         .unwrap_or(1)
-        .max(1)
+        .clamp(1, 256)
 }
 
 fn fail(e: &Error) -> u8 {
@@ -181,55 +178,14 @@ fn fail(e: &Error) -> u8 {
     e.exit_code()
 }
 
-/// Why the run was aborted.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Abort {
-    SecondSignal,
-    BudgetExceeded,
-}
-
-/// First SIGTERM/SIGINT: cancel `stop`. Then a second signal or `budget` elapsing
-/// sends on the returned channel.
-fn watch_signals(
-    stop: CancellationToken,
-    budget: Duration,
-) -> std::io::Result<tokio::sync::oneshot::Receiver<Abort>> {
-    use tokio::signal::unix::{SignalKind, signal};
-    // Installed before any I/O: as PID 1 an unhandled SIGTERM would be ignored.
-    let mut term = signal(SignalKind::terminate())?;
-    let mut int = signal(SignalKind::interrupt())?;
-    let (tx, rx) = tokio::sync::oneshot::channel();
-    tokio::spawn(async move {
-        tokio::select! {
-            _ = term.recv() => {}
-            _ = int.recv() => {}
-        }
-        tracing::warn!(
-            budget_secs = budget.as_secs_f64(),
-            "stop requested: stopping at the next checkpoint and committing progress"
-        );
-        stop.cancel();
-        let why = tokio::select! {
-            _ = term.recv() => Abort::SecondSignal,
-            _ = int.recv() => Abort::SecondSignal,
-            _ = tokio::time::sleep(budget) => Abort::BudgetExceeded,
-        };
-        let _ = tx.send(why);
-    });
-    Ok(rx)
-}
-
 /// Run the container mode; returns the exit code.
 pub async fn run<C: Connector>(connector: C, args: ContainerArgs) -> u8 {
+    let started = std::time::Instant::now();
     let stop = StopSignal::new();
-    let budget = Duration::from_secs_f64(args.stop_budget_secs.clamp(0.001, 86_400.0));
-    let mut aborted = match watch_signals(stop.cancel.clone(), budget) {
-        Ok(rx) => rx,
-        Err(e) => {
-            eprintln!("error: cannot install signal handlers: {e}");
-            return exit::INTERNAL;
-        }
-    };
+    // Installed before any I/O: as PID 1 an unhandled SIGTERM would be ignored. An
+    // invalid budget is refused by `resolve` just below.
+    let budget = stop_budget(args.stop_budget_secs).unwrap_or(Duration::from_secs(25));
+    let hard = runner_layer::watch_stop_signals(stop.cancel.clone(), Some(budget));
     let plan = match resolve::<C>(&args) {
         Ok(p) => p,
         Err(e) => return fail(&e),
@@ -247,7 +203,7 @@ pub async fn run<C: Connector>(connector: C, args: ContainerArgs) -> u8 {
     let task = task.unwrap_or_default();
     let mut options = plan.options;
     options.max_concurrent_partitions =
-        concurrency(args.concurrency, task.vcpu(), plan.manifest_vcpu);
+        concurrency(args.settings.concurrency, task.vcpu(), plan.manifest_vcpu);
     let span = tracing::info_span!(
         "task",
         task_arn = task.task_arn.as_deref().unwrap_or("-"),
@@ -260,69 +216,28 @@ pub async fn run<C: Connector>(connector: C, args: ContainerArgs) -> u8 {
         Ok(core) => core.with_runtime(task.runtime_fields()),
         Err(e) => return fail(&e.into()),
     };
-    let streams = args.streams.clone();
-    let work = async {
+    let stop = stop.with_deadline(args.settings.deadline(started));
+    let outcome = async {
         tracing::info!(concurrency, "container mode starting");
-        let streams = if streams.is_empty() {
-            match core.default_streams().await {
-                Ok(s) => s,
-                Err(e) => return fail(&e.into()),
-            }
-        } else {
-            streams
-        };
-        for stream in &streams {
-            match core.run(stream, &stop).await {
-                Ok(report) => {
-                    match serde_json::to_string(&report) {
-                        Ok(s) => println!("{s}"),
-                        Err(e) => eprintln!("error: cannot serialize the run report: {e}"),
-                    }
-                    tracing::info!(
-                        stream = %report.stream,
-                        status = ?report.status,
-                        rows = report.rows,
-                        files = report.files,
-                        manifest = report.manifest.as_deref().unwrap_or("-"),
-                        "run report"
-                    );
-                    if report.status == RunStatus::Partial {
-                        if stop.cancel.is_cancelled() {
-                            tracing::info!(
-                                stream = %report.stream,
-                                "stopped by signal with progress committed; the next start resumes"
-                            );
-                            return exit::OK;
-                        }
-                        return exit::PARTIAL;
-                    }
-                }
-                Err(e) => {
-                    core.abort_open_uploads().await;
-                    return fail(&e.into());
-                }
-            }
-        }
-        exit::OK
+        runner_layer::run_streams(
+            &core,
+            &args.streams,
+            &stop,
+            &hard.token,
+            &mut runner_layer::PrintReports,
+        )
+        .await
     }
-    .instrument(span.clone());
-    tokio::select! {
-        code = work => code,
-        Ok(why) = &mut aborted => {
-            let n = core.abort_open_uploads().await;
-            let why = match why {
-                Abort::SecondSignal => "a second stop signal".to_string(),
-                Abort::BudgetExceeded => format!(
-                    "the stop budget ({} s) ran out before the commit",
-                    budget.as_secs_f64()
-                ),
-            };
-            let _g = span.enter();
-            tracing::error!(aborted_uploads = n, "aborted by {why}");
-            eprintln!("error: aborted by {why}; {n} open multipart upload(s) aborted, the current run committed nothing");
-            exit::ABORTED
-        }
+    .instrument(span.clone())
+    .await;
+    let _g = span.enter();
+    let stopped_by_signal = stop.cancel.is_cancelled();
+    if !outcome.print_abort(&hard) && outcome.is_partial() && stopped_by_signal {
+        tracing::info!("stopped by signal with progress committed; the next start resumes");
     }
+    // Stopped by ECS (SIGTERM) with progress committed is a clean exit: the next task
+    // resumes. Stopped by max_runtime_secs is a partial run (75).
+    outcome.exit_code(stopped_by_signal)
 }
 
 #[cfg(test)]
@@ -336,6 +251,7 @@ mod tests {
         assert_eq!(concurrency(None, Some(4.0), 1.0), 4);
         assert_eq!(concurrency(None, None, 2.0), 2);
         assert_eq!(concurrency(Some(0), None, 2.0), 1);
+        assert_eq!(concurrency(None, Some(1e300), 2.0), 256);
         assert!(concurrency(None, None, 0.0) >= 1);
     }
 }

@@ -104,3 +104,11 @@ pub fn sdk_exit_code(e: &connector_sdk::Error) -> u8 {
 
 /// The runner's result type.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// The message of an SDK request/config error without its "invalid ...:" prefix.
+pub(crate) fn sdk_message(e: &connector_sdk::Error) -> String {
+    match e {
+        connector_sdk::Error::Config(m) | connector_sdk::Error::Request(m) => m.clone(),
+        other => connector_sdk::one_line(&other.to_string()),
+    }
+}

@@ -102,16 +102,9 @@ pub fn needs_vpc_connection(pattern: NetworkPattern, endpoints: &[String]) -> bo
 pub fn job_definition(manifest: &ConnectorManifest, args: &JobDefinitionArgs) -> Result<Value> {
     let glue = manifest.require_runner(Runner::Glue)?;
     let stream = resolve_stream(manifest, args.stream.as_deref())?;
-    if !manifest.dynamic_streams && !manifest.streams.iter().any(|s| s.name == stream) {
-        return Err(bad(
-            "--stream",
-            format!(
-                "`{stream}` is not declared by connector `{}`; use one of {}",
-                manifest.name,
-                manifest.stream_names().join(", ")
-            ),
-        ));
-    }
+    manifest
+        .require_stream(&stream)
+        .map_err(|e| bad("--stream", crate::error::sdk_message(&e)))?;
     let job_name = args
         .job_name
         .clone()

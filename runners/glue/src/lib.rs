@@ -15,17 +15,20 @@
 //! Every step refuses with [`connector_sdk::Error::RunnerNotDeclared`] (exit 2) before
 //! any I/O when the connector's manifest does not declare `glue`.
 
+pub mod commands;
 pub mod error;
 pub mod job_definition;
 
 use std::collections::BTreeSet;
 use std::io::Read;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use connector_sdk::{
-    Codec, Connector, ConnectorManifest, ExtractCore, ExtractOptions, OutputLocation,
-    PartitionResult, RunPlan, RunReport, Runner, StopSignal,
+    Connector, ConnectorManifest, ExtractCore, ExtractOptions, OutputLocation, PartitionResult,
+    RunPlan, RunReport, Runner, StopSignal,
 };
+use runner_layer::ExtractSettings;
 
 pub use error::{Error, Result};
 pub use job_definition::{JobDefinitionArgs, job_definition};
@@ -58,34 +61,11 @@ pub struct ExtractPartitionArgs {
     /// Id of the partition to extract (`work[].partition.id` in the plan).
     #[arg(long, value_name = "ID")]
     pub partition: String,
-    /// How to write the Parquet files.
+    /// How to write the Parquet files: the extract options, with the same names as
+    /// every other input path. Use the same values for every partition of a run.
+    /// `concurrency` does not apply (each Spark task reads one partition).
     #[command(flatten)]
-    pub write: WriteArgs,
-}
-
-/// How `extract-partition` writes Parquet (the same meaning as `extract`'s flags). Use
-/// the same values for every partition of a run.
-#[derive(Debug, Clone, clap::Args)]
-pub struct WriteArgs {
-    /// Parquet codec: zstd, snappy, lz4, none.
-    #[arg(long, default_value = "zstd")]
-    pub codec: String,
-    /// Zstandard level (1..=22).
-    #[arg(long, default_value_t = 1)]
-    pub zstd_level: i32,
-    /// Maximum rows per row group.
-    #[arg(long, default_value_t = 64 * 1024)]
-    pub row_group_rows: usize,
-    /// Roll to a new file at this size, KiB (at least 1).
-    #[arg(long, default_value_t = 128 * 1024)]
-    pub target_file_kib: u64,
-    /// Multipart part size, MiB (at least 5).
-    #[arg(long, default_value_t = 8)]
-    pub part_mib: usize,
-    /// Part buffers in memory at once, being filled or uploaded (memory for parts is at
-    /// most this × the part size).
-    #[arg(long, default_value_t = 2)]
-    pub max_buffered_parts: usize,
+    pub settings: ExtractSettings,
 }
 
 /// Arguments of `commit`.
@@ -101,22 +81,34 @@ pub struct CommitArgs {
 }
 
 /// Refuse unless the connector's manifest is valid and declares `glue`. No I/O.
-pub fn require_glue<C: Connector>() -> Result<ConnectorManifest> {
-    let manifest = ConnectorManifest::parse(C::MANIFEST)?;
+pub fn require_glue<C: Connector>() -> Result<Arc<ConnectorManifest>> {
+    let manifest = ConnectorManifest::of::<C>()?;
     manifest.require_runner(Runner::Glue)?;
     Ok(manifest)
 }
 
-/// Extract options for `output` written as `write` says. No I/O.
-pub fn extract_options(output: OutputLocation, write: &WriteArgs) -> Result<ExtractOptions> {
-    let mut options = ExtractOptions::new(output);
-    options.parquet.codec = write.codec.parse::<Codec>()?;
-    options.parquet.zstd_level = write.zstd_level;
-    options.parquet.row_group_rows = write.row_group_rows;
-    options.parquet.target_file_bytes = write.target_file_kib.saturating_mul(1024);
-    options.upload.part_bytes = write.part_mib.saturating_mul(1024 * 1024);
-    options.upload.max_buffered_parts = Some(write.max_buffered_parts);
+/// Part buffers of one `extract-partition` when unset: a Spark task reads one partition,
+/// so two buffers let it fill one part while the previous one uploads.
+const DEFAULT_BUFFERED_PARTS: usize = 2;
+
+/// Extract options for `output` from `settings`. No I/O. One partition per process.
+pub fn extract_options(
+    output: OutputLocation,
+    settings: &ExtractSettings,
+) -> Result<ExtractOptions> {
+    if let Some(n) = settings.concurrency {
+        return Err(connector_sdk::Error::Request(format!(
+            "concurrency = {n} does not apply to extract-partition: each Spark task reads one partition; set the job's --spark_partitions instead"
+        ))
+        .into());
+    }
+    let mut options = settings.resolve(output)?;
     options.max_concurrent_partitions = 1;
+    options.upload.max_buffered_parts = Some(
+        settings
+            .max_buffered_parts
+            .unwrap_or(DEFAULT_BUFFERED_PARTS),
+    );
     options.validate()?;
     Ok(options)
 }
@@ -160,9 +152,10 @@ pub async fn extract_partition<C: Connector>(
     core: &ExtractCore<C>,
     plan: &RunPlan,
     partition: &str,
+    deadline: Option<std::time::Instant>,
 ) -> Result<PartitionResult> {
     check_plan_output(core, plan)?;
-    core.extract_partition(plan, partition, &StopSignal::new())
+    core.extract_partition(plan, partition, &StopSignal::new().with_deadline(deadline))
         .await
         .map_err(|source| match source {
             // "partition X is not in the plan" already names it.
@@ -225,17 +218,15 @@ pub async fn commit<C: Connector>(
 /// the core's manifest declares is refused early. (The output location cannot be
 /// checked: the plan does not carry it.)
 fn check_plan_output<C: Connector>(core: &ExtractCore<C>, plan: &RunPlan) -> Result<()> {
-    let m = core.manifest();
-    if !m.dynamic_streams && !m.streams.iter().any(|s| s.name == plan.stream.name) {
-        return Err(connector_sdk::Error::Request(format!(
-            "the plan is for stream `{}`, which connector `{}` does not declare (declared: {}); was it made by another connector?",
-            plan.stream.name,
-            m.name,
-            m.stream_names().join(", ")
-        ))
-        .into());
-    }
-    Ok(())
+    core.manifest()
+        .require_stream(&plan.stream.name)
+        .map_err(|e| {
+            connector_sdk::Error::Request(format!(
+                "the plan is for a stream this connector does not have ({}); was it made by another connector?",
+                error::sdk_message(&e)
+            ))
+            .into()
+        })
 }
 
 fn read_input(what: &'static str, path: &Path) -> Result<String> {
@@ -384,23 +375,29 @@ endpoints = ["s3.amazonaws.com:443"]
     }
 
     #[test]
-    fn write_args_are_validated() {
+    fn write_settings_are_validated() {
+        use runner_layer::ByteSize;
         let out: OutputLocation = "s3://bucket/prefix".parse().unwrap();
-        let mut w = WriteArgs {
-            codec: "zstd".into(),
-            zstd_level: 1,
-            row_group_rows: 10,
-            target_file_kib: 64,
-            part_mib: 8,
-            max_buffered_parts: 2,
+        let mut w = ExtractSettings {
+            row_group_rows: Some(10),
+            target_file_size: Some(ByteSize::kib(64)),
+            ..Default::default()
         };
         let o = extract_options(out.clone(), &w).unwrap();
         assert_eq!(o.parquet.target_file_bytes, 64 * 1024);
-        w.part_mib = 1;
+        assert_eq!(o.max_concurrent_partitions, 1);
+        assert_eq!(o.upload.max_buffered_parts, Some(2));
+        w.part_size = Some(ByteSize::mib(1));
         let msg = extract_options(out.clone(), &w).unwrap_err().one_line();
         assert!(msg.contains("5 MiB multipart minimum"), "{msg}");
-        w.part_mib = 8;
-        w.codec = "gzip".into();
-        assert_eq!(extract_options(out, &w).unwrap_err().exit_code(), 2);
+        w.part_size = None;
+        w.concurrency = Some(4);
+        let e = extract_options(out, &w).unwrap_err();
+        assert_eq!(e.exit_code(), 2);
+        assert!(
+            e.one_line().contains("--spark_partitions"),
+            "{}",
+            e.one_line()
+        );
     }
 }

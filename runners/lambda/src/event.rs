@@ -2,7 +2,8 @@
 
 use std::fmt;
 
-use connector_sdk::{OutputLocation, ParquetOptions, RunReport, RunStatus, UploadOptions};
+use connector_sdk::{OutputLocation, RunReport, RunStatus};
+pub use runner_layer::ExtractSettings;
 use schemars::JsonSchema;
 use serde::{Deserialize, Deserializer, Serialize};
 
@@ -33,7 +34,9 @@ pub struct ExtractRequest {
     /// and the run reports `partial`. Default: every partition.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub partition: Option<String>,
-    /// Parquet, upload and concurrency settings. Default: the SDK's defaults.
+    /// Extract options, with the same names as every other input path (`codec`,
+    /// `part_size`, `concurrency`, `max_runtime_secs`, ...; see `spec`). Default: the
+    /// SDK's defaults. The run also stops at the invocation deadline.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub options: Option<ExtractSettings>,
     /// Stop reading this many milliseconds before the invocation deadline, to leave time
@@ -61,18 +64,6 @@ impl fmt::Debug for ExtractRequest {
             .field("continuation", &self.continuation)
             .finish()
     }
-}
-
-/// Parquet, upload and concurrency settings of an extract request.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize, JsonSchema)]
-#[serde(deny_unknown_fields, default)]
-pub struct ExtractSettings {
-    /// Parquet settings.
-    pub parquet: ParquetOptions,
-    /// Upload settings (memory for parts is bounded by `part_bytes` × `max_buffered_parts`).
-    pub upload: UploadOptions,
-    /// Partitions of the stream read at once (default 2).
-    pub max_concurrent_partitions: Option<usize>,
 }
 
 /// Where a partial invocation stopped: pass it back as the next event's `continuation`.
@@ -282,16 +273,13 @@ mod tests {
     fn valid_events_parse() {
         let r = parse(
             r#"{"config": {"rows": 5}, "output": "s3://bkt/p", "stream": "orders",
-                "options": {"parquet": {"codec": "snappy"}},
+                "options": {"codec": "snappy"},
                 "continuation": {"stream": "orders", "sequence": 2, "run_id": "r", "invocations": 1}}"#,
         )
         .unwrap();
         assert_eq!(r.output.bucket, "bkt");
         assert_eq!(r.continuation.unwrap().sequence, 2);
-        assert_eq!(
-            r.options.unwrap().parquet.codec,
-            connector_sdk::Codec::Snappy
-        );
+        assert_eq!(r.options.unwrap().codec, Some(connector_sdk::Codec::Snappy));
     }
 
     #[test]

@@ -5,10 +5,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use connector_sdk::{
-    CancellationToken, Connector, ConnectorManifest, Error, ExtractCore, ExtractOptions,
-    OpenUploads, RunReport, RunStatus, Runner, S3Options, S3Store, SharedConnector, StopSignal,
-    config_from_value,
+    CancellationToken, Connector, ConnectorManifest, Error, ExtractCore, OpenUploads, RunReport,
+    RunStatus, Runner, S3Options, S3Store, StopSignal, config_from_value,
 };
+use runner_layer::{LogOnly, StreamOutcome};
 use tokio::sync::OnceCell;
 
 use crate::error::LambdaError;
@@ -133,18 +133,10 @@ impl<C: Connector> LambdaHandler<C> {
         event: RawEvent,
         invocation: &Invocation,
     ) -> Result<ExtractResponse, LambdaError> {
-        let manifest = ConnectorManifest::parse(C::MANIFEST)?;
+        let manifest = ConnectorManifest::of::<C>()?;
         manifest.require_runner(Runner::Lambda)?;
         let request = event.into_request()?;
-        if !manifest.dynamic_streams && !manifest.streams.iter().any(|s| s.name == request.stream) {
-            return Err(Error::Request(format!(
-                "stream `{}` is not declared by connector `{}`; declared streams: {}",
-                request.stream,
-                manifest.name,
-                manifest.stream_names().join(", ")
-            ))
-            .into());
-        }
+        manifest.require_stream(&request.stream)?;
         self.extract(request, invocation).await
     }
 
@@ -162,22 +154,22 @@ impl<C: Connector> LambdaHandler<C> {
                 c.stream, request.stream
             )));
         }
+        let started = Instant::now();
+        let settings = request.options.clone().unwrap_or_default();
+        let options = settings.resolve(request.output.clone())?;
         let deadline = stop_deadline(
             invocation.deadline_ms,
             SystemTime::now(),
             request.safety_margin_ms,
         )?;
-        let mut options = ExtractOptions::new(request.output.clone());
-        if let Some(s) = request.options.clone() {
-            options.parquet = s.parquet;
-            options.upload = s.upload;
-            if let Some(n) = s.max_concurrent_partitions {
-                options.max_concurrent_partitions = n;
-            }
-        }
+        // The earlier of the invocation's deadline and the event's max_runtime_secs.
+        let deadline = match (deadline, settings.deadline(started)) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
         let store = self.store().await;
-        let core = ExtractCore::new(
-            SharedConnector(self.connector.clone()),
+        let core = ExtractCore::with_shared(
+            self.connector.clone(),
             config,
             store.clone(),
             options,
@@ -217,17 +209,31 @@ impl<C: Connector> LambdaHandler<C> {
             store,
         });
         let result = match &request.partition {
-            None => core.run(&request.stream, &stop).await,
-            Some(id) => run_partition(&core, &request.stream, id, &stop).await,
-        };
-        self.active.lock().unwrap_or_else(|e| e.into_inner()).take();
-        let report = match result {
-            Ok(r) => r,
-            Err(e) => {
-                core.abort_open_uploads().await;
-                return Err(e.into());
+            None => {
+                // The Runtime API loop has its own shutdown path (`abort_active`).
+                let never = CancellationToken::new();
+                let streams = [request.stream.clone()];
+                let mut outcome =
+                    runner_layer::run_streams(&core, &streams, &stop, &never, &mut LogOnly).await;
+                match outcome.streams.pop() {
+                    Some((_, StreamOutcome::Ran(report))) => Ok(*report),
+                    Some((_, StreamOutcome::Failed(e))) => Err(e),
+                    _ => Err(Error::Internal(format!(
+                        "stream `{}` did not run",
+                        request.stream
+                    ))),
+                }
+            }
+            Some(id) => {
+                let result = run_partition(&core, &request.stream, id, &stop).await;
+                if result.is_err() {
+                    core.abort_open_uploads().await;
+                }
+                result
             }
         };
+        self.active.lock().unwrap_or_else(|e| e.into_inner()).take();
+        let report = result?;
         let continuation = continuation_after(&report, latest.as_ref().map(|m| m.sequence), {
             let before = request.continuation.as_ref().map_or(0, |c| c.invocations);
             before + 1

@@ -194,7 +194,7 @@ pub async fn run<C: Connector>(connector: C) -> Result<(), LambdaError> {
         }
         return Err(e);
     }
-    let manifest = match ConnectorManifest::parse(C::MANIFEST) {
+    let manifest = match ConnectorManifest::of::<C>() {
         Ok(m) => m,
         Err(e) => {
             let e = LambdaError::from(e);

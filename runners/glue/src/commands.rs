@@ -1,48 +1,47 @@
-//! The Glue runner's subcommands (`plan`, `extract-partition`, `commit`, `deploy glue`):
-//! the thin part that needs the facade's `ConfigArg`/`OutputArgs`; the logic is in
-//! `glue_runner`. Each prints one line of JSON on stdout and refuses, before any I/O,
-//! when the manifest does not declare `glue`.
+//! The Glue runner's subcommands of every connector binary (`plan`, `extract-partition`,
+//! `commit`, `deploy glue`). Each prints one line of JSON on stdout and refuses, before
+//! any I/O, when the manifest does not declare `glue`.
 
 use clap::Args;
+use connector_sdk::exit::{OK as EXIT_OK, PARTIAL as EXIT_PARTIAL};
 use connector_sdk::{Connector, ExtractCore, ExtractOptions, OutputLocation, RunStatus, S3Store};
-
-use super::{ConfigArg, EXIT_OK, EXIT_PARTIAL, OutputArgs, load_config};
+use runner_layer::{ConfigArg, OutputArgs, load_config};
 
 /// `plan`: plan a run of one stream and print it (the Glue driver's first step).
 #[derive(Debug, Args)]
-pub(crate) struct PlanCommand {
+pub struct PlanCommand {
     #[command(flatten)]
     config: ConfigArg,
     #[command(flatten)]
     output: OutputArgs,
     #[command(flatten)]
-    glue: glue_runner::PlanArgs,
+    glue: crate::PlanArgs,
 }
 
 /// `extract-partition`: extract one partition of a plan; writes files, commits nothing.
 #[derive(Debug, Args)]
-pub(crate) struct ExtractPartitionCommand {
+pub struct ExtractPartitionCommand {
     #[command(flatten)]
     config: ConfigArg,
     #[command(flatten)]
     output: OutputArgs,
     #[command(flatten)]
-    glue: glue_runner::ExtractPartitionArgs,
+    glue: crate::ExtractPartitionArgs,
 }
 
 /// `commit`: commit the partition results of a plan, conditionally, once.
 #[derive(Debug, Args)]
-pub(crate) struct CommitCommand {
+pub struct CommitCommand {
     #[command(flatten)]
     config: ConfigArg,
     #[command(flatten)]
     output: OutputArgs,
     #[command(flatten)]
-    glue: glue_runner::CommitArgs,
+    glue: crate::CommitArgs,
 }
 
 /// Print a Glue runner error as one line on stderr; returns its exit code.
-fn report(e: &glue_runner::Error) -> u8 {
+fn report(e: &crate::Error) -> u8 {
     let line = e.one_line();
     eprintln!("error: {line}");
     tracing::error!("{line}");
@@ -54,9 +53,9 @@ async fn core<C: Connector>(
     connector: C,
     config: &ConfigArg,
     output: &OutputArgs,
-    options: impl FnOnce(OutputLocation) -> glue_runner::Result<ExtractOptions>,
-) -> glue_runner::Result<ExtractCore<C>> {
-    glue_runner::require_glue::<C>()?;
+    options: impl FnOnce(OutputLocation) -> crate::Result<ExtractOptions>,
+) -> crate::Result<ExtractCore<C>> {
+    crate::require_glue::<C>()?;
     let config = load_config::<C>(&config.config)?;
     let location: OutputLocation = output.output.parse()?;
     let options = options(location)?;
@@ -66,18 +65,18 @@ async fn core<C: Connector>(
         config,
         store,
         options,
-        glue_runner::RUNNER,
+        crate::RUNNER,
     )?)
 }
 
-pub(crate) async fn plan<C: Connector>(connector: C, a: PlanCommand) -> u8 {
+pub async fn plan<C: Connector>(connector: C, a: PlanCommand) -> u8 {
     let result = async {
         let core = core(connector, &a.config, &a.output, |o| {
             Ok(ExtractOptions::new(o))
         })
         .await?;
-        let plan = glue_runner::plan(&core, &a.glue).await?;
-        glue_runner::print_json_line("the plan", &plan)
+        let plan = crate::plan(&core, &a.glue).await?;
+        crate::print_json_line("the plan", &plan)
     }
     .await;
     match result {
@@ -86,21 +85,20 @@ pub(crate) async fn plan<C: Connector>(connector: C, a: PlanCommand) -> u8 {
     }
 }
 
-pub(crate) async fn extract_partition<C: Connector>(
-    connector: C,
-    a: ExtractPartitionCommand,
-) -> u8 {
+pub async fn extract_partition<C: Connector>(connector: C, a: ExtractPartitionCommand) -> u8 {
+    let started = std::time::Instant::now();
     let result = async {
         let core = core(connector, &a.config, &a.output, |o| {
-            glue_runner::extract_options(o, &a.glue.write)
+            crate::extract_options(o, &a.glue.settings)
         })
         .await?;
-        let plan = glue_runner::read_plan(&a.glue.plan)?;
-        let result = glue_runner::extract_partition(&core, &plan, &a.glue.partition).await;
+        let plan = crate::read_plan(&a.glue.plan)?;
+        let deadline = a.glue.settings.deadline(started);
+        let result = crate::extract_partition(&core, &plan, &a.glue.partition, deadline).await;
         if result.is_err() {
             core.abort_open_uploads().await;
         }
-        glue_runner::print_json_line("the partition result", &result?)
+        crate::print_json_line("the partition result", &result?)
     }
     .await;
     match result {
@@ -109,17 +107,17 @@ pub(crate) async fn extract_partition<C: Connector>(
     }
 }
 
-pub(crate) async fn commit<C: Connector>(connector: C, a: CommitCommand) -> u8 {
+pub async fn commit<C: Connector>(connector: C, a: CommitCommand) -> u8 {
     let result = async {
         let core = core(connector, &a.config, &a.output, |o| {
             Ok(ExtractOptions::new(o))
         })
         .await?;
-        let plan = glue_runner::read_plan(&a.glue.plan)?;
-        let results = glue_runner::read_results(&a.glue.results)?;
-        let report = glue_runner::commit(&core, &plan, results, &a.glue.results).await?;
-        glue_runner::print_json_line("the run report", &report)?;
-        Ok::<_, glue_runner::Error>(report.status)
+        let plan = crate::read_plan(&a.glue.plan)?;
+        let results = crate::read_results(&a.glue.results)?;
+        let report = crate::commit(&core, &plan, results, &a.glue.results).await?;
+        crate::print_json_line("the run report", &report)?;
+        Ok::<_, crate::Error>(report.status)
     }
     .await;
     match result {
@@ -132,24 +130,22 @@ pub(crate) async fn commit<C: Connector>(connector: C, a: CommitCommand) -> u8 {
 }
 
 /// `deploy glue`: print the Glue job definition (and write the job script if asked).
-pub(crate) fn deploy<C: Connector>(a: glue_runner::JobDefinitionArgs) -> u8 {
+pub fn deploy<C: Connector>(a: crate::JobDefinitionArgs) -> u8 {
     let result = (|| {
-        let manifest = connector_sdk::ConnectorManifest::parse(C::MANIFEST)?;
-        let job = glue_runner::job_definition(&manifest, &a)?;
+        let manifest = connector_sdk::ConnectorManifest::of::<C>()?;
+        let job = crate::job_definition(&manifest, &a)?;
         if let Some(path) = &a.write_script {
-            std::fs::write(path, glue_runner::JOB_SCRIPT).map_err(|source| {
-                glue_runner::Error::Output {
-                    what: format!("the job script to {}", path.display()),
-                    source,
-                }
+            std::fs::write(path, crate::JOB_SCRIPT).map_err(|source| crate::Error::Output {
+                what: format!("the job script to {}", path.display()),
+                source,
             })?;
         }
-        let text = serde_json::to_string_pretty(&job).map_err(|e| glue_runner::Error::Output {
+        let text = serde_json::to_string_pretty(&job).map_err(|e| crate::Error::Output {
             what: "the job definition".into(),
             source: std::io::Error::other(e),
         })?;
         println!("{text}");
-        Ok::<_, glue_runner::Error>(())
+        Ok::<_, crate::Error>(())
     })();
     match result {
         Ok(()) => EXIT_OK,
