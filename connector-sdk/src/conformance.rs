@@ -254,6 +254,17 @@ pub enum ConformanceFailure {
         /// The difference.
         diff: Box<RowDiff>,
     },
+    /// A run asked to stop after the first batch of each partition read a partition to its
+    /// end, although it could have stopped (a checkpoint with batches after it).
+    #[error(
+        "stream `{stream}`: a run asked to stop after the first batch of each partition read partition `{partition}` to its end, although it has a checkpoint after its first batch with more batches after it: the stop was ignored"
+    )]
+    StopIgnored {
+        /// The stream.
+        stream: String,
+        /// A partition that could have stopped.
+        partition: String,
+    },
     /// After cancellation, `read` did not reach a checkpoint within the bound.
     #[error(
         "stream `{stream}`, partition `{partition}`: cancellation ignored: no checkpoint and no end of stream {waited:?} after the cancel token fired (bound {bound:?}, {rows_after_cancel} more rows yielded meanwhile); the core can only stop at a checkpoint: emit one after every batch and watch ReadContext::cancel while waiting on the source"
@@ -880,12 +891,31 @@ pub async fn stop_and_resume<C: Connector + Clone>(
     for stream in streams(connector, &cfg).await? {
         let (plan, expected) = reference_rows(connector, &cfg, &stream, None).await?;
         let mut batches = 0usize;
+        // A partition where a stop after its first batch must leave rows unread: a
+        // checkpoint after the first batch, with a batch after that checkpoint.
+        let mut stoppable: Vec<(String, u64)> = Vec::new();
         for p in &plan.partitions {
-            batches += read_partition(connector, &cfg, &stream, p, None)
-                .await?
+            let items = read_partition(connector, &cfg, &stream, p, None).await?;
+            batches += items
                 .iter()
                 .filter(|i| matches!(i, ReadItem::Batch(_)))
                 .count();
+            let is_batch = |i: &ReadItem| matches!(i, ReadItem::Batch(b) if b.num_rows() > 0);
+            if let Some(first) = items.iter().position(is_batch)
+                && let Some(cp) = items[first..]
+                    .iter()
+                    .position(|i| matches!(i, ReadItem::Checkpoint(_)))
+                && items[first + cp..].iter().any(is_batch)
+            {
+                let rows = items
+                    .iter()
+                    .map(|i| match i {
+                        ReadItem::Batch(b) => b.num_rows() as u64,
+                        ReadItem::Checkpoint(_) => 0,
+                    })
+                    .sum();
+                stoppable.push((p.id.clone(), rows));
+            }
         }
         let max_runs = batches + plan.partitions.len() + 2;
         let mut runs = 0;
@@ -917,6 +947,28 @@ pub async fn stop_and_resume<C: Connector + Clone>(
                     "run {runs} of stream `{}` (stopped after its first batch)",
                     stream.name
                 )))?;
+            if runs == 1 {
+                // No partition that could stop after its first batch may be read whole.
+                let first = Dataset::new(target.store.clone(), output.clone(), &stream.name)
+                    .latest()
+                    .await
+                    .map_err(core_failed("reading the first run's commit"))?;
+                let files = first.map(|m| m.files).unwrap_or_default();
+                let read_whole = stoppable.iter().find(|(id, rows)| {
+                    files
+                        .iter()
+                        .filter(|f| &f.partition == id)
+                        .map(|f| f.rows)
+                        .sum::<u64>()
+                        >= *rows
+                });
+                if let Some((partition, _)) = read_whole {
+                    return Err(Failure::StopIgnored {
+                        stream: stream.name.clone(),
+                        partition: partition.clone(),
+                    });
+                }
+            }
             if run.status == RunStatus::Complete {
                 break;
             }

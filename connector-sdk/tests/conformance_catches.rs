@@ -57,6 +57,9 @@ enum Flaw {
     PanicsOnBadConfig,
     /// `value` includes how many reads happened before: a retry writes other bytes.
     CountsReads,
+    /// Once the run is asked to stop, yields no checkpoint until the partition's end, so
+    /// the run cannot stop and reads everything.
+    WithholdsCheckpointsOnCancel,
 }
 
 #[derive(Debug, Clone)]
@@ -209,7 +212,14 @@ impl Connector for Numbers {
             next = end + 1;
         }
         let cancel = ctx.cancel.clone();
+        let withhold = ctx.cancel.clone();
         connector_sdk::futures::stream::iter(items)
+            .filter(move |(_, item)| {
+                let skip = flaw == Flaw::WithholdsCheckpointsOnCancel
+                    && withhold.is_cancelled()
+                    && matches!(item, ReadItem::Checkpoint(c) if c["id"] != json!(rows));
+                async move { !skip }
+            })
             .take_while(move |_| {
                 let stop = flaw == Flaw::EndsOnCancel && cancel.is_cancelled();
                 async move { !stop }
@@ -365,6 +375,29 @@ async fn duplicated_rows_through_the_core_are_caught() {
             );
         }
         other => panic!("expected RowsDiffer from stop_and_resume, got {other}"),
+    }
+}
+
+/// A run stopped after one batch per partition must be partial when a partition had a
+/// checkpoint to stop at; one that completes the plan ignored the stop (before this
+/// check, a core or connector that never stopped passed `stop_and_resume`).
+#[tokio::test]
+async fn an_ignored_stop_is_caught() {
+    let s3 = LocalS3Target::start().await.expect("local S3");
+    let f = failure(
+        kit::stop_and_resume(
+            &Numbers::new(Flaw::WithholdsCheckpointsOnCancel),
+            &config(),
+            &s3.target,
+        )
+        .await,
+    );
+    match &f {
+        ConformanceFailure::StopIgnored { stream, partition } => {
+            assert_eq!(stream, "numbers");
+            assert_eq!(partition, "p1-1");
+        }
+        other => panic!("expected StopIgnored, got {other}"),
     }
 }
 

@@ -7,6 +7,7 @@
 //! - `workflow`: generate `.github/workflows/matrix.yml` from `matrix.toml` and the
 //!   manifests (`--check`: fail when the file on disk differs).
 
+mod dataset_check;
 mod matrix_file;
 mod report;
 mod scenarios;
@@ -20,11 +21,12 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
-use connector_sdk::conformance::{RowSet, dataset_rows};
+use connector_sdk::conformance::source_rows;
 use futures::FutureExt;
 use integration_tests::postgres_server::{PASSWORD, PgServer};
 use integration_tests::{TestEnv, binary, workspace_root};
 
+use crate::dataset_check::{Committed, PostgresFacts, SourceCheck};
 use crate::matrix_file::{ConnectorEntry, DeclaredManifest, MatrixFile, RUNNERS, Source};
 use crate::report::{CellResult, Verdict};
 use crate::scenarios::ConnectorRun;
@@ -150,7 +152,7 @@ async fn connector_cells(
         .prefix(&format!("matrix-{}-", manifest.name))
         .tempdir()?;
     // The source server lives until every cell of this connector has run.
-    let (config_text, extra_env, _source) = match entry.source {
+    let (config_text, extra_env, source_server) = match entry.source {
         None => (entry.config.to_string(), entry.env.clone(), None),
         Some(Source::Postgres) => {
             let pg = tokio::task::spawn_blocking(PgServer::start)
@@ -189,19 +191,25 @@ async fn connector_cells(
     };
     let store = env.store().await;
 
-    // The reference every runner's dataset must equal.
+    // The reference every runner's dataset must equal, itself checked against the source
+    // and the expected row count.
     let t = Instant::now();
-    let reference = match guarded(run.one_shot()).await {
-        Ok(()) => dataset_rows(&store, &run.output("one-shot"), &run.stream)
+    let source = source_check(entry, &run, source_server.as_ref()).await;
+    let reference = async {
+        guarded(run.one_shot()).await?;
+        let reference = Committed::read(&store, &run.output("one-shot"), &run.stream)
             .await
-            .map_err(|e| anyhow::anyhow!("reading the one-shot dataset: {e}")),
-        Err(e) => Err(e),
-    };
+            .context("reading the one-shot dataset")?;
+        expect_rows(&reference, entry.rows)?;
+        source?.expect_matches(&reference)?;
+        Ok::<_, anyhow::Error>(reference)
+    }
+    .await;
     let mut cells = vec![CellResult::new(
         &run.manifest.name,
         "one-shot",
         match &reference {
-            Ok(rows) => Verdict::Passed { rows: rows.len() },
+            Ok(r) => Verdict::Passed { rows: r.rows.len() },
             Err(e) => Verdict::Failed(format!("{e:#}")),
         },
         t.elapsed(),
@@ -230,7 +238,7 @@ async fn connector_cells(
         let verdict = match (outcome, declared) {
             (Err(e), _) => Verdict::Failed(format!("{e:#}")),
             (Ok(()), false) => Verdict::Refused,
-            (Ok(()), true) => same_rows(&store, &run, runner, &reference).await,
+            (Ok(()), true) => same_dataset(&store, &run, runner, &reference, entry.rows).await,
         };
         if let Verdict::Failed(why) = &verdict {
             eprintln!("     FAILED: {why}");
@@ -245,26 +253,66 @@ async fn connector_cells(
     Ok(cells)
 }
 
-/// The runner's committed rows against the one-shot reference, by stable row hash.
-async fn same_rows(
+/// The runner's committed dataset against the one-shot reference: schema field by field,
+/// committed state, the expected row count, and rows by stable row hash.
+async fn same_dataset(
     store: &connector_sdk::S3Store,
     run: &ConnectorRun<'_>,
     runner: &str,
-    reference: &Result<RowSet>,
+    reference: &Result<Committed>,
+    expected_rows: usize,
 ) -> Verdict {
-    let reference = match reference {
-        Ok(r) => r,
-        Err(_) => return Verdict::Failed("no one-shot reference to compare with".into()),
+    let Ok(reference) = reference else {
+        return Verdict::Failed("no one-shot reference to compare with".into());
     };
-    match dataset_rows(store, &run.output(runner), &run.stream).await {
-        Ok(rows) if rows.sorted_hashes() == reference.sorted_hashes() => {
-            Verdict::Passed { rows: rows.len() }
-        }
-        Ok(rows) => Verdict::Failed(format!(
-            "the dataset differs from the one-shot extract: {}",
-            reference.diff(&rows)
+    let checked = async {
+        let committed = Committed::read(store, &run.output(runner), &run.stream)
+            .await
+            .context("reading the dataset")?;
+        committed.expect_equal(reference)?;
+        expect_rows(&committed, expected_rows)?;
+        Ok::<_, anyhow::Error>(committed.rows.len())
+    }
+    .await;
+    match checked {
+        Ok(rows) => Verdict::Passed { rows },
+        Err(e) => Verdict::Failed(format!("{e:#}")),
+    }
+}
+
+/// The number of rows matrix.toml expects.
+fn expect_rows(committed: &Committed, expected: usize) -> Result<()> {
+    anyhow::ensure!(
+        committed.rows.len() == expected,
+        "{} rows committed, matrix.toml expects {expected}",
+        committed.rows.len()
+    );
+    Ok(())
+}
+
+/// How the one-shot extract of `entry` is checked against its source.
+async fn source_check(
+    entry: &ConnectorEntry,
+    run: &ConnectorRun<'_>,
+    server: Option<&PgServer>,
+) -> Result<SourceCheck> {
+    let rows = |r: std::result::Result<_, connector_sdk::conformance::ConformanceFailure>| {
+        r.map(SourceCheck::Rows)
+            .map_err(|e| anyhow::anyhow!("reading the source: {e}"))
+    };
+    match (entry.package.as_str(), server, &entry.source_table) {
+        (_, Some(pg), Some(t)) => Ok(SourceCheck::Postgres(
+            PostgresFacts::read(&pg.client().await, &t.table, &t.key)
+                .await
+                .context("reading the source table")?,
         )),
-        Err(e) => Verdict::Failed(format!("reading the dataset: {e}")),
+        ("orders-demo", None, _) => {
+            rows(source_rows(&orders_demo::OrdersDemo, &run.config, &run.stream).await)
+        }
+        ("sensor-readings", None, _) => {
+            rows(source_rows(&sensor_readings::SensorReadings, &run.config, &run.stream).await)
+        }
+        _ => Ok(SourceCheck::None),
     }
 }
 

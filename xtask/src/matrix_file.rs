@@ -31,6 +31,9 @@ pub struct ConnectorEntry {
     pub binary: String,
     /// The stream every runner extracts.
     pub stream: String,
+    /// How many rows every runner's dataset must hold (the one-shot extract is also
+    /// checked against the source where the matrix can read it independently).
+    pub rows: usize,
     /// The connector config (the same for every runner).
     pub config: Value,
     /// A source server the matrix starts: `postgres`.
@@ -42,6 +45,20 @@ pub struct ConnectorEntry {
     /// Environment every runner gets.
     #[serde(default)]
     pub env: BTreeMap<String, String>,
+    /// With `source`: the table the stream reads and its key column, which the matrix
+    /// reads through an independent client to check the one-shot extract.
+    #[serde(default)]
+    pub source_table: Option<SourceTable>,
+}
+
+/// A source table and its key column.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SourceTable {
+    /// Table name.
+    pub table: String,
+    /// An integer key column.
+    pub key: String,
 }
 
 /// A source server started for a connector.
@@ -71,6 +88,12 @@ impl MatrixFile {
             }
         }
         for c in &file.connector {
+            if c.source.is_some() != c.source_table.is_some() {
+                bail!(
+                    "matrix.toml: connector `{}` with a `source` must name its `source_table` (table and key), so the one-shot extract is checked against it",
+                    c.dir
+                );
+            }
             if c.source.is_some() != c.seed.is_some() {
                 bail!(
                     "matrix.toml: connector `{}` must set both `source` and `seed`, or neither",
