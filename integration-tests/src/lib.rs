@@ -176,6 +176,38 @@ pub async fn read_committed(
     Some(sort_batch(&all, sort_column))
 }
 
+/// The committed dataset of `stream` as read by pyarrow (a reader that is not ours), from
+/// the server's files on disk, in commit order: `{"schema": [[name, type, nullable]],
+/// "rows": N, "columns": {name: [values]}}` (see `python/read_parquet.py` for the value
+/// forms). Needs the repository's `.venv` with pyarrow (`scripts/setup.d/60-readers.sh`).
+pub async fn read_with_pyarrow(
+    env: &TestEnv,
+    output: &OutputLocation,
+    stream: &str,
+) -> serde_json::Value {
+    let store = env.store().await;
+    let files = Dataset::new(store, output.clone(), stream)
+        .committed_files()
+        .await
+        .expect("manifests readable");
+    let paths: Vec<PathBuf> = files
+        .iter()
+        .map(|f| env.dir.path().join("s3").join(&output.bucket).join(&f.key))
+        .collect();
+    let python = workspace_root().join(".venv/bin/python");
+    let out = Command::new(&python)
+        .arg(workspace_root().join("integration-tests/python/read_parquet.py"))
+        .args(&paths)
+        .output()
+        .unwrap_or_else(|e| panic!("running {}: {e}", python.display()));
+    assert!(
+        out.status.success(),
+        "pyarrow failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("JSON from read_parquet.py")
+}
+
 /// `batch` sorted by the Int64 column `column`.
 pub fn sort_batch(batch: &RecordBatch, column: &str) -> RecordBatch {
     let col = batch.column_by_name(column).expect("sort column");

@@ -1,0 +1,68 @@
+"""Read Parquet files with pyarrow (a reader that is not ours) and print, as JSON, the
+schema as pyarrow sees it and every column's values in a canonical form:
+
+    {"schema": [[name, pyarrow type, nullable], ...], "rows": N,
+     "columns": {name: [value, ...]}}
+
+Values: integers, floats and booleans as JSON; strings as strings; decimals as their
+exact decimal text (str(Decimal)); timestamps, dates and times as integers of their
+unit since the epoch / midnight; lists as lists; structs as objects; nulls as null.
+
+Usage: python read_parquet.py FILE...   (files in order; one table)
+"""
+import json
+import sys
+from decimal import Decimal
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+
+def canonical(array):
+    t = array.type
+    if pa.types.is_timestamp(t) or pa.types.is_time(t):
+        return pc.cast(array, pa.int64()).to_pylist()
+    if pa.types.is_date32(t):
+        return pc.cast(array, pa.int32()).to_pylist()
+    if pa.types.is_decimal(t):
+        return [None if v is None else str(v) for v in array.to_pylist()]
+    if pa.types.is_list(t) or pa.types.is_large_list(t):
+        values = canonical(array.values)
+        offsets = array.offsets.to_pylist()
+        return [
+            None if not array[i].is_valid else values[offsets[i] : offsets[i + 1]]
+            for i in range(len(array))
+        ]
+    if pa.types.is_struct(t):
+        fields = {t.field(j).name: canonical(array.field(j)) for j in range(t.num_fields)}
+        return [
+            None if not array[i].is_valid else {k: v[i] for k, v in fields.items()}
+            for i in range(len(array))
+        ]
+    if pa.types.is_binary(t) or pa.types.is_large_binary(t):
+        return [None if v is None else v.hex() for v in array.to_pylist()]
+    return array.to_pylist()
+
+
+def main(paths):
+    # Each file on its own (no hive partition columns inferred from the paths).
+    tables = [pq.ParquetFile(p).read() for p in paths]
+    table = pa.concat_tables(tables) if tables else None
+    if table is None:
+        print(json.dumps({"schema": [], "rows": 0, "columns": {}}))
+        return
+    table = table.combine_chunks()
+    out = {
+        "schema": [[f.name, str(f.type), f.nullable] for f in table.schema],
+        "rows": table.num_rows,
+        "columns": {
+            name: canonical(table.column(name).combine_chunks())
+            for name in table.column_names
+        },
+    }
+    json.dump(out, sys.stdout, default=lambda v: str(v) if isinstance(v, Decimal) else v)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -1,0 +1,157 @@
+//! A reader that is not ours (pyarrow) reads the committed Parquet of the demo connector
+//! and finds the source's values and logical types: a symmetric writer/reader bug in
+//! arrow-rs/parquet-rs (which write the files and which our other tests read them with)
+//! cannot hide here.
+
+use arrow::array::{
+    Array, AsArray, BooleanArray, Decimal128Array, Float64Array, Int32Array, Int64Array,
+    StringArray, TimestampMicrosecondArray,
+};
+use arrow::datatypes::DataType;
+use connector_sdk::{ExtractCore, ExtractOptions, StopSignal};
+use integration_tests::{TestEnv, read_with_pyarrow};
+use orders_demo::{ORDERS, OrdersDemo, OrdersDemoConfig, orders_batch};
+use serde_json::{Value, json};
+
+/// A decimal's exact text at its scale, as Python's `str(Decimal)` prints it.
+fn decimal_text(v: i128, scale: u32) -> String {
+    let sign = if v < 0 { "-" } else { "" };
+    let digits = format!("{:0>width$}", v.unsigned_abs(), width = scale as usize + 1);
+    let (int, frac) = digits.split_at(digits.len() - scale as usize);
+    if scale == 0 {
+        format!("{sign}{int}")
+    } else {
+        format!("{sign}{int}.{frac}")
+    }
+}
+
+/// The source column's values in read_parquet.py's canonical form.
+fn canonical(col: &dyn Array) -> Vec<Value> {
+    let n = col.len();
+    let at = |i: usize, v: Value| if col.is_null(i) { Value::Null } else { v };
+    match col.data_type() {
+        DataType::Int64 => {
+            let a = col.as_any().downcast_ref::<Int64Array>().unwrap();
+            (0..n).map(|i| at(i, json!(a.value(i)))).collect()
+        }
+        DataType::Int32 => {
+            let a = col.as_any().downcast_ref::<Int32Array>().unwrap();
+            (0..n).map(|i| at(i, json!(a.value(i)))).collect()
+        }
+        DataType::Float64 => {
+            let a = col.as_any().downcast_ref::<Float64Array>().unwrap();
+            (0..n).map(|i| at(i, json!(a.value(i)))).collect()
+        }
+        DataType::Boolean => {
+            let a = col.as_any().downcast_ref::<BooleanArray>().unwrap();
+            (0..n).map(|i| at(i, json!(a.value(i)))).collect()
+        }
+        DataType::Utf8 => {
+            let a = col.as_any().downcast_ref::<StringArray>().unwrap();
+            (0..n).map(|i| at(i, json!(a.value(i)))).collect()
+        }
+        DataType::Decimal128(_, scale) => {
+            let a = col.as_any().downcast_ref::<Decimal128Array>().unwrap();
+            let scale = *scale as u32;
+            (0..n)
+                .map(|i| at(i, json!(decimal_text(a.value(i), scale))))
+                .collect()
+        }
+        DataType::Timestamp(_, _) => {
+            let a = col
+                .as_any()
+                .downcast_ref::<TimestampMicrosecondArray>()
+                .unwrap();
+            (0..n).map(|i| at(i, json!(a.value(i)))).collect()
+        }
+        other => panic!("no canonical form for {other}"),
+    }
+}
+
+#[test]
+fn decimal_text_matches_python() {
+    assert_eq!(decimal_text(12345, 2), "123.45");
+    assert_eq!(decimal_text(-5, 2), "-0.05");
+    assert_eq!(decimal_text(50, 2), "0.50");
+    assert_eq!(decimal_text(0, 2), "0.00");
+    assert_eq!(decimal_text(-7, 0), "-7");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pyarrow_reads_the_demo_dataset_as_the_source() {
+    let env = TestEnv::start().await;
+    let config = OrdersDemoConfig {
+        rows: 20_000,
+        rows_per_day: 6_000,
+        batch_size: 3_000,
+        ..Default::default()
+    };
+    let output = env.output("pyarrow");
+    let mut options = ExtractOptions::new(output.clone());
+    options.parquet.row_group_rows = 4_000;
+    ExtractCore::new(
+        OrdersDemo,
+        config.clone(),
+        env.store().await,
+        options,
+        "test",
+    )
+    .unwrap()
+    .run(ORDERS, &StopSignal::new())
+    .await
+    .unwrap();
+    let read = read_with_pyarrow(&env, &output, ORDERS).await;
+    // Logical types as pyarrow names them: written, not derived from our schema.
+    assert_eq!(
+        read["schema"],
+        json!([
+            ["order_id", "int64", false],
+            ["customer_id", "int32", false],
+            ["amount", "decimal128(12, 2)", true],
+            ["currency", "string", false],
+            ["created_at", "timestamp[us, tz=UTC]", false],
+            ["is_gift", "bool", true],
+            ["discount", "double", true],
+            ["note", "string", true],
+        ])
+    );
+    assert_eq!(read["rows"], json!(20_000));
+    // pyarrow's rows in order_id order.
+    let ids: Vec<i64> = read["columns"]["order_id"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_i64().unwrap())
+        .collect();
+    let mut order: Vec<usize> = (0..ids.len()).collect();
+    order.sort_by_key(|&i| ids[i]);
+    let source = orders_batch(&config, 1, 20_000);
+    let mut nulls_seen = 0;
+    for (field, col) in source.schema().fields().iter().zip(source.columns()) {
+        let expected = canonical(col.as_ref());
+        let got_column = read["columns"][field.name()].as_array().unwrap();
+        let got: Vec<Value> = order.iter().map(|&i| got_column[i].clone()).collect();
+        nulls_seen += expected.iter().filter(|v| v.is_null()).count();
+        if let Some(i) = (0..expected.len()).find(|&i| got[i] != expected[i]) {
+            panic!(
+                "column `{}`, order {}: pyarrow read {}, the source has {}",
+                field.name(),
+                i + 1,
+                got[i],
+                expected[i]
+            );
+        }
+    }
+    assert!(
+        nulls_seen > 0,
+        "the source must hold nulls for this test to mean much"
+    );
+    // The columns with extremes of their types in the source are there too.
+    let amounts = source
+        .column(2)
+        .as_primitive::<arrow::datatypes::Decimal128Type>();
+    assert!(
+        amounts.iter().flatten().any(|v| v < 100),
+        "small amounts present"
+    );
+}
