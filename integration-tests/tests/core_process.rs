@@ -116,6 +116,51 @@ async fn sigkill_at_any_point_then_rerun_gives_the_exact_dataset() {
             "committed data is not a clean prefix"
         );
     }
+    // A run stopped by its deadline commits a partial state (exit 75)...
+    let stopped = extract_cmd(
+        &endpoint,
+        &config_path,
+        &output,
+        &[&extra[..], &["--max-runtime-secs", "0.5"]].concat(),
+    )
+    .output()
+    .await
+    .unwrap();
+    assert_eq!(
+        stopped.status.code(),
+        Some(75),
+        "{}",
+        String::from_utf8_lossy(&stopped.stderr)
+    );
+    let pending = Dataset::new(store.clone(), out.clone(), ORDERS)
+        .latest()
+        .await
+        .unwrap()
+        .expect("a partial commit");
+    assert!(
+        pending.state.pending.is_some(),
+        "the stop left a pending plan"
+    );
+    let committed_before = pending.rows;
+    assert!(committed_before > 0 && committed_before < 1_600_000);
+    // ...and the run that resumes it is killed mid-way, before and after it wrote files.
+    for marker in ["planned", "file written"] {
+        let killed = kill_at(&endpoint, &config_path, &output, &extra, marker).await;
+        assert!(
+            killed,
+            "the resuming process finished before reaching {marker:?}"
+        );
+        let latest = Dataset::new(store.clone(), out.clone(), ORDERS)
+            .latest()
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            latest.sequence, pending.sequence,
+            "a killed resuming run committed something"
+        );
+    }
+
     // Re-run to completion.
     let out_run = extract_cmd(&endpoint, &config_path, &output, &extra)
         .output()
