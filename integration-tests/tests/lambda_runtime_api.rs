@@ -571,3 +571,46 @@ async fn lambda_sigterm_aborts_open_multipart_uploads() {
     );
     assert!(f.logs().contains("aborted_uploads"), "{}", f.logs());
 }
+
+/// A chain whose invocations never reach a checkpoint before their deadline (a batch
+/// takes longer than the time left) fails after `MAX_STALLED` invocations in a row with
+/// `NonRetryable.NoProgress`, instead of being invoked forever; the stalled invocations
+/// continue the last commit (not a run that committed nothing).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lambda_chain_without_progress_stops_with_a_clear_error() {
+    let env = TestEnv::start().await;
+    let store = env.store().await;
+    let mut c = config(10_000, 10_000, 1_000);
+    // 3 s invocations stop reading after 2 s; each batch takes 2.5 s.
+    c.batch_delay_ms = 2_500;
+    let f = Function::start(&env, &demo_bin(), "orders", &[]).await;
+    let base = json!({"config": config_json(&c), "output": "s3://test-bucket/stalled", "stream": "orders"});
+    let mut event = base.clone();
+    let mut stalled = Vec::new();
+    for i in 1..=(lambda_runner::MAX_STALLED + 1) {
+        let done = f.invoke(&event, Duration::from_secs(3)).await;
+        if i <= lambda_runner::MAX_STALLED {
+            let r = done.json();
+            assert_eq!(r["status"], "partial", "invocation {i}: {r}");
+            assert_eq!(r["rows"], 0, "invocation {i}: {r}");
+            let cont = r["continuation"].clone();
+            // The first invocation commits the plan (nothing read yet); the next ones
+            // commit nothing and continue that commit.
+            assert_eq!(cont["sequence"], 1, "invocation {i}: {r}");
+            stalled.push(cont["stalled"].as_u64().unwrap_or(0));
+            event = base.clone();
+            event["continuation"] = cont;
+        } else {
+            let (kind, msg) = done.error();
+            assert_eq!(kind, "NonRetryable.NoProgress");
+            assert!(
+                msg.contains("3 invocations in a row committed no progress"),
+                "{msg}"
+            );
+        }
+    }
+    assert_eq!(stalled, vec![0, 1, 2]);
+    let manifests = manifests(&store, &output(&env, "stalled")).await;
+    assert_eq!(manifests.len(), 1, "only the plan was committed");
+    assert_eq!(manifests[0].rows, 0);
+}

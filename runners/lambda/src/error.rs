@@ -38,6 +38,17 @@ pub enum LambdaError {
         /// The safety margin.
         margin_ms: u64,
     },
+    /// A chain of invocations stopped making progress: each one reached its deadline
+    /// before any checkpoint.
+    #[error(
+        "stream `{stream}`: {invocations} invocations in a row committed no progress (each reached its deadline before the first checkpoint), so invoking again would loop forever; raise the function timeout, lower `safety_margin_ms` or the connector's batch size, or run this stream on Fargate"
+    )]
+    NoProgress {
+        /// The stream.
+        stream: String,
+        /// Consecutive invocations without progress.
+        invocations: u32,
+    },
     /// The process environment is not a Lambda environment (missing variables...).
     #[error("not a usable Lambda environment: {0}")]
     Environment(String),
@@ -54,6 +65,7 @@ impl LambdaError {
             LambdaError::Event(_) => "InvalidEvent",
             LambdaError::ContinuationMismatch { .. } => "ContinuationMismatch",
             LambdaError::DeadlineTooShort { .. } => "DeadlineTooShort",
+            LambdaError::NoProgress { .. } => "NoProgress",
             LambdaError::Environment(_) => "EnvironmentError",
             LambdaError::Runtime(_) => "RuntimeError",
         }
@@ -67,6 +79,7 @@ impl LambdaError {
             LambdaError::Event(_)
             | LambdaError::ContinuationMismatch { .. }
             | LambdaError::DeadlineTooShort { .. }
+            | LambdaError::NoProgress { .. }
             | LambdaError::Environment(_) => false,
         }
     }

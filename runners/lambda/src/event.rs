@@ -80,6 +80,18 @@ pub struct Continuation {
     pub run_id: String,
     /// How many invocations of this chain came before the next one (1 after the first).
     pub invocations: u32,
+    /// How many invocations in a row, up to the previous one, committed no progress
+    /// (their deadline came before the first checkpoint). At [`MAX_STALLED`] the chain
+    /// fails with `NonRetryable.NoProgress` instead of looping forever.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub stalled: u32,
+}
+
+/// Invocations in a row without progress after which a chain fails.
+pub const MAX_STALLED: u32 = 3;
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 /// What an invocation returns (well under Lambda's 6 MB response limit: a summary, no

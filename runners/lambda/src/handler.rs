@@ -12,7 +12,7 @@ use runner_layer::{LogOnly, StreamOutcome};
 use tokio::sync::OnceCell;
 
 use crate::error::LambdaError;
-use crate::event::{Continuation, ExtractRequest, ExtractResponse, RawEvent};
+use crate::event::{Continuation, ExtractRequest, ExtractResponse, MAX_STALLED, RawEvent};
 
 /// The runner label recorded in manifests and reports.
 pub const RUNNER: &str = "lambda";
@@ -234,10 +234,21 @@ impl<C: Connector> LambdaHandler<C> {
         };
         self.active.lock().unwrap_or_else(|e| e.into_inner()).take();
         let report = result?;
-        let continuation = continuation_after(&report, latest.as_ref().map(|m| m.sequence), {
-            let before = request.continuation.as_ref().map_or(0, |c| c.invocations);
-            before + 1
-        });
+        let before = request.continuation.as_ref();
+        let continuation = continuation_after(
+            &report,
+            latest.as_ref().map(|m| (m.sequence, m.run_id.clone())),
+            before.map_or(0, |c| c.invocations) + 1,
+            before.map_or(0, |c| c.stalled),
+        );
+        if let Some(c) = &continuation
+            && c.stalled >= MAX_STALLED
+        {
+            return Err(LambdaError::NoProgress {
+                stream: request.stream.clone(),
+                invocations: c.stalled,
+            });
+        }
         Ok(ExtractResponse::from_report(
             &report,
             &invocation.request_id,
@@ -246,22 +257,32 @@ impl<C: Connector> LambdaHandler<C> {
     }
 }
 
-/// The continuation after a partial `report`: its commit, or, if it committed nothing,
-/// the commit it started from.
+/// The continuation after a partial `report`: its commit, or, if it committed nothing
+/// (no progress: `stalled` counts one more), the commit it started from.
 fn continuation_after(
     report: &RunReport,
-    base_sequence: Option<u64>,
+    base: Option<(u64, String)>,
     invocations: u32,
+    stalled_before: u32,
 ) -> Option<Continuation> {
     if report.status != RunStatus::Partial {
         return None;
     }
-    let sequence = report.sequence.or(base_sequence)?;
+    let (sequence, run_id, stalled) = match report.sequence {
+        Some(s) => (s, report.run_id.clone(), 0),
+        // Nothing committed: the next invocation continues the commit this one started
+        // from (its run id is that commit's).
+        None => {
+            let (s, run) = base?;
+            (s, run, stalled_before + 1)
+        }
+    };
     Some(Continuation {
         stream: report.stream.clone(),
         sequence,
-        run_id: report.run_id.clone(),
+        run_id,
         invocations,
+        stalled,
     })
 }
 

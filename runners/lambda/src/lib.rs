@@ -29,8 +29,8 @@ mod handler;
 
 pub use error::LambdaError;
 pub use event::{
-    Continuation, ExtractRequest, ExtractResponse, ExtractSettings, RawEvent, ResponseStatus,
-    request_schema, response_schema,
+    Continuation, ExtractRequest, ExtractResponse, ExtractSettings, MAX_STALLED, RawEvent,
+    ResponseStatus, request_schema, response_schema,
 };
 pub use handler::{
     ActiveRun, ActiveSlot, Invocation, LambdaHandler, RUNNER, abort_active, stop_deadline,
