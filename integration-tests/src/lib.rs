@@ -208,6 +208,47 @@ pub async fn read_with_pyarrow(
     serde_json::from_slice(&out.stdout).expect("JSON from read_parquet.py")
 }
 
+/// The CloudWatch Embedded Metric Format lines in `log` (JSON lines with an `_aws` key).
+pub fn emf_lines(log: &str) -> Vec<serde_json::Value> {
+    log.lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v.get("_aws").is_some())
+        .collect()
+}
+
+/// Assert `emf` is the metric line of `report` (a run report as JSON): the metrics
+/// declared under `_aws` with the report's values, the dimensions set.
+pub fn assert_emf_matches_report(emf: &serde_json::Value, report: &serde_json::Value) {
+    let declared = &emf["_aws"]["CloudWatchMetrics"][0];
+    assert_eq!(declared["Namespace"], "ConnectorRuntime", "{emf}");
+    assert_eq!(
+        declared["Dimensions"],
+        serde_json::json!([["Connector", "Stream", "Runner"]])
+    );
+    let names: Vec<&str> = declared["Metrics"]
+        .as_array()
+        .expect("metrics")
+        .iter()
+        .map(|m| m["Name"].as_str().expect("name"))
+        .collect();
+    for (metric, field) in [
+        ("Rows", "rows"),
+        ("Bytes", "bytes"),
+        ("Files", "files"),
+        ("Partitions", "partitions"),
+        ("PartitionsDone", "partitions_done"),
+        ("S3Retries", "s3_retries"),
+        ("DurationMs", "duration_ms"),
+    ] {
+        assert!(names.contains(&metric), "{metric} not declared: {emf}");
+        assert_eq!(emf[metric], report[field], "{metric}: {emf} vs {report}");
+    }
+    assert_eq!(emf["Connector"], report["connector"]);
+    assert_eq!(emf["Stream"], report["stream"]);
+    assert_eq!(emf["Runner"], report["runner"]);
+    assert_eq!(emf["RunId"], report["run_id"]);
+}
+
 /// `batch` sorted by the Int64 column `column`.
 pub fn sort_batch(batch: &RecordBatch, column: &str) -> RecordBatch {
     let col = batch.column_by_name(column).expect("sort column");

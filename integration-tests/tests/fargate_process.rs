@@ -118,6 +118,11 @@ async fn container_mode_extracts_with_task_metadata() {
     assert_eq!(report["runtime"]["task_arn"], TASK_ARN);
     assert_eq!(report["runtime"]["availability_zone"], AVAILABILITY_ZONE);
     assert_eq!(report["runtime"]["task_vcpu"], 2.0);
+    // CloudWatch gets the run's metrics from one Embedded Metric Format log line.
+    let emf = integration_tests::emf_lines(&stderr);
+    assert_eq!(emf.len(), 1, "{stderr}");
+    integration_tests::assert_emf_matches_report(&emf[0], &report);
+    assert_eq!(emf[0]["Rows"], 20_000);
     // Logs carry them too, and the concurrency came from the task's 2 vCPUs.
     let start_line = stderr
         .lines()

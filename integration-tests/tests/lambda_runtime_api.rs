@@ -154,6 +154,20 @@ async fn lambda_invocations_extract_the_exact_dataset() {
     assert_eq!(m.len(), 1);
     assert_eq!(m[0].runner, "lambda");
     assert_eq!(m[0].status, RunStatus::Complete);
+    // CloudWatch gets the run's metrics from an Embedded Metric Format log line, with the
+    // stored run report's values.
+    let stored: Value = serde_json::from_slice(
+        &store
+            .get(BUCKET, &format!("normal/orders/_reports/{:020}.json", 1))
+            .await
+            .unwrap()
+            .expect("stored report"),
+    )
+    .unwrap();
+    let emf = integration_tests::emf_lines(&f.logs());
+    assert_eq!(emf.len(), 1, "{}", f.logs());
+    integration_tests::assert_emf_matches_report(&emf[0], &stored);
+    assert_eq!(emf[0]["Rows"], 2_500);
 
     // 2. Config from an environment variable, and a deadline already in the past (some
     //    emulators send a constant): no deadline, a warning, a complete run.

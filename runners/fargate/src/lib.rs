@@ -224,7 +224,7 @@ pub async fn run<C: Connector>(connector: C, args: ContainerArgs) -> u8 {
             &args.streams,
             &stop,
             &hard.token,
-            &mut runner_layer::PrintReports,
+            &mut runner_layer::EmitMetrics(runner_layer::PrintReports),
         )
         .await
     }

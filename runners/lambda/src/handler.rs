@@ -8,7 +8,7 @@ use connector_sdk::{
     CancellationToken, Connector, ConnectorManifest, Error, ExtractCore, OpenUploads, RunReport,
     RunStatus, Runner, S3Options, S3Store, StopSignal, config_from_value,
 };
-use runner_layer::{LogOnly, StreamOutcome};
+use runner_layer::{EmitMetrics, LogOnly, StreamOutcome};
 use tokio::sync::OnceCell;
 
 use crate::error::LambdaError;
@@ -213,8 +213,14 @@ impl<C: Connector> LambdaHandler<C> {
                 // The Runtime API loop has its own shutdown path (`abort_active`).
                 let never = CancellationToken::new();
                 let streams = [request.stream.clone()];
-                let mut outcome =
-                    runner_layer::run_streams(&core, &streams, &stop, &never, &mut LogOnly).await;
+                let mut outcome = runner_layer::run_streams(
+                    &core,
+                    &streams,
+                    &stop,
+                    &never,
+                    &mut EmitMetrics(LogOnly),
+                )
+                .await;
                 match outcome.streams.pop() {
                     Some((_, StreamOutcome::Ran(report))) => Ok(*report),
                     Some((_, StreamOutcome::Failed(e))) => Err(e),
@@ -226,8 +232,11 @@ impl<C: Connector> LambdaHandler<C> {
             }
             Some(id) => {
                 let result = run_partition(&core, &request.stream, id, &stop).await;
-                if result.is_err() {
-                    core.abort_open_uploads().await;
+                match &result {
+                    Ok(report) => runner_layer::emf::emit(report),
+                    Err(_) => {
+                        core.abort_open_uploads().await;
+                    }
                 }
                 result
             }

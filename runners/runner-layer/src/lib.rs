@@ -11,14 +11,15 @@
 //!   or a stop budget → abort.
 
 mod args;
+pub mod emf;
 mod run;
 mod settings;
 mod signals;
 
 pub use args::{ConfigArg, OutputArgs, load_config};
 pub use run::{
-    LogOnly, PrintReports, RunObserver, RunOutcome, StreamOutcome, log_report, print_report,
-    run_streams,
+    EmitMetrics, LogOnly, PrintReports, RunObserver, RunOutcome, StreamOutcome, log_report,
+    print_report, run_streams,
 };
 pub use settings::{ByteSize, ExtractSettings};
 pub use signals::{AbortReason, HardStop, watch_stop_signals};

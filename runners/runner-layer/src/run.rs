@@ -120,6 +120,25 @@ impl RunObserver for PrintReports {
     }
 }
 
+/// Wraps another observer and also emits each report's metrics as a CloudWatch Embedded
+/// Metric Format line (see [`crate::emf`]): on Lambda and Fargate, whose logs go to
+/// CloudWatch Logs.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct EmitMetrics<O>(pub O);
+
+impl<O: RunObserver> RunObserver for EmitMetrics<O> {
+    fn started(&mut self, stream: &str) {
+        self.0.started(stream);
+    }
+    fn report(&mut self, report: &RunReport) {
+        self.0.report(report);
+        crate::emf::emit(report);
+    }
+    fn failed(&mut self, stream: Option<&str>, error: &Error) {
+        self.0.failed(stream, error);
+    }
+}
+
 /// Print a run report as one JSON line on stdout.
 pub fn print_report(report: &RunReport) {
     match serde_json::to_string(report) {
