@@ -208,6 +208,20 @@ pub async fn read_with_pyarrow(
     serde_json::from_slice(&out.stdout).expect("JSON from read_parquet.py")
 }
 
+/// The row order that sorts pyarrow's `read` (from [`read_with_pyarrow`]) by its integer
+/// column `column`: `order[k]` is the index of the k-th smallest row.
+pub fn pyarrow_order_by(read: &serde_json::Value, column: &str) -> Vec<usize> {
+    let ids: Vec<i64> = read["columns"][column]
+        .as_array()
+        .unwrap_or_else(|| panic!("pyarrow read no column `{column}`"))
+        .iter()
+        .map(|v| v.as_i64().expect("integer key"))
+        .collect();
+    let mut order: Vec<usize> = (0..ids.len()).collect();
+    order.sort_by_key(|&i| ids[i]);
+    order
+}
+
 /// The CloudWatch Embedded Metric Format lines in `log` (JSON lines with an `_aws` key).
 pub fn emf_lines(log: &str) -> Vec<serde_json::Value> {
     log.lines()

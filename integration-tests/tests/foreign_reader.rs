@@ -117,14 +117,7 @@ async fn pyarrow_reads_the_demo_dataset_as_the_source() {
     );
     assert_eq!(read["rows"], json!(20_000));
     // pyarrow's rows in order_id order.
-    let ids: Vec<i64> = read["columns"]["order_id"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|v| v.as_i64().unwrap())
-        .collect();
-    let mut order: Vec<usize> = (0..ids.len()).collect();
-    order.sort_by_key(|&i| ids[i]);
+    let order = integration_tests::pyarrow_order_by(&read, "order_id");
     let source = orders_batch(&config, 1, 20_000);
     let mut nulls_seen = 0;
     for (field, col) in source.schema().fields().iter().zip(source.columns()) {

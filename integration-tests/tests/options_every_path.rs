@@ -58,7 +58,8 @@ fn from_lambda_event(name: &str, value: &Value) -> ExtractSettings {
         .expect("options")
 }
 
-fn from_daemon_toml(name: &str, value: &Value) -> ExtractSettings {
+/// A daemon config with one job whose `extract` table sets `name = value` (line 6).
+fn load_daemon_toml(name: &str, value: &Value) -> Result<ec2_runner::LoadedConfig, String> {
     let toml_value = match value {
         Value::String(s) => format!("{s:?}"),
         other => other.to_string(),
@@ -67,12 +68,16 @@ fn from_daemon_toml(name: &str, value: &Value) -> ExtractSettings {
         "[[jobs]]\nname = \"j\"\noutput = \"s3://bucket/prefix\"\nevery = \"1h\"\nconfig = {{}}\nextract = {{ {name} = {toml_value} }}\n"
     );
     let manifest = ConnectorManifest::of::<OrdersDemo>().unwrap();
-    let loaded = ec2_runner::LoadedConfig::parse::<OrdersDemo>(
+    ec2_runner::LoadedConfig::parse::<OrdersDemo>(
         Path::new("/etc/orders-demo/daemon.toml"),
         &text,
         &manifest,
     )
-    .unwrap_or_else(|e| panic!("{name}: {e}"));
+    .map_err(|e| e.to_string())
+}
+
+fn from_daemon_toml(name: &str, value: &Value) -> ExtractSettings {
+    let loaded = load_daemon_toml(name, value).unwrap_or_else(|e| panic!("{name}: {e}"));
     loaded.jobs[0].settings.clone()
 }
 
@@ -170,21 +175,7 @@ fn every_path_names_the_option_it_refuses() {
         let settings = from_lambda_event(name, &bad);
         let e = settings.resolve(output()).unwrap_err().to_string();
         assert!(e.contains(name), "Lambda {name}: {e}");
-        let toml = match &bad {
-            Value::String(s) => format!("{s:?}"),
-            other => other.to_string(),
-        };
-        let text = format!(
-            "[[jobs]]\nname = \"j\"\noutput = \"s3://bucket/prefix\"\nevery = \"1h\"\nconfig = {{}}\nextract = {{ {name} = {toml} }}\n"
-        );
-        let manifest = ConnectorManifest::of::<OrdersDemo>().unwrap();
-        let e = ec2_runner::LoadedConfig::parse::<OrdersDemo>(
-            Path::new("/etc/orders-demo/daemon.toml"),
-            &text,
-            &manifest,
-        )
-        .unwrap_err()
-        .to_string();
+        let e = load_daemon_toml(name, &bad).unwrap_err();
         assert!(e.contains(name) && e.contains(":6:"), "daemon {name}: {e}");
     }
     // Unknown names and malformed values fail at parse time on every path.

@@ -97,16 +97,9 @@ async fn pyarrow_reads_what_postgres_holds() {
         ])
     );
     // pyarrow's rows in id order.
-    let ids: Vec<i64> = read["columns"]["id"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|v| v.as_i64().unwrap())
-        .collect();
-    let mut order: Vec<usize> = (0..ids.len()).collect();
-    order.sort_by_key(|&i| ids[i]);
+    let order = integration_tests::pyarrow_order_by(&read, "id");
     let rows = client.query(EXPECTED_SQL, &[]).await.expect("expected");
-    assert_eq!(rows.len(), ids.len());
+    assert_eq!(rows.len(), order.len());
     let json_text =
         |s: Option<String>| s.map_or(Value::Null, |t| serde_json::from_str(&t).unwrap());
     for (r, &i) in rows.iter().zip(&order) {
