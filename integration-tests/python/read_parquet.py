@@ -4,13 +4,16 @@ schema as pyarrow sees it and every column's values in a canonical form:
     {"schema": [[name, pyarrow type, nullable], ...], "rows": N,
      "columns": {name: [value, ...]}}
 
-Values: integers, floats and booleans as JSON; strings as strings; decimals as their
-exact decimal text (str(Decimal)); timestamps, dates and times as integers of their
-unit since the epoch / midnight; lists as lists; structs as objects; nulls as null.
+Values: integers and booleans as JSON; floats as the integer of their IEEE 754 bits
+(exact: a JSON float parsed back may be one unit off); strings as strings; decimals as
+their exact decimal text (str(Decimal)); timestamps, dates and times as integers of
+their unit since the epoch / midnight; binary as hex; lists as lists; structs as
+objects; nulls as null.
 
 Usage: python read_parquet.py FILE...   (files in order; one table)
 """
 import json
+import struct
 import sys
 from decimal import Decimal
 
@@ -40,6 +43,12 @@ def canonical(array):
             None if not array[i].is_valid else {k: v[i] for k, v in fields.items()}
             for i in range(len(array))
         ]
+    if pa.types.is_float64(t):
+        return [None if v is None else struct.unpack("<q", struct.pack("<d", v))[0]
+                for v in array.to_pylist()]
+    if pa.types.is_float32(t):
+        return [None if v is None else struct.unpack("<i", struct.pack("<f", v))[0]
+                for v in array.to_pylist()]
     if pa.types.is_binary(t) or pa.types.is_large_binary(t):
         return [None if v is None else v.hex() for v in array.to_pylist()]
     return array.to_pylist()

@@ -40,7 +40,10 @@ fn canonical(col: &dyn Array) -> Vec<Value> {
         }
         DataType::Float64 => {
             let a = col.as_any().downcast_ref::<Float64Array>().unwrap();
-            (0..n).map(|i| at(i, json!(a.value(i)))).collect()
+            // The IEEE 754 bits, as read_parquet.py prints them (exact).
+            (0..n)
+                .map(|i| at(i, json!(a.value(i).to_bits() as i64)))
+                .collect()
         }
         DataType::Boolean => {
             let a = col.as_any().downcast_ref::<BooleanArray>().unwrap();
@@ -147,4 +150,76 @@ async fn pyarrow_reads_the_demo_dataset_as_the_source() {
         amounts.iter().flatten().any(|v| v < 100),
         "small amounts present"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pyarrow_reads_the_example_dataset_as_the_source() {
+    use sensor_readings::{READINGS, SensorReadings, SensorReadingsConfig, readings_batch};
+    let env = TestEnv::start().await;
+    let config: SensorReadingsConfig = serde_json::from_value(
+        json!({"sensors": 3, "minutes": 1_500, "batch_minutes": 200, "seed": 11}),
+    )
+    .unwrap();
+    let output = env.output("pyarrow-readings");
+    ExtractCore::new(
+        SensorReadings,
+        config,
+        env.store().await,
+        ExtractOptions::new(output.clone()),
+        "test",
+    )
+    .unwrap()
+    .run(READINGS, &StopSignal::new())
+    .await
+    .unwrap();
+    let read = read_with_pyarrow(&env, &output, READINGS).await;
+    assert_eq!(
+        read["schema"],
+        json!([
+            ["sensor", "string", false],
+            ["minute", "int64", false],
+            ["read_at", "timestamp[us, tz=UTC]", false],
+            ["temperature_c", "double", false],
+            ["humidity_pct", "double", true],
+        ])
+    );
+    // Rows as (sensor, minute, ...) tuples, sorted, on both sides.
+    let names = [
+        "sensor",
+        "minute",
+        "read_at",
+        "temperature_c",
+        "humidity_pct",
+    ];
+    let n = read["rows"].as_u64().unwrap() as usize;
+    let mut got: Vec<Vec<Value>> = (0..n)
+        .map(|i| {
+            names
+                .iter()
+                .map(|c| read["columns"][c][i].clone())
+                .collect()
+        })
+        .collect();
+    let mut expected: Vec<Vec<Value>> = Vec::new();
+    let mut nulls = 0;
+    for sensor in 1..=3 {
+        let b = readings_batch(11, sensor, 1, 1_500);
+        let cols: Vec<Vec<Value>> = b.columns().iter().map(|c| canonical(c.as_ref())).collect();
+        nulls += cols[4].iter().filter(|v| v.is_null()).count();
+        expected.extend((0..b.num_rows()).map(|i| cols.iter().map(|c| c[i].clone()).collect()));
+    }
+    let key = |r: &Vec<Value>| (r[0].as_str().unwrap().to_string(), r[1].as_i64().unwrap());
+    got.sort_by_key(key);
+    expected.sort_by_key(key);
+    assert_eq!(got.len(), 4_500);
+    assert!(
+        nulls > 0,
+        "the source must hold nulls for this test to mean much"
+    );
+    if let Some(i) = (0..expected.len()).find(|&i| got[i] != expected[i]) {
+        panic!(
+            "row {i}: pyarrow read {:?}, the source has {:?}",
+            got[i], expected[i]
+        );
+    }
 }
