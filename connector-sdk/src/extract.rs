@@ -499,11 +499,12 @@ impl<C: Connector> ExtractCore<C> {
                 )));
             }
         };
-        if !self.default_streams().await?.iter().any(|s| s == stream) {
+        let streams = self.default_streams().await?;
+        if !streams.iter().any(|s| s == stream) {
             return Err(Error::Request(format!(
                 "stream `{stream}` is not a stream of connector `{}`; gc only cleans declared streams: {}",
                 self.manifest.name,
-                self.default_streams().await?.join(", ")
+                streams.join(", ")
             )));
         }
         self.dataset(stream)

@@ -104,12 +104,10 @@ pub fn extract_options(
     }
     let mut options = settings.resolve(output)?;
     options.max_concurrent_partitions = 1;
-    options.upload.max_buffered_parts = Some(
-        settings
-            .max_buffered_parts
-            .unwrap_or(DEFAULT_BUFFERED_PARTS),
-    );
-    options.validate()?;
+    options
+        .upload
+        .max_buffered_parts
+        .get_or_insert(DEFAULT_BUFFERED_PARTS);
     Ok(options)
 }
 
