@@ -1,13 +1,16 @@
-//! The committed dataset of one stream: manifests written last and conditionally, the
-//! state they carry, reading them back, and collecting garbage.
+//! The committed dataset of one stream: a Delta Lake table, the state its commits carry,
+//! reading them back, and collecting garbage.
 //!
-//! Layout under `<prefix>/<stream>/`:
+//! Layout under `<prefix>/<stream>/` (the table root):
 //! - data files: `[k=v/...]part-<run>-<partition>-<seq>.parquet`
-//! - `_manifests/<sequence:020>.json`: one per committed run, written with
-//!   `If-None-Match: *`; sequence numbers are consecutive from 1
+//! - `_delta_log/<version:020>.json`: one Delta commit per committed run, written by
+//!   `delta_kernel` with `If-None-Match: *`. Each commit adds the run's files, records the
+//!   run id as its transaction id and the run record (state, files, timings) as the
+//!   `connector-sdk.run` domain metadata.
 //! - `_reports/<sequence:020>.json`: the run report of that run
 //!
-//! A file is part of the dataset if and only if a committed manifest lists it.
+//! A file is part of the dataset if and only if the table's latest snapshot lists it. A
+//! run's *sequence* is its table version plus one (the first commit creates version 0).
 
 use std::collections::BTreeSet;
 
@@ -20,11 +23,11 @@ use crate::connector::{Cursor, Partition};
 use crate::error::{Error, Result};
 use crate::options::OutputLocation;
 use crate::s3::S3Store;
+use crate::table::{CommitOutcome, DeltaTable, FileToAdd, TableCommit};
 
-/// Version of the manifest format.
+/// Version of the run record format.
 pub const MANIFEST_FORMAT: u32 = 1;
 
-const MANIFESTS: &str = "_manifests/";
 const REPORTS: &str = "_reports/";
 
 /// One data file of a run.
@@ -39,6 +42,10 @@ pub struct DataFile {
     pub rows: u64,
     /// Size in bytes.
     pub bytes: u64,
+    /// Delta statistics of the file (JSON), for its add action. Not kept in the run
+    /// record: the table's log holds them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stats: Option<String>,
 }
 
 /// Progress of one partition of a plan that is not finished yet.
@@ -95,13 +102,14 @@ pub struct Timings {
     pub commit_ms: u64,
 }
 
-/// The dataset manifest of one committed run.
+/// The record of one committed run, stored with its commit (domain metadata of the
+/// Delta commit).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DatasetManifest {
     /// Manifest format version.
     pub format: u32,
-    /// Commit sequence number (1, 2, ...) within the stream.
+    /// Commit sequence number (1, 2, ...) within the stream: the table version plus one.
     pub sequence: u64,
     /// The run that committed it.
     pub run_id: String,
@@ -123,7 +131,7 @@ pub struct DatasetManifest {
     pub timings: Timings,
     /// Arrow schema of every file.
     pub schema: Schema,
-    /// Files this run added.
+    /// Files this run added (without their statistics).
     pub files: Vec<DataFile>,
     /// Rows this run added.
     pub rows: u64,
@@ -139,6 +147,7 @@ pub struct Dataset {
     store: S3Store,
     output: OutputLocation,
     stream: String,
+    table: std::result::Result<DeltaTable, String>,
 }
 
 /// What a garbage collection removed (or, with `dry_run`, would remove).
@@ -157,11 +166,23 @@ pub struct GarbageReport {
 impl Dataset {
     /// The dataset of `stream` under `output`.
     pub fn new(store: S3Store, output: OutputLocation, stream: impl Into<String>) -> Self {
+        let stream = stream.into();
+        let root = output.key(&format!("{stream}/"));
+        let table =
+            DeltaTable::new(store.clone(), &output.bucket, &root).map_err(|e| e.to_string());
         Self {
             store,
             output,
-            stream: stream.into(),
+            stream,
+            table,
         }
+    }
+
+    /// The stream's Delta table.
+    pub fn table(&self) -> Result<&DeltaTable> {
+        self.table
+            .as_ref()
+            .map_err(|message| Error::Request(message.clone()))
     }
 
     /// The store.
@@ -184,9 +205,12 @@ impl Dataset {
         self.output.key(&format!("{}/{}", self.stream, rest))
     }
 
-    /// Key of the manifest with `sequence`.
+    /// Key of the Delta log entry that `sequence` committed.
     pub fn manifest_key(&self, sequence: u64) -> String {
-        self.key(&format!("{MANIFESTS}{sequence:020}.json"))
+        self.key(&format!(
+            "_delta_log/{:020}.json",
+            sequence.saturating_sub(1)
+        ))
     }
 
     /// Key of the report of the run that committed `sequence`.
@@ -194,50 +218,80 @@ impl Dataset {
         self.key(&format!("{REPORTS}{sequence:020}.json"))
     }
 
-    /// Sequence numbers of every committed manifest, ascending.
+    /// Sequence numbers of every commit of the table (1 = version 0), ascending.
     pub async fn sequences(&self) -> Result<Vec<u64>> {
-        let prefix = self.key(MANIFESTS);
-        let mut seqs: Vec<u64> = self
-            .store
-            .list(&self.output.bucket, &prefix)
-            .await?
-            .into_iter()
-            .filter_map(|o| {
-                o.key
-                    .strip_prefix(&prefix)?
-                    .strip_suffix(".json")?
-                    .parse()
-                    .ok()
-            })
-            .collect();
-        seqs.sort_unstable();
-        Ok(seqs)
+        match self.table()?.snapshot(None).await? {
+            Some(s) => Ok((1..=s.version() + 1).collect()),
+            None => Ok(Vec::new()),
+        }
     }
 
-    /// Read the manifest with `sequence`.
+    fn parse_record(&self, sequence: u64, text: &str) -> Result<DatasetManifest> {
+        serde_json::from_str(text).map_err(|e| Error::CorruptManifest {
+            bucket: self.output.bucket.clone(),
+            key: self.manifest_key(sequence),
+            message: format!("its run record does not parse: {e}"),
+        })
+    }
+
+    /// The record of the run that committed `sequence`; `None` if no such commit, or if
+    /// another writer made it (it carries no run record of its own).
     pub async fn manifest(&self, sequence: u64) -> Result<Option<DatasetManifest>> {
-        let key = self.manifest_key(sequence);
-        let Some(body) = self.store.get(&self.output.bucket, &key).await? else {
+        if sequence == 0 {
+            return Ok(None);
+        }
+        let table = self.table()?;
+        let Some(snapshot) = table.snapshot(None).await? else {
             return Ok(None);
         };
-        serde_json::from_slice(&body)
-            .map(Some)
-            .map_err(|e| Error::CorruptManifest {
-                bucket: self.output.bucket.clone(),
-                key,
-                message: e.to_string(),
-            })
-    }
-
-    /// The last committed manifest, if any.
-    pub async fn latest(&self) -> Result<Option<DatasetManifest>> {
-        match self.sequences().await?.last() {
-            Some(&seq) => self.manifest(seq).await,
+        if sequence > snapshot.version() + 1 {
+            return Ok(None);
+        }
+        let at = if snapshot.version() + 1 == sequence {
+            snapshot
+        } else {
+            match table.snapshot(Some(sequence - 1)).await? {
+                Some(s) => s,
+                None => return Ok(None),
+            }
+        };
+        match table.record(&at).await? {
+            Some(text) => {
+                let record = self.parse_record(sequence, &text)?;
+                Ok((record.sequence == sequence).then_some(record))
+            }
             None => Ok(None),
         }
     }
 
-    /// Every committed manifest, in commit order.
+    /// The record of the last committed run, if any.
+    pub async fn latest(&self) -> Result<Option<DatasetManifest>> {
+        let table = self.table()?;
+        let Some(snapshot) = table.snapshot(None).await? else {
+            return Ok(None);
+        };
+        match table.record(&snapshot).await? {
+            Some(text) => {
+                // The state is current as of the latest version, whoever wrote it (another
+                // engine's OPTIMIZE carries the record forward): the next commit follows it.
+                let sequence = snapshot.version() + 1;
+                let mut record = self.parse_record(sequence, &text)?;
+                record.sequence = sequence;
+                Ok(Some(record))
+            }
+            None => Err(Error::CorruptManifest {
+                bucket: self.output.bucket.clone(),
+                key: self.manifest_key(snapshot.version() + 1),
+                message: format!(
+                    "the table at {} has no run record (domain metadata `{}`); it was not created by this SDK, or its state was removed",
+                    table.uri(),
+                    crate::table::STATE_DOMAIN
+                ),
+            }),
+        }
+    }
+
+    /// Every run record, in commit order.
     pub async fn manifests(&self) -> Result<Vec<DatasetManifest>> {
         let mut out = Vec::new();
         for seq in self.sequences().await? {
@@ -248,40 +302,92 @@ impl Dataset {
         Ok(out)
     }
 
-    /// Every file of the committed dataset, in commit order.
+    /// Every file of the table's latest snapshot, ordered by key.
     pub async fn committed_files(&self) -> Result<Vec<DataFile>> {
-        Ok(self
-            .manifests()
+        let table = self.table()?;
+        let Some(snapshot) = table.snapshot(None).await? else {
+            return Ok(Vec::new());
+        };
+        Ok(table
+            .files(&snapshot)
             .await?
             .into_iter()
-            .flat_map(|m| m.files)
+            .map(|f| DataFile {
+                partition: data_file_partition(&f.key).unwrap_or_default().to_string(),
+                key: f.key,
+                rows: f.rows.unwrap_or(0),
+                bytes: f.bytes,
+                stats: None,
+            })
             .collect())
     }
 
-    /// Write `manifest` as sequence `manifest.sequence`, only if no manifest with that
-    /// sequence exists. Returns [`Error::CommitConflict`] if another run got there first.
-    pub async fn commit(&self, manifest: &DatasetManifest) -> Result<()> {
-        let key = self.manifest_key(manifest.sequence);
-        let body = serde_json::to_vec_pretty(manifest)
-            .map_err(|e| Error::Internal(format!("serializing the manifest: {e}")))?;
-        if self
-            .store
-            .put(&self.output.bucket, &key, Bytes::from(body), true)
-            .await?
-        {
-            return Ok(());
+    /// Commit `manifest` as table version `manifest.sequence - 1`, adding `files` (with
+    /// their statistics), only if that version is free. Returns [`Error::CommitConflict`]
+    /// if another run got there first.
+    pub async fn commit(&self, manifest: &DatasetManifest, files: &[DataFile]) -> Result<()> {
+        let table = self.table()?;
+        let mut record = manifest.clone();
+        for f in &mut record.files {
+            f.stats = None;
         }
-        // The key exists. It may be our own write whose response was lost and whose
-        // retry then met the precondition: then the commit did happen.
-        let existing = self.manifest(manifest.sequence).await?;
-        match existing {
-            Some(m) if m.run_id == manifest.run_id => Ok(()),
-            other => Err(Error::CommitConflict {
-                stream: self.stream.clone(),
-                sequence: manifest.sequence,
-                run_id: manifest.run_id.clone(),
-                winner: other.map(|m| m.run_id).unwrap_or_else(|| "unknown".into()),
-            }),
+        let record = serde_json::to_string(&record)
+            .map_err(|e| Error::Internal(format!("serializing the run record: {e}")))?;
+        let to_add: Vec<FileToAdd> = files
+            .iter()
+            .map(|f| {
+                Ok(FileToAdd {
+                    key: f.key.clone(),
+                    bytes: f.bytes,
+                    stats: f.stats.clone().ok_or_else(|| {
+                        Error::Internal(format!("file {} has no statistics", f.key))
+                    })?,
+                })
+            })
+            .collect::<Result<_>>()?;
+        let version = manifest.sequence.saturating_sub(1);
+        let outcome = Box::pin(table.commit(TableCommit {
+            base_version: version.checked_sub(1),
+            schema: &manifest.schema,
+            files: &to_add,
+            run_id: &manifest.run_id,
+            record,
+            engine_info: format!(
+                "{}/{} (connector-sdk/{})",
+                manifest.connector,
+                manifest.connector_version,
+                env!("CARGO_PKG_VERSION")
+            ),
+        }))
+        .await?;
+        match outcome {
+            CommitOutcome::Committed(v) if v == version => Ok(()),
+            CommitOutcome::Committed(v) => Err(Error::Internal(format!(
+                "the table committed version {v}, not the planned {version}"
+            ))),
+            CommitOutcome::Conflict { .. } => {
+                // The version exists. It may be our own write whose response was lost and
+                // whose retry then met the precondition: then the commit did happen, and the
+                // table's transaction id for this run says so.
+                let latest = Box::pin(table.snapshot(None)).await?;
+                if let Some(snapshot) = &latest
+                    && table.committed_by(snapshot, &manifest.run_id).await? == Some(version as i64)
+                {
+                    return Ok(());
+                }
+                let winner = Box::pin(self.manifest(manifest.sequence))
+                    .await
+                    .ok()
+                    .flatten()
+                    .map(|m| m.run_id)
+                    .unwrap_or_else(|| "unknown".into());
+                Err(Error::CommitConflict {
+                    stream: self.stream.clone(),
+                    sequence: manifest.sequence,
+                    run_id: manifest.run_id.clone(),
+                    winner,
+                })
+            }
         }
     }
 
@@ -304,8 +410,9 @@ impl Dataset {
     /// uploads, when they are older than `grace_secs`; with `dry_run`, only list them.
     ///
     /// Only object names of the data-file pattern (`part-<run>-<partition>-<seq>.parquet`)
-    /// whose run id is not a committed run's are candidates: manifests, reports, files of
-    /// committed runs and anything else under the prefix are never touched. A stream with
+    /// that the latest snapshot does not list and whose run id is not a committed run's are
+    /// candidates: the log, reports, files of committed runs and anything else under the
+    /// prefix are never touched. A stream with
     /// no committed run is refused (a wrong `--output` or `--stream` must not delete
     /// someone else's data). The caller chooses `grace_secs`; [`ExtractCore`]'s `gc`
     /// never passes less than the connector's longest declared runtime plus a margin.
@@ -314,6 +421,7 @@ impl Dataset {
     pub async fn collect_garbage(&self, grace_secs: u64, dry_run: bool) -> Result<GarbageReport> {
         let now = Utc::now().timestamp();
         let manifests = self.manifests().await?;
+        let live_files = self.committed_files().await?;
         if manifests.is_empty() {
             return Err(Error::Request(format!(
                 "stream `{}` has no committed run under {}; gc only removes the leftovers of uncommitted runs beside a committed dataset — check --output and --stream",
@@ -321,10 +429,7 @@ impl Dataset {
             )));
         }
         let committed_runs: BTreeSet<&str> = manifests.iter().map(|m| m.run_id.as_str()).collect();
-        let live: BTreeSet<&str> = manifests
-            .iter()
-            .flat_map(|m| m.files.iter().map(|f| f.key.as_str()))
-            .collect();
+        let live: BTreeSet<&str> = live_files.iter().map(|f| f.key.as_str()).collect();
         let is_garbage = |key: &str, age_secs: i64| {
             !live.contains(key)
                 && age_secs >= grace_secs.min(i64::MAX as u64) as i64
@@ -378,6 +483,15 @@ pub fn data_file_run_id(key: &str) -> Option<&str> {
     ok.then_some(run_id)
 }
 
+/// The partition id in a data file's name, or `None` if `key` is not a data file's name.
+pub fn data_file_partition(key: &str) -> Option<&str> {
+    let run_id = data_file_run_id(key)?;
+    let name = key.rsplit('/').next()?;
+    let rest = name.strip_prefix("part-")?.strip_suffix(".parquet")?;
+    let rest = rest.strip_prefix(run_id)?.strip_prefix('-')?;
+    Some(rest.rsplit_once('-')?.0)
+}
+
 /// Length of a run id: `YYYYMMDDTHHMMSSZ` and 8 hex digits.
 pub(crate) const RUN_ID_LEN: usize = 24;
 
@@ -411,8 +525,12 @@ mod tests {
             data_file_run_id(&format!("orders/part-{run}-a-b-c-00012.parquet")),
             Some(run)
         );
+        assert_eq!(
+            data_file_partition(&format!("orders/part-{run}-a-b-c-00012.parquet")),
+            Some("a-b-c")
+        );
         for not_data in [
-            "p/orders/_manifests/00000000000000000001.json".to_string(),
+            "p/orders/_delta_log/00000000000000000001.json".to_string(),
             "p/orders/notes.txt".to_string(),
             format!("p/orders/part-{run}-00000.parquet"),
             format!("p/orders/part-{run}--00000.parquet"),

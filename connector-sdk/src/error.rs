@@ -220,6 +220,18 @@ pub enum Error {
         /// Why.
         message: String,
     },
+    /// The stream's Delta table could not be read or committed to (a log entry, a
+    /// checkpoint or the run record is unreadable or of an unsupported protocol).
+    #[error("Delta table {table}: {message}")]
+    Table {
+        /// The table root, `s3://bucket/prefix/stream/`.
+        table: String,
+        /// What failed, one line.
+        message: String,
+        /// The kernel's error.
+        #[source]
+        source: Option<BoxError>,
+    },
     /// A background task failed unexpectedly.
     #[error("internal error: {0}")]
     Internal(String),
@@ -263,6 +275,7 @@ impl Error {
             Error::UploadAborted { .. } => "UploadAborted",
             Error::DataFileMissing { .. } => "DataFileMissing",
             Error::CorruptManifest { .. } => "CorruptManifest",
+            Error::Table { .. } => "TableError",
             Error::Internal(_) => "InternalError",
         }
     }
@@ -300,6 +313,7 @@ impl Error {
                 | Error::Parquet { .. }
                 | Error::CommitConflict { .. }
                 | Error::CorruptManifest { .. }
+                | Error::Table { .. }
                 | Error::UploadAborted { .. }
                 | Error::DataFileMissing { .. }
         )

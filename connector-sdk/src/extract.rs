@@ -30,6 +30,7 @@ use crate::s3::S3Store;
 use crate::sink::{
     OpenUploads, ParquetObjectWriter, UploadLimits, adapt_dictionary, writer_properties,
 };
+use crate::table::StatsCollector;
 
 /// When to stop reading: a cancellation (signal) and/or a deadline. The core stops at the
 /// next checkpoint after either fires, then commits what it has.
@@ -288,7 +289,7 @@ impl<C: Connector> ExtractCore<C> {
             ))));
         }
         let dataset = self.dataset(stream);
-        let latest = dataset.latest().await?;
+        let latest = Box::pin(dataset.latest()).await?;
         let base_sequence = latest.as_ref().map(|m| m.sequence).unwrap_or(0);
         let state = latest.map(|m| m.state).unwrap_or_default();
         let (work, target_cursor, resumed) = match state.pending {
@@ -369,6 +370,7 @@ impl<C: Connector> ExtractCore<C> {
             plan,
             partition: &work.partition,
             writer: None,
+            stats: None,
             props: None,
             files: Vec::new(),
             seq: 0,
@@ -519,6 +521,8 @@ struct PartitionReader<'a, C: Connector> {
     plan: &'a RunPlan,
     partition: &'a Partition,
     writer: Option<ParquetObjectWriter>,
+    /// Delta statistics of the file being written.
+    stats: Option<StatsCollector>,
     /// The partition's writer properties, settled on its first batch (`dictionary: auto`).
     props: Option<WriterProperties>,
     files: Vec<DataFile>,
@@ -613,12 +617,16 @@ impl<C: Connector> PartitionReader<'_, C> {
                 props,
                 self.core.limits.clone(),
             )?);
+            self.stats = Some(StatsCollector::new(schema)?);
         }
         let writer = self
             .writer
             .as_mut()
             .ok_or_else(|| Error::Internal("no writer".into()))?;
         writer.write(batch).await?;
+        if let Some(stats) = self.stats.as_mut() {
+            stats.add(batch)?;
+        }
         self.core.progress.add_rows(batch.num_rows() as u64);
         if writer.estimated_size() >= self.core.options.parquet.target_file_bytes {
             self.finish_file().await?;
@@ -630,6 +638,7 @@ impl<C: Connector> PartitionReader<'_, C> {
         let Some(writer) = self.writer.take() else {
             return Ok(());
         };
+        let stats = self.stats.take();
         if writer.rows() == 0 {
             writer.abort().await;
             return Ok(());
@@ -643,6 +652,7 @@ impl<C: Connector> PartitionReader<'_, C> {
             partition: self.partition.id.clone(),
             rows,
             bytes,
+            stats: stats.map(StatsCollector::finish).transpose()?,
         });
         self.seq += 1;
         Ok(())

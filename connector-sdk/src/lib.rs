@@ -16,6 +16,7 @@ pub mod options;
 pub mod report;
 pub mod s3;
 mod sink;
+pub mod table;
 
 pub use connector::{
     Connector, Cursor, Partition, Plan, ReadContext, ReadItem, ReadStream, StreamDescriptor,

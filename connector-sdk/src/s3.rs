@@ -517,7 +517,7 @@ impl S3Store {
 }
 
 /// Turn an SDK error into a one-line [`Error::S3`].
-fn s3_error<E>(
+pub(crate) fn s3_error<E>(
     operation: &'static str,
     bucket: &str,
     key: &str,

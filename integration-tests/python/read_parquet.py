@@ -10,7 +10,8 @@ their exact decimal text (str(Decimal)); timestamps, dates and times as integers
 their unit since the epoch / midnight; binary as hex; lists as lists; structs as
 objects; nulls as null.
 
-Usage: python read_parquet.py FILE...   (files in order; one table)
+Usage: python read_parquet.py FILE...          (files in order; one table)
+       python read_parquet.py --delta DIR     (the Delta table at DIR, read by deltalake)
 """
 import json
 import struct
@@ -49,15 +50,23 @@ def canonical(array):
     if pa.types.is_float32(t):
         return [None if v is None else struct.unpack("<i", struct.pack("<f", v))[0]
                 for v in array.to_pylist()]
+    if pa.types.is_string_view(t) or pa.types.is_large_string(t):
+        return pc.cast(array, pa.string()).to_pylist()
     if pa.types.is_binary(t) or pa.types.is_large_binary(t):
         return [None if v is None else v.hex() for v in array.to_pylist()]
     return array.to_pylist()
 
 
-def main(paths):
-    # Each file on its own (no hive partition columns inferred from the paths).
-    tables = [pq.ParquetFile(p).read() for p in paths]
-    table = pa.concat_tables(tables) if tables else None
+def main(args):
+    if args[:1] == ["--delta"]:
+        # delta-rs: the table's latest snapshot, as an engine would query it.
+        from deltalake import DeltaTable
+
+        table = DeltaTable(args[1]).to_pyarrow_table()
+    else:
+        # Each file on its own (no hive partition columns inferred from the paths).
+        tables = [pq.ParquetFile(p).read() for p in args]
+        table = pa.concat_tables(tables) if tables else None
     if table is None:
         print(json.dumps({"schema": [], "rows": 0, "columns": {}}))
         return

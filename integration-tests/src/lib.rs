@@ -208,6 +208,36 @@ pub async fn read_with_pyarrow(
     serde_json::from_slice(&out.stdout).expect("JSON from read_parquet.py")
 }
 
+/// The Delta table of `stream` as read by delta-rs (Python `deltalake`, a reader that is
+/// not ours) from the server's files on disk: its latest snapshot, in the same JSON form as
+/// [`read_with_pyarrow`]. Needs the repository's `.venv` (`scripts/setup.d/60-readers.sh`).
+pub fn read_with_deltalake(
+    env: &TestEnv,
+    output: &OutputLocation,
+    stream: &str,
+) -> serde_json::Value {
+    let table = env
+        .dir
+        .path()
+        .join("s3")
+        .join(&output.bucket)
+        .join(output.key(stream));
+    let python = workspace_root().join(".venv/bin/python");
+    let out = Command::new(&python)
+        .arg(workspace_root().join("integration-tests/python/read_parquet.py"))
+        .arg("--delta")
+        .arg(&table)
+        .output()
+        .unwrap_or_else(|e| panic!("running {}: {e}", python.display()));
+    assert!(
+        out.status.success(),
+        "deltalake failed to read {}: {}",
+        table.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("JSON from read_parquet.py")
+}
+
 /// The row order that sorts pyarrow's `read` (from [`read_with_pyarrow`]) by its integer
 /// column `column`: `order[k]` is the index of the k-th smallest row.
 pub fn pyarrow_order_by(read: &serde_json::Value, column: &str) -> Vec<usize> {

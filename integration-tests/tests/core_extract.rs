@@ -48,14 +48,14 @@ async fn round_trip_equals_the_source_exactly() {
     // Types, nulls and values, all at once: the whole batch equals the generator's.
     assert_eq!(got, orders_batch(&config, 1, 25_000));
 
-    // Layout: hive folders, deterministic names, the manifest and the report.
+    // Layout: hive folders, deterministic names, the table's first log entry and the report.
     let keys = env.keys("rt/orders/").await;
     assert!(
         keys.iter()
             .any(|k| k.starts_with("rt/orders/dt=2024-01-01/part-")),
         "{keys:?}"
     );
-    assert!(keys.contains(&"rt/orders/_manifests/00000000000000000001.json".to_string()));
+    assert!(keys.contains(&"rt/orders/_delta_log/00000000000000000000.json".to_string()));
     assert!(keys.contains(&"rt/orders/_reports/00000000000000000001.json".to_string()));
     let manifest = Dataset::new(store.clone(), options.output.clone(), ORDERS)
         .latest()

@@ -24,8 +24,8 @@ pub struct Committed {
 }
 
 impl Committed {
-    /// Read the committed dataset of `stream` under `output`: every file of every
-    /// manifest, each file's schema checked against the manifest's.
+    /// Read the committed table of `stream` under `output`: every file its latest snapshot
+    /// lists, each file's schema checked against the run records'.
     pub async fn read(store: &S3Store, output: &OutputLocation, stream: &str) -> Result<Committed> {
         let dataset = Dataset::new(store.clone(), output.clone(), stream);
         let manifests = dataset.manifests().await.context("reading the manifests")?;
@@ -37,31 +37,36 @@ impl Committed {
             "the last commit is {:?}, not complete",
             last.status
         );
-        let mut rows = RowSet::new();
-        let mut batches = Vec::new();
         for m in &manifests {
             if let Some(why) = schema_difference(&last.schema, &m.schema) {
                 bail!(
-                    "manifest {} records another schema than the last one: {why}",
+                    "run record {} records another schema than the last one: {why}",
                     m.sequence
                 );
             }
-            for f in &m.files {
-                let body = store
-                    .get(&output.bucket, &f.key)
-                    .await?
-                    .with_context(|| format!("committed file {} is missing", f.key))?;
-                let reader = ParquetRecordBatchReaderBuilder::try_new(body)
-                    .with_context(|| format!("{} is not Parquet", f.key))?;
-                let file_schema = reader.schema().clone();
-                if let Some(why) = schema_difference(&m.schema, &file_schema) {
-                    bail!("file {} does not have its manifest's schema: {why}", f.key);
-                }
-                for b in reader.build()? {
-                    let b = b?;
-                    rows.push(&b)?;
-                    batches.push(b);
-                }
+        }
+        // The table's files: what its latest snapshot lists, as an engine would read it.
+        let files = dataset
+            .committed_files()
+            .await
+            .context("reading the table's snapshot")?;
+        let mut rows = RowSet::new();
+        let mut batches = Vec::new();
+        for f in &files {
+            let body = store
+                .get(&output.bucket, &f.key)
+                .await?
+                .with_context(|| format!("table file {} is missing", f.key))?;
+            let reader = ParquetRecordBatchReaderBuilder::try_new(body)
+                .with_context(|| format!("{} is not Parquet", f.key))?;
+            let file_schema = reader.schema().clone();
+            if let Some(why) = schema_difference(&last.schema, &file_schema) {
+                bail!("file {} does not have the table's schema: {why}", f.key);
+            }
+            for b in reader.build()? {
+                let b = b?;
+                rows.push(&b)?;
+                batches.push(b);
             }
         }
         Ok(Committed {

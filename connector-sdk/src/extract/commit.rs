@@ -210,7 +210,7 @@ impl<C: Connector> ExtractCore<C> {
         }
     }
 
-    /// Stage 4: check that every file exists as written, then write the manifest
+    /// Stage 4: check that every file exists as written, then commit to the table
     /// conditionally.
     async fn apply(
         &self,
@@ -219,7 +219,8 @@ impl<C: Connector> ExtractCore<C> {
         manifest: &DatasetManifest,
     ) -> Result<()> {
         self.verify_files(&plan.run_id, &manifest.files).await?;
-        dataset.commit(manifest).await
+        // Boxed: the table commit's future is deep, and every runner's future holds it.
+        Box::pin(dataset.commit(manifest, &manifest.files)).await
     }
 
     /// Check that every file this run is about to commit exists with the size it was

@@ -176,7 +176,7 @@ impl<C: Connector> LambdaHandler<C> {
             RUNNER,
         )?;
         let dataset = core.dataset(&request.stream);
-        let latest = dataset.latest().await?;
+        let latest = Box::pin(dataset.latest()).await?;
         if let Some(c) = &request.continuation {
             let matches = latest.as_ref().is_some_and(|m| {
                 m.sequence == c.sequence

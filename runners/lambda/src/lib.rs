@@ -231,8 +231,9 @@ pub async fn run<C: Connector>(connector: C) -> Result<(), LambdaError> {
                 request_id: context.request_id.clone(),
                 deadline_ms: context.deadline,
             };
-            handler
-                .handle(payload, &invocation)
+            // Boxed: the extract's future (connector, core, Delta commit) is deeper than
+            // rustc's default layout query limit once the Runtime API loop holds it.
+            Box::pin(handler.handle(payload, &invocation))
                 .await
                 .map_err(Diagnostic::from)
         }

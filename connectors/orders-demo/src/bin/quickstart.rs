@@ -67,7 +67,7 @@ async fn run() -> anyhow::Result<()> {
         report.duration_ms,
         report.rows_per_sec()
     );
-    println!("parquet files ({}):", files.len());
+    println!("Delta table files ({}):", files.len());
     for f in &files {
         println!(
             "  s3://{BUCKET}/{}  ({} rows, {} bytes)  -> {}",
@@ -80,13 +80,20 @@ async fn run() -> anyhow::Result<()> {
     if let Some(m) = &report.manifest {
         let key = m.trim_start_matches(&format!("s3://{BUCKET}/"));
         println!(
-            "manifest: {m}  -> {}",
+            "commit (Delta log entry): {m}  -> {}",
             root.join(BUCKET).join(key).display()
         );
     }
     println!(
-        "row count (from the committed manifest): {}",
+        "row count (from the table's snapshot): {}",
         files.iter().map(|f| f.rows).sum::<u64>()
+    );
+    let table = root.join(BUCKET).join(options.output.key(ORDERS));
+    println!();
+    println!("query the table with any Delta Lake reader, e.g. (pip install deltalake):");
+    println!(
+        "  python3 -c \"from deltalake import DeltaTable; print(DeltaTable('{}').to_pandas().describe())\"",
+        table.display()
     );
     s3.shutdown().await;
     Ok(())

@@ -1,0 +1,475 @@
+//! A stream's Delta Lake table, read and committed through `delta_kernel`.
+//!
+//! The core writes the data files itself (its Parquet writer, multipart upload and memory
+//! bounds); this module hands their add actions to a kernel transaction, with the run's
+//! state as domain metadata and the run id as the transaction id, and reads the latest
+//! snapshot back. The kernel's storage is our S3 client ([`BucketStore`]).
+//!
+//! The kernel's API is synchronous; every call runs on Tokio's blocking pool, and the
+//! engine drives its own futures on a background executor thread.
+
+mod bucket_store;
+
+use std::sync::Arc;
+
+use arrow::array::{RecordBatch, StringArray, StructArray};
+use arrow_schema::{DataType as ArrowType, Field, Schema, SchemaRef as ArrowSchemaRef};
+use delta_kernel::committer::FileSystemCommitter;
+use delta_kernel::engine::arrow_conversion::TryFromArrow;
+use delta_kernel::engine::arrow_data::ArrowEngineData;
+use delta_kernel::expressions::ColumnName;
+use delta_kernel::schema::{StructField, StructType};
+use delta_kernel::transaction::create_table::create_table;
+use delta_kernel::transaction::{CommitResult, Transaction, UpdateTableOperation};
+use delta_kernel::{Engine, FileMeta, KernelError, Snapshot, SnapshotRef, Version};
+use delta_kernel_default_engine::executor::tokio::TokioBackgroundExecutor;
+use delta_kernel_default_engine::parquet::DataFileMetadata;
+use delta_kernel_default_engine::stats::FileStatsAccumulator;
+use delta_kernel_default_engine::{DefaultEngine, DefaultEngineBuilder, build_add_file_metadata};
+use url::Url;
+
+pub use bucket_store::BucketStore;
+
+use crate::error::{Error, Result};
+use crate::s3::S3Store;
+
+/// The domain metadata that holds the run record and stream state of the last commit.
+pub const STATE_DOMAIN: &str = "connector-sdk.run";
+
+/// Table property naming the format of [`STATE_DOMAIN`]'s value.
+const STATE_FORMAT_PROPERTY: &str = "connector-sdk.state-format";
+
+type KernelEngine = DefaultEngine<TokioBackgroundExecutor>;
+
+/// One stream's Delta table.
+#[derive(Clone)]
+pub struct DeltaTable {
+    engine: Arc<KernelEngine>,
+    store: S3Store,
+    bucket: String,
+    /// Key of the table root, ending in `/`.
+    root_key: String,
+    /// `s3://<bucket>/<root_key>`.
+    root: Url,
+}
+
+impl std::fmt::Debug for DeltaTable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DeltaTable")
+            .field("root", &self.root.as_str())
+            .finish()
+    }
+}
+
+/// A data file to add: where it is, what it holds, its Delta statistics.
+#[derive(Debug, Clone)]
+pub struct FileToAdd {
+    /// Full object key.
+    pub key: String,
+    /// Size in bytes.
+    pub bytes: u64,
+    /// Delta file statistics as JSON (`numRecords`, `nullCount`, `minValues`...).
+    pub stats: String,
+}
+
+/// A commit to apply on top of a table version (or to create the table).
+#[derive(Debug)]
+pub struct TableCommit<'a> {
+    /// The version the run planned from; `None` when it found no table (this commit
+    /// creates it).
+    pub base_version: Option<Version>,
+    /// The stream's schema.
+    pub schema: &'a Schema,
+    /// Files to add.
+    pub files: &'a [FileToAdd],
+    /// The run id: the commit's transaction id.
+    pub run_id: &'a str,
+    /// JSON stored as [`STATE_DOMAIN`] domain metadata.
+    pub record: String,
+    /// `connector/version` for the commit info.
+    pub engine_info: String,
+}
+
+/// How a commit ended, short of an error.
+#[derive(Debug, PartialEq, Eq)]
+pub enum CommitOutcome {
+    /// Committed as `version`.
+    Committed(Version),
+    /// Another commit took the version; the table's winner at that version, if readable.
+    Conflict {
+        /// The version this commit wanted.
+        version: Version,
+    },
+}
+
+/// One file of a snapshot.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LiveFile {
+    /// Full object key.
+    pub key: String,
+    /// Size in bytes.
+    pub bytes: u64,
+    /// Rows, from the statistics.
+    pub rows: Option<u64>,
+}
+
+impl DeltaTable {
+    /// The table at `root_key` (a key prefix ending in `/`) in `bucket`.
+    pub fn new(store: S3Store, bucket: &str, root_key: &str) -> Result<Self> {
+        let root_key = if root_key.ends_with('/') {
+            root_key.to_string()
+        } else {
+            format!("{root_key}/")
+        };
+        let root = Url::parse(&format!("s3://{bucket}/"))
+            .and_then(|u| u.join(&root_key))
+            .map_err(|e| {
+                Error::Request(format!(
+                    "s3://{bucket}/{root_key} is not a valid table location: {e}"
+                ))
+            })?;
+        let object_store = Arc::new(BucketStore::new(store.clone(), bucket));
+        let engine = Arc::new(DefaultEngineBuilder::new(object_store).build());
+        Ok(Self {
+            engine,
+            store,
+            bucket: bucket.to_string(),
+            root_key,
+            root,
+        })
+    }
+
+    /// `s3://bucket/prefix/stream/`.
+    pub fn uri(&self) -> &str {
+        self.root.as_str()
+    }
+
+    /// Key of the log entry of `version`.
+    pub fn log_key(&self, version: Version) -> String {
+        format!("{}_delta_log/{version:020}.json", self.root_key)
+    }
+
+    /// Run `f` with the engine on the blocking pool.
+    async fn blocking<T, F>(&self, what: &'static str, f: F) -> Result<T>
+    where
+        F: FnOnce(&KernelEngine, &Url) -> std::result::Result<T, KernelError> + Send + 'static,
+        T: Send + 'static,
+    {
+        let (engine, root) = (self.engine.clone(), self.root.clone());
+        let uri = self.root.to_string();
+        tokio::task::spawn_blocking(move || f(&engine, &root))
+            .await
+            .map_err(|e| Error::Internal(format!("{what}: the kernel task failed: {e}")))?
+            .map_err(|e| from_kernel(&uri, what, e))
+    }
+
+    /// Whether the table exists (its log has an entry).
+    pub async fn exists(&self) -> Result<bool> {
+        let log = format!("{}_delta_log/", self.root_key);
+        // Boxed, like the other awaits on the SDK below: its futures are deep, and every
+        // runner's future holds this one.
+        Ok(Box::pin(self.store.list(&self.bucket, &log))
+            .await?
+            .iter()
+            .any(|o| o.key.ends_with(".json") || o.key.ends_with(".parquet")))
+    }
+
+    /// The latest snapshot (`version: None`) or the one at `version`; `None` when there is
+    /// no table.
+    pub async fn snapshot(&self, version: Option<Version>) -> Result<Option<SnapshotRef>> {
+        if !self.exists().await? {
+            return Ok(None);
+        }
+        self.blocking("reading the table's snapshot", move |engine, root| {
+            let mut builder = Snapshot::builder_for(root.as_str());
+            if let Some(v) = version {
+                builder = builder.at_version(v);
+            }
+            builder.build(engine).map(Some)
+        })
+        .await
+    }
+
+    /// The [`STATE_DOMAIN`] record of `snapshot`.
+    pub async fn record(&self, snapshot: &SnapshotRef) -> Result<Option<String>> {
+        let snapshot = snapshot.clone();
+        self.blocking("reading the run record", move |engine, _| {
+            snapshot.get_domain_metadata(STATE_DOMAIN, engine)
+        })
+        .await
+    }
+
+    /// The version that transaction `run_id` committed in `snapshot`, if it did.
+    pub async fn committed_by(&self, snapshot: &SnapshotRef, run_id: &str) -> Result<Option<i64>> {
+        let (snapshot, run_id) = (snapshot.clone(), run_id.to_string());
+        self.blocking("reading the transaction ids", move |engine, _| {
+            snapshot.get_app_id_version(&run_id, engine)
+        })
+        .await
+    }
+
+    /// Every file of `snapshot`.
+    pub async fn files(&self, snapshot: &SnapshotRef) -> Result<Vec<LiveFile>> {
+        let snapshot = snapshot.clone();
+        let root_key = self.root_key.clone();
+        let bucket_prefix = format!("s3://{}/", self.bucket);
+        self.blocking("listing the table's files", move |engine, _| {
+            let scan = snapshot.scan_builder().build()?;
+            let mut files: Vec<LiveFile> = Vec::new();
+            for meta in scan.scan_metadata(engine)? {
+                files = meta?.visit_scan_files(files, |files, f| {
+                    files.push(LiveFile {
+                        key: f.path.clone(),
+                        bytes: f.size.max(0) as u64,
+                        rows: f.stats.map(|s| s.num_records),
+                    })
+                })?;
+            }
+            for f in &mut files {
+                // Paths are relative to the root (percent-encoded) or absolute URLs.
+                let decoded = percent_decode(&f.key);
+                f.key = match decoded.strip_prefix(&bucket_prefix) {
+                    Some(key) => key.to_string(),
+                    None => format!("{root_key}{decoded}"),
+                };
+            }
+            files.sort_by(|a, b| a.key.cmp(&b.key));
+            Ok(files)
+        })
+        .await
+    }
+
+    /// Apply `commit`: create the table or add to `base_version`, with the record and the
+    /// transaction id, conditionally on the next version being free.
+    pub async fn commit(&self, commit: TableCommit<'_>) -> Result<CommitOutcome> {
+        let schema = table_schema(commit.schema)?;
+        let files = commit.files.to_vec();
+        let base = match commit.base_version {
+            Some(v) => Some(Box::pin(self.snapshot(Some(v))).await?.ok_or_else(|| {
+                Error::Internal(format!(
+                    "{}: version {v} was planned from, but the table is gone",
+                    self.root
+                ))
+            })?),
+            None => None,
+        };
+        let (run_id, record, engine_info) =
+            (commit.run_id.to_string(), commit.record, commit.engine_info);
+        let next = commit.base_version.map_or(0, |v| v + 1);
+        let root_key = self.root_key.clone();
+        let bucket = self.bucket.clone();
+        self.blocking("committing to the table", move |engine, root| {
+            let committer = Box::new(FileSystemCommitter::new());
+            let txn: Transaction<_> = match base {
+                None => {
+                    let built = create_table(root.as_str(), schema, engine_info, true)
+                        .with_table_properties([
+                            ("delta.feature.domainMetadata", "supported"),
+                            (STATE_FORMAT_PROPERTY, "1"),
+                        ])
+                        .with_transaction_id(run_id.clone(), next as i64)
+                        .with_domain_metadata(STATE_DOMAIN, record)
+                        .build(engine, committer);
+                    let mut txn = match built {
+                        // Another run created it since this one planned (found no table).
+                        Err(KernelError::TableAlreadyExistsAtPath(_)) => {
+                            return Ok(CommitOutcome::Conflict { version: 0 });
+                        }
+                        other => other?,
+                    };
+                    add_files(&mut txn, engine, &files, &bucket, &root_key, root)?;
+                    return Ok(match txn.commit(engine)? {
+                        CommitResult::Committed(c) => CommitOutcome::Committed(c.commit_version()),
+                        CommitResult::Conflicted(c) => CommitOutcome::Conflict {
+                            version: c.conflict_version(),
+                        },
+                        CommitResult::Retryable(_) => {
+                            return Err(KernelError::generic(
+                                "the log entry could not be written (I/O error); nothing was committed",
+                            ));
+                        }
+                    });
+                }
+                Some(snapshot) => snapshot
+                    .update_table(UpdateTableOperation::Write, engine_info, true)
+                    .with_transaction_id(run_id.clone(), next as i64)
+                    .with_domain_metadata(STATE_DOMAIN, record)
+                    .build(engine, committer)?,
+            };
+            let mut txn = txn;
+            add_files(&mut txn, engine, &files, &bucket, &root_key, root)?;
+            Ok(match txn.commit(engine)? {
+                CommitResult::Committed(c) => CommitOutcome::Committed(c.commit_version()),
+                CommitResult::Conflicted(c) => CommitOutcome::Conflict {
+                    version: c.conflict_version(),
+                },
+                CommitResult::Retryable(_) => {
+                    return Err(KernelError::generic(
+                        "the log entry could not be written (I/O error); nothing was committed",
+                    ));
+                }
+            })
+        })
+        .await
+    }
+}
+
+/// Add `files` to `txn`, their statistics parsed with the table's stats schema. The tables
+/// are not partitioned (yet): a partition's hive folders are only a layout of the files.
+fn add_files<S>(
+    txn: &mut Transaction<S>,
+    engine: &KernelEngine,
+    files: &[FileToAdd],
+    bucket: &str,
+    root_key: &str,
+    root: &Url,
+) -> std::result::Result<(), KernelError> {
+    if files.is_empty() {
+        return Ok(());
+    }
+    let stats_schema = txn.stats_schema()?;
+    let write_state = txn.write_state()?;
+    let json: Vec<&str> = files.iter().map(|f| f.stats.as_str()).collect();
+    let json_batch = RecordBatch::try_new(
+        Arc::new(Schema::new(vec![Field::new(
+            "stats",
+            ArrowType::Utf8,
+            true,
+        )])),
+        vec![Arc::new(StringArray::from(json))],
+    )?;
+    let parsed = engine
+        .json_handler()
+        .parse_json(Box::new(ArrowEngineData::new(json_batch)), stats_schema)?;
+    let parsed = ArrowEngineData::try_from_engine_data(parsed)?;
+    let stats = StructArray::from(parsed.record_batch().clone());
+    let ctx = write_state.write_context_builder().build()?;
+    for (i, f) in files.iter().enumerate() {
+        let rel = f
+            .key
+            .strip_prefix(root_key)
+            .ok_or_else(|| {
+                KernelError::generic(format!(
+                    "file s3://{bucket}/{} is outside the table root {root}",
+                    f.key
+                ))
+            })?
+            .to_string();
+        let location = root.join(&rel).map_err(KernelError::from)?;
+        let meta = FileMeta {
+            location,
+            last_modified: chrono::Utc::now().timestamp_millis(),
+            size: f.bytes,
+        };
+        let one = stats.slice(i, 1);
+        let add = build_add_file_metadata(DataFileMetadata::new(meta, one), &ctx)?;
+        txn.add_files(add);
+    }
+    Ok(())
+}
+
+/// The table schema: the stream's columns, each with its Delta Lake type.
+pub fn table_schema(schema: &Schema) -> Result<Arc<StructType>> {
+    let mut fields = Vec::with_capacity(schema.fields().len());
+    for f in schema.fields() {
+        fields.push(StructField::try_from_arrow(f.as_ref()).map_err(|e| {
+            Error::Request(format!(
+                "column `{}` ({}) has no Delta Lake type: {e}",
+                f.name(),
+                f.data_type()
+            ))
+        })?);
+    }
+    StructType::try_new(fields).map(Arc::new).map_err(|e| {
+        Error::Request(format!(
+            "the stream's schema is not a valid table schema: {e}"
+        ))
+    })
+}
+
+/// Collects the Delta statistics of one data file from the batches written to it.
+#[derive(Debug)]
+pub struct StatsCollector {
+    inner: FileStatsAccumulator,
+}
+
+impl StatsCollector {
+    /// A collector for files of `schema`: statistics for every column (the table keeps those
+    /// its configuration indexes).
+    pub fn new(schema: &ArrowSchemaRef) -> Result<Self> {
+        let physical = StructType::try_from_arrow(schema.as_ref()).map_err(|e| {
+            Error::Request(format!("the stream's schema has no Delta Lake type: {e}"))
+        })?;
+        let columns: Vec<ColumnName> = schema
+            .fields()
+            .iter()
+            .map(|f| ColumnName::new([f.name().as_str()]))
+            .collect();
+        Ok(Self {
+            inner: FileStatsAccumulator::new(&columns, &physical),
+        })
+    }
+
+    /// Add one batch.
+    pub fn add(&mut self, batch: &RecordBatch) -> Result<()> {
+        self.inner
+            .merge(batch)
+            .map_err(|e| Error::Internal(format!("collecting file statistics: {e}")))
+    }
+
+    /// The statistics as Delta's JSON.
+    pub fn finish(self) -> Result<String> {
+        let stats = self
+            .inner
+            .finish()
+            .map_err(|e| Error::Internal(format!("collecting file statistics: {e}")))?
+            .ok_or_else(|| Error::Internal("statistics of a file with no batch".into()))?;
+        stats_json(&stats)
+    }
+}
+
+/// One stats row as a JSON object.
+fn stats_json(stats: &StructArray) -> Result<String> {
+    let batch = RecordBatch::from(stats.clone());
+    let mut out = Vec::new();
+    {
+        let mut writer = arrow_json::LineDelimitedWriter::new(&mut out);
+        writer
+            .write(&batch)
+            .and_then(|_| writer.finish())
+            .map_err(|e| Error::Internal(format!("encoding file statistics: {e}")))?;
+    }
+    let text = String::from_utf8(out)
+        .map_err(|e| Error::Internal(format!("encoding file statistics: {e}")))?;
+    Ok(text.trim_end().to_string())
+}
+
+/// Decode the `%XX` escapes of a log path.
+fn percent_decode(s: &str) -> String {
+    percent_encoding::percent_decode_str(s)
+        .decode_utf8_lossy()
+        .into_owned()
+}
+
+/// Our error from a kernel error: an S3 error inside it comes back whole (with its
+/// category and retryability); anything else names the table and the step.
+fn from_kernel(table: &str, what: &str, e: KernelError) -> Error {
+    match e {
+        KernelError::Backtraced { source, .. } => from_kernel(table, what, *source),
+        KernelError::ObjectStore(object_store::Error::Generic { source, .. }) => {
+            match source.downcast::<Error>() {
+                Ok(ours) => *ours,
+                Err(other) => Error::Table {
+                    table: table.to_string(),
+                    message: format!("{what}: {}", crate::one_line(&other.to_string())),
+                    source: Some(other),
+                },
+            }
+        }
+        other => Error::Table {
+            table: table.to_string(),
+            message: format!("{what}: {}", crate::one_line(&other.to_string())),
+            source: Some(Box::new(other)),
+        },
+    }
+}

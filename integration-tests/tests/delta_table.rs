@@ -1,0 +1,298 @@
+//! The Delta table layer on its own, against the real local S3 server: file statistics at
+//! the limits of each type, read back from the log and by delta-rs; a retried commit of
+//! the same run recognised; a commit on a stale version refused.
+
+use std::sync::Arc;
+
+use arrow::array::{
+    ArrayRef, BinaryArray, BooleanArray, Date32Array, Decimal128Array, Float64Array, Int8Array,
+    Int16Array, Int32Array, Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray,
+};
+use arrow::datatypes::{DataType, Field, Schema, TimeUnit};
+use bytes::Bytes;
+use connector_sdk::table::{CommitOutcome, DeltaTable, FileToAdd, StatsCollector, TableCommit};
+use integration_tests::{BUCKET, TestEnv, read_with_deltalake};
+use parquet::arrow::ArrowWriter;
+use serde_json::{Value, json};
+
+const RUN: &str = "20261202T000000Z00000001";
+
+/// Three rows per column: both limits of the type and a null (where nullable).
+fn extremes() -> RecordBatch {
+    let max_dec = 10i128.pow(38) - 1;
+    let utc = DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()));
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("id", DataType::Int64, false),
+        Field::new("i8", DataType::Int8, true),
+        Field::new("i16", DataType::Int16, true),
+        Field::new("i32", DataType::Int32, true),
+        Field::new("i64", DataType::Int64, true),
+        Field::new("f64", DataType::Float64, true),
+        Field::new("dec", DataType::Decimal128(38, 0), true),
+        Field::new("ts", utc.clone(), true),
+        Field::new("day", DataType::Date32, true),
+        Field::new("text", DataType::Utf8, true),
+        Field::new("flag", DataType::Boolean, true),
+        Field::new("blob", DataType::Binary, true),
+    ]));
+    // 0001-01-01T00:00:00Z and 9999-12-31T23:59:59.999999Z, Delta's timestamp range.
+    let (ts_min, ts_max) = (-62_135_596_800_000_000i64, 253_402_300_799_999_999i64);
+    let columns: Vec<ArrayRef> = vec![
+        Arc::new(Int64Array::from(vec![1, 2, 3])),
+        Arc::new(Int8Array::from(vec![Some(i8::MIN), Some(i8::MAX), None])),
+        Arc::new(Int16Array::from(vec![Some(i16::MIN), Some(i16::MAX), None])),
+        Arc::new(Int32Array::from(vec![Some(i32::MIN), Some(i32::MAX), None])),
+        Arc::new(Int64Array::from(vec![Some(i64::MIN), Some(i64::MAX), None])),
+        Arc::new(Float64Array::from(vec![
+            Some(f64::MIN),
+            Some(f64::MAX),
+            None,
+        ])),
+        Arc::new(
+            Decimal128Array::from(vec![Some(-max_dec), Some(max_dec), None])
+                .with_precision_and_scale(38, 0)
+                .unwrap(),
+        ),
+        Arc::new(
+            TimestampMicrosecondArray::from(vec![Some(ts_min), Some(ts_max), None])
+                .with_timezone("UTC"),
+        ),
+        Arc::new(Date32Array::from(vec![
+            Some(-719_162),
+            Some(2_932_896),
+            None,
+        ])),
+        Arc::new(StringArray::from(vec![Some(""), Some("zß水🦀"), None])),
+        Arc::new(BooleanArray::from(vec![Some(false), Some(true), None])),
+        Arc::new(BinaryArray::from(vec![
+            Some(&b""[..]),
+            Some(&[0u8, 255][..]),
+            None,
+        ])),
+    ];
+    RecordBatch::try_new(schema, columns).unwrap()
+}
+
+/// Write `batch` as one Parquet file at `key`; its statistics.
+async fn put_file(store: &connector_sdk::S3Store, key: &str, batch: &RecordBatch) -> FileToAdd {
+    let mut buf = Vec::new();
+    let mut writer = ArrowWriter::try_new(&mut buf, batch.schema(), None).unwrap();
+    writer.write(batch).unwrap();
+    writer.close().unwrap();
+    let bytes = buf.len() as u64;
+    store
+        .put(BUCKET, key, Bytes::from(buf), false)
+        .await
+        .unwrap();
+    let mut stats = StatsCollector::new(&batch.schema()).unwrap();
+    stats.add(batch).unwrap();
+    FileToAdd {
+        key: key.to_string(),
+        bytes,
+        stats: stats.finish().unwrap(),
+    }
+}
+
+/// The `add` actions of the log entry of `version`.
+async fn adds(store: &connector_sdk::S3Store, table: &DeltaTable, version: u64) -> Vec<Value> {
+    let log = store
+        .get(BUCKET, &table.log_key(version))
+        .await
+        .unwrap()
+        .expect("log entry");
+    String::from_utf8(log.to_vec())
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .filter_map(|a| a.get("add").cloned())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn statistics_at_type_limits_reach_the_log_exactly_and_delta_rs_reads_the_values() {
+    let env = TestEnv::start().await;
+    let store = env.store().await;
+    let output = env.output("limits");
+    let root = output.key("t/");
+    let table = DeltaTable::new(store.clone(), BUCKET, &root).unwrap();
+    let batch = extremes();
+    let file = put_file(&store, &format!("{root}part-{RUN}-p-00000.parquet"), &batch).await;
+    let outcome = table
+        .commit(TableCommit {
+            base_version: None,
+            schema: &batch.schema(),
+            files: std::slice::from_ref(&file),
+            run_id: RUN,
+            record: "{}".into(),
+            engine_info: "test".into(),
+        })
+        .await
+        .unwrap();
+    assert_eq!(outcome, CommitOutcome::Committed(0));
+
+    let adds = adds(&store, &table, 0).await;
+    assert_eq!(adds.len(), 1);
+    assert_eq!(
+        adds[0]["path"],
+        json!(format!("part-{RUN}-p-00000.parquet"))
+    );
+    assert_eq!(adds[0]["size"], json!(file.bytes));
+    let stats: Value = serde_json::from_str(adds[0]["stats"].as_str().unwrap()).unwrap();
+    assert_eq!(stats["numRecords"], json!(3));
+    let (min, max, nulls) = (
+        &stats["minValues"],
+        &stats["maxValues"],
+        &stats["nullCount"],
+    );
+    assert_eq!(
+        (min["i8"].clone(), max["i8"].clone()),
+        (json!(-128), json!(127))
+    );
+    assert_eq!(
+        (min["i16"].clone(), max["i16"].clone()),
+        (json!(-32768), json!(32767))
+    );
+    assert_eq!(
+        (min["i32"].clone(), max["i32"].clone()),
+        (json!(i32::MIN), json!(i32::MAX))
+    );
+    assert_eq!(
+        (min["i64"].clone(), max["i64"].clone()),
+        (json!(i64::MIN), json!(i64::MAX))
+    );
+    assert_eq!(
+        (min["f64"].as_f64(), max["f64"].as_f64()),
+        (Some(f64::MIN), Some(f64::MAX))
+    );
+    assert_eq!(min["text"], json!(""));
+    assert_eq!(min["day"], json!("0001-01-01"));
+    assert_eq!(max["day"], json!("9999-12-31"));
+    let raw = adds[0]["stats"].as_str().unwrap();
+    assert!(
+        raw.contains("-99999999999999999999999999999999999999")
+            && raw.contains(":99999999999999999999999999999999999999"),
+        "decimal limits kept exactly: {raw}"
+    );
+    for c in [
+        "i8", "i16", "i32", "i64", "f64", "dec", "ts", "day", "text", "flag", "blob",
+    ] {
+        assert_eq!(nulls[c], json!(1), "null count of {c}: {stats}");
+    }
+    assert_eq!(nulls["id"], json!(0));
+
+    // delta-rs reads the table: three rows, each limit exactly.
+    let read = read_with_deltalake(&env, &output, "t");
+    assert_eq!(read["rows"], json!(3));
+    let order = integration_tests::pyarrow_order_by(&read, "id");
+    let col = |name: &str| -> Vec<Value> {
+        order
+            .iter()
+            .map(|&i| read["columns"][name][i].clone())
+            .collect()
+    };
+    assert_eq!(
+        col("i64"),
+        vec![json!(i64::MIN), json!(i64::MAX), Value::Null]
+    );
+    assert_eq!(col("i8"), vec![json!(-128), json!(127), Value::Null]);
+    assert_eq!(
+        col("f64"),
+        vec![
+            json!(f64::MIN.to_bits() as i64),
+            json!(f64::MAX.to_bits() as i64),
+            Value::Null
+        ]
+    );
+    assert_eq!(
+        col("dec"),
+        vec![
+            json!("-99999999999999999999999999999999999999"),
+            json!("99999999999999999999999999999999999999"),
+            Value::Null
+        ]
+    );
+    assert_eq!(
+        col("ts"),
+        vec![
+            json!(-62_135_596_800_000_000i64),
+            json!(253_402_300_799_999_999i64),
+            Value::Null
+        ]
+    );
+    assert_eq!(col("text"), vec![json!(""), json!("zß水🦀"), Value::Null]);
+    assert_eq!(col("blob"), vec![json!(""), json!("00ff"), Value::Null]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_commit_on_a_taken_version_is_a_conflict_and_the_run_id_names_the_winner() {
+    let env = TestEnv::start().await;
+    let store = env.store().await;
+    let root = env.output("conflict").key("t/");
+    let table = DeltaTable::new(store.clone(), BUCKET, &root).unwrap();
+    let batch = extremes();
+    let schema = batch.schema();
+    let commit = |run_id: &'static str, base: Option<u64>, files: Vec<FileToAdd>| {
+        let table = table.clone();
+        let schema = schema.clone();
+        async move {
+            table
+                .commit(TableCommit {
+                    base_version: base,
+                    schema: &schema,
+                    files: &files,
+                    run_id,
+                    record: format!("{{\"run\":\"{run_id}\"}}"),
+                    engine_info: "test".into(),
+                })
+                .await
+                .unwrap()
+        }
+    };
+    let a = put_file(&store, &format!("{root}part-{RUN}-a-00000.parquet"), &batch).await;
+    assert_eq!(
+        commit(RUN, None, vec![a]).await,
+        CommitOutcome::Committed(0)
+    );
+    // Two runs planned from version 0: the first takes version 1, the second conflicts.
+    const B: &str = "20261202T000000Z0000000b";
+    const C: &str = "20261202T000000Z0000000c";
+    let b = put_file(&store, &format!("{root}part-{B}-b-00000.parquet"), &batch).await;
+    let c = put_file(&store, &format!("{root}part-{C}-c-00000.parquet"), &batch).await;
+    assert_eq!(
+        commit(B, Some(0), vec![b]).await,
+        CommitOutcome::Committed(1)
+    );
+    assert_eq!(
+        commit(C, Some(0), vec![c]).await,
+        CommitOutcome::Conflict { version: 1 }
+    );
+    // Creating the table again is a conflict too, never a second version 0.
+    assert_eq!(
+        commit(C, None, vec![]).await,
+        CommitOutcome::Conflict { version: 0 }
+    );
+    let latest = table.snapshot(None).await.unwrap().unwrap();
+    assert_eq!(latest.version(), 1);
+    // The run ids are the transaction ids: version 1 is B's, C committed nothing.
+    assert_eq!(table.committed_by(&latest, B).await.unwrap(), Some(1));
+    assert_eq!(table.committed_by(&latest, RUN).await.unwrap(), Some(0));
+    assert_eq!(table.committed_by(&latest, C).await.unwrap(), None);
+    assert_eq!(
+        table.record(&latest).await.unwrap().as_deref(),
+        Some(format!("{{\"run\":\"{B}\"}}").as_str())
+    );
+    let files: Vec<String> = table
+        .files(&latest)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|f| f.key)
+        .collect();
+    assert_eq!(
+        files,
+        vec![
+            format!("{root}part-{RUN}-a-00000.parquet"),
+            format!("{root}part-{B}-b-00000.parquet"),
+        ]
+    );
+}
