@@ -288,6 +288,13 @@ impl<C: Connector> ExtractCore<C> {
                 descriptor.name
             ))));
         }
+        // Every column must have a Delta Lake type before anything is read.
+        crate::table::table_schema(&descriptor.schema).map_err(|e| match e {
+            Error::Request(m) => {
+                Error::Connector(ConnectorError::internal(format!("stream `{stream}`: {m}")))
+            }
+            other => other,
+        })?;
         let dataset = self.dataset(stream);
         let latest = Box::pin(dataset.latest()).await?;
         let base_sequence = latest.as_ref().map(|m| m.sequence).unwrap_or(0);

@@ -12,7 +12,8 @@ mod bucket_store;
 
 use std::sync::Arc;
 
-use arrow::array::{RecordBatch, StringArray, StructArray};
+use arrow::array::{Array, ArrayRef, AsArray, RecordBatch, StringArray, StructArray};
+use arrow::datatypes::{Date32Type, TimeUnit, TimestampMicrosecondType};
 use arrow_schema::{DataType as ArrowType, Field, Schema, SchemaRef as ArrowSchemaRef};
 use delta_kernel::committer::FileSystemCommitter;
 use delta_kernel::engine::arrow_conversion::TryFromArrow;
@@ -372,9 +373,10 @@ fn add_files<S>(
 pub fn table_schema(schema: &Schema) -> Result<Arc<StructType>> {
     let mut fields = Vec::with_capacity(schema.fields().len());
     for f in schema.fields() {
-        fields.push(StructField::try_from_arrow(f.as_ref()).map_err(|e| {
+        // The kernel's error carries a backtrace in its text: name the column instead.
+        fields.push(StructField::try_from_arrow(f.as_ref()).map_err(|_| {
             Error::Request(format!(
-                "column `{}` ({}) has no Delta Lake type: {e}",
+                "column `{}` has Arrow type {}, which a Delta Lake table cannot hold (no time-of-day, duration or interval types); convert it in the connector, e.g. to a string or an integer",
                 f.name(),
                 f.data_type()
             ))
@@ -400,11 +402,26 @@ impl StatsCollector {
         let physical = StructType::try_from_arrow(schema.as_ref()).map_err(|e| {
             Error::Request(format!("the stream's schema has no Delta Lake type: {e}"))
         })?;
-        let columns: Vec<ColumnName> = schema
-            .fields()
-            .iter()
-            .map(|f| ColumnName::new([f.name().as_str()]))
-            .collect();
+        // Leaf paths, as the kernel's own write state lists them: a struct's fields each
+        // get their own statistics (a struct named as a whole would be a single leaf).
+        fn leaves(
+            fields: &arrow_schema::Fields,
+            path: &mut Vec<String>,
+            out: &mut Vec<ColumnName>,
+        ) {
+            for f in fields {
+                path.push(f.name().clone());
+                match f.data_type() {
+                    ArrowType::Struct(children) if !children.is_empty() => {
+                        leaves(children, path, out)
+                    }
+                    _ => out.push(ColumnName::new(path.iter().cloned())),
+                }
+                path.pop();
+            }
+        }
+        let mut columns = Vec::new();
+        leaves(schema.fields(), &mut Vec::new(), &mut columns);
         Ok(Self {
             inner: FileStatsAccumulator::new(&columns, &physical),
         })
@@ -424,8 +441,50 @@ impl StatsCollector {
             .finish()
             .map_err(|e| Error::Internal(format!("collecting file statistics: {e}")))?
             .ok_or_else(|| Error::Internal("statistics of a file with no batch".into()))?;
-        stats_json(&stats)
+        stats_json(&within_delta_range(&stats))
     }
+}
+
+/// Delta's date and timestamp range: 0001-01-01 to 9999-12-31 (days and microseconds since
+/// the epoch).
+const MIN_DAY: i32 = -719_162;
+const MAX_DAY: i32 = 2_932_896;
+const MIN_MICROS: i64 = -62_135_596_800_000_000;
+const MAX_MICROS: i64 = 253_402_300_799_999_999;
+
+/// `stats` with every date or timestamp bound outside Delta's range removed (null: "no
+/// bound known", which only costs a reader its data skipping). Such values are legal in
+/// Arrow and Parquet (PostgreSQL dates run to 5874897 AD) but have no Delta JSON form.
+fn within_delta_range(stats: &StructArray) -> StructArray {
+    fn clamp(array: &ArrayRef) -> ArrayRef {
+        match array.data_type() {
+            ArrowType::Struct(fields) => {
+                let s = array.as_struct();
+                let columns = s.columns().iter().map(clamp).collect();
+                Arc::new(StructArray::new(
+                    fields.clone(),
+                    columns,
+                    s.nulls().cloned(),
+                ))
+            }
+            ArrowType::Date32 => {
+                let a = array.as_primitive::<Date32Type>();
+                Arc::new(
+                    a.unary_opt::<_, Date32Type>(|d| (MIN_DAY..=MAX_DAY).contains(&d).then_some(d)),
+                )
+            }
+            ArrowType::Timestamp(TimeUnit::Microsecond, tz) => {
+                let a = array.as_primitive::<TimestampMicrosecondType>();
+                let clamped = a.unary_opt::<_, TimestampMicrosecondType>(|t| {
+                    (MIN_MICROS..=MAX_MICROS).contains(&t).then_some(t)
+                });
+                Arc::new(clamped.with_timezone_opt(tz.clone()))
+            }
+            _ => array.clone(),
+        }
+    }
+    let columns = stats.columns().iter().map(clamp).collect();
+    StructArray::new(stats.fields().clone(), columns, stats.nulls().cloned())
 }
 
 /// One stats row as a JSON object.

@@ -20,7 +20,7 @@ use arrow::array::PrimitiveBuilder;
 use arrow::array::{
     ArrayBuilder, ArrayRef, BinaryBuilder, BooleanBuilder, Date32Builder, Decimal128Builder,
     Float32Builder, Float64Builder, Int16Builder, Int32Builder, Int64Builder, ListArray,
-    StringArray, StringBuilder, StructArray, Time64MicrosecondBuilder, TimestampMicrosecondBuilder,
+    StringArray, StringBuilder, StructArray, TimestampMicrosecondBuilder,
 };
 use arrow::buffer::{NullBuffer, OffsetBuffer};
 use arrow::datatypes::{Field, Int32Type, Int64Type};
@@ -126,7 +126,9 @@ pub(crate) enum Decoder {
     Jsonb(BinaryBuilder),
     Bytea(BinaryBuilder),
     Date(Date32Builder),
-    Time(Time64MicrosecondBuilder),
+    /// `time` as PostgreSQL's own text form (`HH:MM:SS[.ffffff]`): a Delta Lake table has
+    /// no time-of-day type, and this form sorts in time order.
+    Time(StringBuilder),
     Timestamp {
         builder: TimestampMicrosecondBuilder,
         utc: bool,
@@ -174,7 +176,7 @@ impl Decoder {
             PgType::Jsonb => Self::Jsonb(BinaryBuilder::with_capacity(capacity, bytes(16))),
             PgType::Bytea => Self::Bytea(BinaryBuilder::with_capacity(capacity, bytes(16))),
             PgType::Date => Self::Date(Date32Builder::with_capacity(capacity)),
-            PgType::Time => Self::Time(Time64MicrosecondBuilder::with_capacity(capacity)),
+            PgType::Time => Self::Time(StringBuilder::with_capacity(capacity, bytes(15))),
             PgType::Timestamp | PgType::Timestamptz => Self::Timestamp {
                 builder: TimestampMicrosecondBuilder::with_capacity(capacity),
                 utc: *ty == PgType::Timestamptz,
@@ -254,7 +256,7 @@ impl Decoder {
             }
             Self::Time(b) => {
                 expect_len(v, 8, "time")?;
-                b.append_value(be_i64(v));
+                b.append_value(time_text(be_i64(v)));
             }
             Self::Timestamp { builder, .. } => {
                 expect_len(v, 8, "timestamp")?;
@@ -965,5 +967,30 @@ mod tests {
         d.append(Some(&[0x66, 0xff, 0x6f])).unwrap();
         let e = d.finish().unwrap_err();
         assert_eq!(e.message, "text value is not valid UTF-8");
+    }
+}
+
+/// Microseconds since midnight as PostgreSQL prints a `time`: `HH:MM:SS`, then `.` and the
+/// fraction without trailing zeros when it is not zero (`24:00:00` is a valid `time`).
+fn time_text(micros: i64) -> String {
+    let (secs, frac) = (micros.div_euclid(1_000_000), micros.rem_euclid(1_000_000));
+    let (h, m, s) = (secs / 3600, secs / 60 % 60, secs % 60);
+    if frac == 0 {
+        format!("{h:02}:{m:02}:{s:02}")
+    } else {
+        let digits = format!("{frac:06}");
+        format!("{h:02}:{m:02}:{s:02}.{}", digits.trim_end_matches('0'))
+    }
+}
+
+#[cfg(test)]
+mod time_text_tests {
+    #[test]
+    fn times_print_as_postgres_does() {
+        assert_eq!(super::time_text(0), "00:00:00");
+        assert_eq!(super::time_text(86_399_999_999), "23:59:59.999999");
+        assert_eq!(super::time_text(86_400_000_000), "24:00:00");
+        assert_eq!(super::time_text(45_296_000_001), "12:34:56.000001");
+        assert_eq!(super::time_text(500_000), "00:00:00.5");
     }
 }

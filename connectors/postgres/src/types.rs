@@ -65,7 +65,8 @@ impl PgType {
             | Self::Uuid => DataType::Utf8,
             Self::Bytea => DataType::Binary,
             Self::Date => DataType::Date32,
-            Self::Time => DataType::Time64(TimeUnit::Microsecond),
+            // A Delta Lake table has no time-of-day type: PostgreSQL's text form.
+            Self::Time => DataType::Utf8,
             Self::Timestamp => DataType::Timestamp(TimeUnit::Microsecond, None),
             Self::Timestamptz => DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
             Self::Interval => DataType::Struct(interval_fields()),
