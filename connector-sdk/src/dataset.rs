@@ -291,6 +291,17 @@ impl Dataset {
         }
     }
 
+    /// The table's current schema, if the table exists.
+    pub async fn table_schema(
+        &self,
+    ) -> Result<Option<std::sync::Arc<delta_kernel::schema::StructType>>> {
+        Ok(self
+            .table()?
+            .snapshot(None)
+            .await?
+            .map(|s| DeltaTable::schema_of(&s)))
+    }
+
     /// Every run record, in commit order.
     pub async fn manifests(&self) -> Result<Vec<DatasetManifest>> {
         let mut out = Vec::new();

@@ -24,7 +24,7 @@ use crate::connector::{Connector, Cursor, Partition, ReadContext, ReadItem, Stre
 use crate::dataset::{DataFile, Dataset, PartitionProgress};
 use crate::error::{ConnectorError, Error, Result};
 use crate::manifest::ConnectorManifest;
-use crate::options::{Dictionary, ExtractOptions};
+use crate::options::{Dictionary, ExtractOptions, SchemaEvolution};
 use crate::report::{Progress, RunReport};
 use crate::s3::S3Store;
 use crate::sink::{
@@ -289,13 +289,19 @@ impl<C: Connector> ExtractCore<C> {
             ))));
         }
         // Every column must have a Delta Lake type before anything is read.
-        crate::table::table_schema(&descriptor.schema).map_err(|e| match e {
-            Error::Request(m) => {
-                Error::Connector(ConnectorError::internal(format!("stream `{stream}`: {m}")))
-            }
-            other => other,
-        })?;
+        let stream_schema =
+            crate::table::table_schema(&descriptor.schema).map_err(|e| match e {
+                Error::Request(m) => {
+                    Error::Connector(ConnectorError::internal(format!("stream `{stream}`: {m}")))
+                }
+                other => other,
+            })?;
         let dataset = self.dataset(stream);
+        let mut descriptor = descriptor;
+        if let Some(table) = Box::pin(dataset.table_schema()).await? {
+            descriptor.schema =
+                self.apply_schema_policy(stream, &descriptor.schema, &table, &stream_schema)?;
+        }
         let latest = Box::pin(dataset.latest()).await?;
         let base_sequence = latest.as_ref().map(|m| m.sequence).unwrap_or(0);
         let state = latest.map(|m| m.state).unwrap_or_default();
@@ -522,6 +528,54 @@ impl<C: Connector> ExtractCore<C> {
     }
 }
 
+impl<C: Connector> ExtractCore<C> {
+    /// The schema this run writes, given the table's: the stream's (`evolve`: new columns
+    /// are added by the commit), an error naming the new columns (`freeze`), or the
+    /// stream's without them (`discard_columns`). A changed column type is an error under
+    /// every policy. Nothing has been read yet.
+    fn apply_schema_policy(
+        &self,
+        stream: &str,
+        source: &SchemaRef,
+        table: &delta_kernel::schema::StructType,
+        source_kernel: &delta_kernel::schema::StructType,
+    ) -> Result<SchemaRef> {
+        let diff = crate::table::compare_schemas(table, source_kernel)
+            .map_err(|e| Error::Request(format!("stream `{stream}`: {e}")))?;
+        if diff.new_columns.is_empty() {
+            return Ok(source.clone());
+        }
+        let named = diff
+            .new_columns
+            .iter()
+            .map(|c| format!("`{c}`"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        match self.options.schema_evolution {
+            SchemaEvolution::Evolve => {
+                tracing::info!(stream, columns = %named, "new source columns: this run adds them to the table");
+                Ok(source.clone())
+            }
+            SchemaEvolution::Freeze => Err(Error::Request(format!(
+                "stream `{stream}`: the source has column(s) {named} that its table does not (schema_evolution = freeze); set schema_evolution to evolve to add them, or to discard_columns to leave them out"
+            ))),
+            SchemaEvolution::DiscardColumns => {
+                tracing::info!(stream, columns = %named, "new source columns discarded (schema_evolution = discard_columns)");
+                let kept: Vec<_> = source
+                    .fields()
+                    .iter()
+                    .filter(|f| !diff.new_columns.contains(f.name()))
+                    .cloned()
+                    .collect();
+                Ok(Arc::new(arrow_schema::Schema::new_with_metadata(
+                    kept,
+                    source.metadata().clone(),
+                )))
+            }
+        }
+    }
+}
+
 /// Reads one partition; owns the file being written so it can be aborted on failure.
 struct PartitionReader<'a, C: Connector> {
     core: &'a ExtractCore<C>,
@@ -589,6 +643,26 @@ impl<C: Connector> PartitionReader<'_, C> {
     }
 
     fn conform(&self, schema: &SchemaRef, batch: RecordBatch) -> Result<RecordBatch> {
+        // `discard_columns` writes fewer columns than the source gives: keep the table's.
+        let batch = if batch.num_columns() > schema.fields().len()
+            && self.core.options.schema_evolution == SchemaEvolution::DiscardColumns
+        {
+            let indices: Option<Vec<usize>> = schema
+                .fields()
+                .iter()
+                .map(|f| batch.schema().index_of(f.name()).ok())
+                .collect();
+            match indices {
+                Some(i) => batch.project(&i).map_err(|e| Error::SchemaMismatch {
+                    stream: self.plan.stream.name.clone(),
+                    partition: self.partition.id.clone(),
+                    detail: e.to_string(),
+                })?,
+                None => batch,
+            }
+        } else {
+            batch
+        };
         if let Some(detail) = schema_difference(schema, &batch) {
             return Err(Error::SchemaMismatch {
                 stream: self.plan.stream.name.clone(),

@@ -29,7 +29,8 @@ pub use extract::{
 };
 pub use manifest::{ConnectorManifest, NetworkPattern, Runner};
 pub use options::{
-    Codec, Dictionary, ExtractOptions, OutputLocation, ParquetOptions, UploadOptions,
+    Codec, Dictionary, ExtractOptions, OutputLocation, ParquetOptions, SchemaEvolution,
+    UploadOptions,
 };
 pub use report::{Progress, RunReport};
 pub use s3::{S3Options, S3Store, StaticCredentials};

@@ -145,6 +145,34 @@ impl FromStr for Dictionary {
     }
 }
 
+/// What a run does when the source's schema differs from the stream's table (dlt's
+/// schema contracts are the model).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum SchemaEvolution {
+    /// A new source column is added to the table (nullable: earlier files lack it).
+    #[default]
+    Evolve,
+    /// A new source column is refused before anything is read, with the column named.
+    Freeze,
+    /// A new source column is dropped from every batch; the table keeps its columns.
+    DiscardColumns,
+}
+
+impl FromStr for SchemaEvolution {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s.to_ascii_lowercase().replace('-', "_").as_str() {
+            "evolve" => Ok(SchemaEvolution::Evolve),
+            "freeze" => Ok(SchemaEvolution::Freeze),
+            "discard_columns" => Ok(SchemaEvolution::DiscardColumns),
+            _ => Err(Error::Request(format!(
+                "schema evolution policy {s:?} is unknown; use evolve, freeze or discard_columns"
+            ))),
+        }
+    }
+}
+
 /// How Parquet files are written.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
@@ -211,6 +239,9 @@ pub struct ExtractOptions {
     /// Partitions of a stream read at once.
     #[serde(default = "default_concurrency")]
     pub max_concurrent_partitions: usize,
+    /// What to do with a source column the table does not have.
+    #[serde(default)]
+    pub schema_evolution: SchemaEvolution,
 }
 
 fn default_concurrency() -> usize {
@@ -225,6 +256,7 @@ impl ExtractOptions {
             parquet: ParquetOptions::default(),
             upload: UploadOptions::default(),
             max_concurrent_partitions: default_concurrency(),
+            schema_evolution: SchemaEvolution::default(),
         }
     }
 

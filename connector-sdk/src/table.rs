@@ -191,6 +191,11 @@ impl DeltaTable {
         .await
     }
 
+    /// The table's schema in `snapshot`.
+    pub fn schema_of(snapshot: &SnapshotRef) -> Arc<StructType> {
+        snapshot.schema()
+    }
+
     /// The [`STATE_DOMAIN`] record of `snapshot`.
     pub async fn record(&self, snapshot: &SnapshotRef) -> Result<Option<String>> {
         let snapshot = snapshot.clone();
@@ -279,39 +284,51 @@ impl DeltaTable {
                         other => other?,
                     };
                     add_files(&mut txn, engine, &files, &bucket, &root_key, root)?;
-                    return Ok(match txn.commit(engine)? {
-                        CommitResult::Committed(c) => CommitOutcome::Committed(c.commit_version()),
-                        CommitResult::Conflicted(c) => CommitOutcome::Conflict {
-                            version: c.conflict_version(),
-                        },
-                        CommitResult::Retryable(_) => {
-                            return Err(KernelError::generic(
-                                "the log entry could not be written (I/O error); nothing was committed",
+                    return outcome(txn.commit(engine)?);
+                }
+                Some(snapshot) => {
+                    // Columns the files have and the table not yet: added in this commit
+                    // (the run's policy allowed them before anything was read).
+                    let diff = compare_schemas(&snapshot.schema(), &schema)
+                        .map_err(|e| KernelError::generic(e.to_string()))?;
+                    let mut builder = snapshot
+                        .clone()
+                        .update_table(UpdateTableOperation::Write, engine_info, true)
+                        .with_transaction_id(run_id.clone(), next as i64)
+                        .with_domain_metadata(STATE_DOMAIN, record);
+                    for name in &diff.new_columns {
+                        if let Some(f) = schema.field(name) {
+                            builder = builder.add_column(StructField::new(
+                                f.name().clone(),
+                                f.data_type().clone(),
+                                true,
                             ));
                         }
-                    });
+                    }
+                    for name in &diff.now_nullable {
+                        builder = builder.set_nullable(ColumnName::new([name.as_str()]));
+                    }
+                    builder.build(engine, committer)?
                 }
-                Some(snapshot) => snapshot
-                    .update_table(UpdateTableOperation::Write, engine_info, true)
-                    .with_transaction_id(run_id.clone(), next as i64)
-                    .with_domain_metadata(STATE_DOMAIN, record)
-                    .build(engine, committer)?,
             };
             let mut txn = txn;
             add_files(&mut txn, engine, &files, &bucket, &root_key, root)?;
-            Ok(match txn.commit(engine)? {
-                CommitResult::Committed(c) => CommitOutcome::Committed(c.commit_version()),
-                CommitResult::Conflicted(c) => CommitOutcome::Conflict {
-                    version: c.conflict_version(),
-                },
-                CommitResult::Retryable(_) => {
-                    return Err(KernelError::generic(
-                        "the log entry could not be written (I/O error); nothing was committed",
-                    ));
-                }
-            })
+            outcome(txn.commit(engine)?)
         })
         .await
+    }
+}
+
+/// What a kernel commit's result means here.
+fn outcome<S>(result: CommitResult<S>) -> std::result::Result<CommitOutcome, KernelError> {
+    match result {
+        CommitResult::Committed(c) => Ok(CommitOutcome::Committed(c.commit_version())),
+        CommitResult::Conflicted(c) => Ok(CommitOutcome::Conflict {
+            version: c.conflict_version(),
+        }),
+        CommitResult::Retryable(_) => Err(KernelError::generic(
+            "the log entry could not be written (I/O error); nothing was committed",
+        )),
     }
 }
 
@@ -387,6 +404,40 @@ pub fn table_schema(schema: &Schema) -> Result<Arc<StructType>> {
             "the stream's schema is not a valid table schema: {e}"
         ))
     })
+}
+
+/// How a stream's schema differs from its table's.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct SchemaDiff {
+    /// Source columns the table does not have.
+    pub new_columns: Vec<String>,
+    /// Columns the table holds as non-null that the source may give as null.
+    pub now_nullable: Vec<String>,
+}
+
+/// Compare the stream's columns with the table's. A column whose type differs is an error
+/// that names the column and both types (the table keeps its type; widening is not
+/// supported yet). Table columns the source no longer has are fine: they read as null.
+pub fn compare_schemas(table: &StructType, stream: &StructType) -> Result<SchemaDiff> {
+    let mut diff = SchemaDiff::default();
+    for f in stream.fields() {
+        match table.field(f.name()) {
+            None => diff.new_columns.push(f.name().clone()),
+            Some(t) if t.data_type() != f.data_type() => {
+                return Err(Error::Request(format!(
+                    "column `{}` is {} in the table but {} at the source; a Delta table keeps a column's type (only adding columns is supported) — cast it in the connector, or write to a new output",
+                    f.name(),
+                    t.data_type(),
+                    f.data_type()
+                )));
+            }
+            Some(t) if !t.is_nullable() && f.is_nullable() => {
+                diff.now_nullable.push(f.name().clone())
+            }
+            Some(_) => {}
+        }
+    }
+    Ok(diff)
 }
 
 /// Collects the Delta statistics of one data file from the batches written to it.

@@ -342,6 +342,7 @@ async fn s3_faults_are_retried_and_the_output_is_identical() {
             reset_rate: 0.2,
             fail_all: false,
             seed: 7,
+            lose_reply_once: None,
         },
     )
     .await
@@ -371,6 +372,7 @@ async fn s3_faults_are_retried_and_the_output_is_identical() {
         reset_rate: 0.0,
         fail_all: true,
         seed: 7,
+        lose_reply_once: None,
     });
     let mut failing = options.clone();
     failing.output = env.output("failing");
@@ -393,6 +395,60 @@ async fn s3_faults_are_retried_and_the_output_is_identical() {
     assert!(env.keys("failing/").await.is_empty());
     let open = clean_store.list_open_uploads(BUCKET, "").await.unwrap();
     assert!(open.is_empty(), "{open:?}");
+    proxy.shutdown().await;
+}
+
+/// S3 applies the commit's log entry but its reply is lost: the SDK's retry meets
+/// `If-None-Match` and the kernel reports a conflict, yet the run finds its own run id as
+/// the table's transaction id and reports success. Nothing is applied twice, for the
+/// commit that creates the table and for a later one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_commit_whose_reply_is_lost_is_recognised_and_applied_once() {
+    let env = TestEnv::start().await;
+    let proxy = FaultProxy::start(
+        env.s3.addr(),
+        FaultConfig {
+            lose_reply_once: Some("/_delta_log/00000000000000000000.json".into()),
+            ..FaultConfig::default()
+        },
+    )
+    .await
+    .unwrap();
+    let store = S3Store::connect(&TestEnv::s3_options(&proxy.endpoint())).await;
+    let options = ExtractOptions::new(env.output("lost"));
+    let first = core(&store, demo(10_000, 5_000), options.clone())
+        .run(ORDERS, &StopSignal::new())
+        .await
+        .expect("the lost reply of the creating commit is recognised");
+    assert_eq!(proxy.stats().lost_replies, 1);
+    assert_eq!((first.sequence, first.rows), (Some(1), 10_000));
+
+    proxy.set_config(FaultConfig {
+        lose_reply_once: Some("/_delta_log/00000000000000000001.json".into()),
+        ..FaultConfig::default()
+    });
+    let config = demo(16_000, 5_000);
+    let second = core(&store, config.clone(), options.clone())
+        .run(ORDERS, &StopSignal::new())
+        .await
+        .expect("the lost reply of a later commit is recognised");
+    assert_eq!(proxy.stats().lost_replies, 2);
+    assert_eq!((second.sequence, second.rows), (Some(2), 6_000));
+
+    let clean = env.store().await;
+    let dataset = Dataset::new(clean.clone(), options.output.clone(), ORDERS);
+    assert_eq!(dataset.sequences().await.unwrap(), vec![1, 2]);
+    let log: Vec<String> = env
+        .keys("lost/orders/_delta_log/")
+        .await
+        .into_iter()
+        .filter(|k| k.ends_with(".json"))
+        .collect();
+    assert_eq!(log.len(), 2, "{log:?}");
+    let got = read_committed(&clean, &options.output, ORDERS, "order_id")
+        .await
+        .unwrap();
+    assert_eq!(got, orders_batch(&config, 1, 16_000));
     proxy.shutdown().await;
 }
 

@@ -296,3 +296,279 @@ async fn a_commit_on_a_taken_version_is_a_conflict_and_the_run_id_names_the_winn
         ]
     );
 }
+
+/// A source whose columns come from its config, so a test can change them between runs:
+/// `id` (Int64, the cursor) plus `columns` (name, `int32` | `int64` | `utf8`), each value
+/// derived from the id. One partition per run: ids `first..first + rows`.
+mod shape {
+    use std::sync::Arc;
+
+    use arrow::array::{ArrayRef, Int32Array, Int64Array, RecordBatch, StringArray};
+    use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+    use connector_sdk::{
+        Connector, ConnectorError, Cursor, Partition, Plan, ReadContext, ReadItem, ReadStream,
+        StreamDescriptor, async_trait,
+    };
+    use serde::Deserialize;
+
+    pub const MANIFEST: &str = r#"
+name = "shape"
+version = "0.1.0"
+description = "A source whose columns change between runs"
+data_classification = "public"
+
+[[streams]]
+name = "items"
+incremental = true
+
+[runners.lambda]
+memory_mb = 256
+vcpu = 1
+max_runtime_secs = 900
+
+[[networking]]
+pattern = "vpc-endpoint"
+endpoints = ["s3.amazonaws.com:443"]
+"#;
+
+    #[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
+    #[serde(deny_unknown_fields)]
+    pub struct ShapeConfig {
+        /// Columns after `id`: (name, type).
+        pub columns: Vec<(String, String)>,
+        /// First id.
+        pub first: i64,
+        /// Rows.
+        pub rows: i64,
+    }
+
+    pub struct Shape;
+
+    pub fn schema(config: &ShapeConfig) -> SchemaRef {
+        let mut fields = vec![Field::new("id", DataType::Int64, false)];
+        for (name, ty) in &config.columns {
+            let dt = match ty.as_str() {
+                "int32" => DataType::Int32,
+                "int64" => DataType::Int64,
+                _ => DataType::Utf8,
+            };
+            fields.push(Field::new(name, dt, true));
+        }
+        Arc::new(Schema::new(fields))
+    }
+
+    pub fn batch(config: &ShapeConfig) -> RecordBatch {
+        let ids: Vec<i64> = (config.first..config.first + config.rows).collect();
+        let mut columns: Vec<ArrayRef> = vec![Arc::new(Int64Array::from(ids.clone()))];
+        for (_, ty) in &config.columns {
+            columns.push(match ty.as_str() {
+                "int32" => Arc::new(Int32Array::from_iter_values(
+                    ids.iter().map(|i| *i as i32 * 10),
+                )),
+                "int64" => Arc::new(Int64Array::from_iter_values(ids.iter().map(|i| i * 100))),
+                _ => Arc::new(StringArray::from_iter_values(
+                    ids.iter().map(|i| format!("v{i}")),
+                )),
+            });
+        }
+        RecordBatch::try_new(schema(config), columns).unwrap()
+    }
+
+    #[async_trait]
+    impl Connector for Shape {
+        type Config = ShapeConfig;
+        const MANIFEST: &'static str = MANIFEST;
+
+        async fn check(&self, _: &ShapeConfig) -> Result<(), ConnectorError> {
+            Ok(())
+        }
+
+        async fn discover(&self, c: &ShapeConfig) -> Result<Vec<StreamDescriptor>, ConnectorError> {
+            Ok(vec![StreamDescriptor {
+                name: "items".into(),
+                schema: schema(c),
+                cursor_field: Some("id".into()),
+                primary_key: vec!["id".into()],
+            }])
+        }
+
+        async fn plan(
+            &self,
+            c: &ShapeConfig,
+            _: &StreamDescriptor,
+            _: Option<&Cursor>,
+        ) -> Result<Plan, ConnectorError> {
+            Ok(Plan {
+                partitions: vec![Partition {
+                    id: format!("from-{}", c.first),
+                    hive: vec![],
+                    spec: serde_json::Value::Null,
+                }],
+                cursor: Some(serde_json::json!(c.first + c.rows - 1)),
+            })
+        }
+
+        fn read<'a>(
+            &'a self,
+            c: &'a ShapeConfig,
+            _: &'a StreamDescriptor,
+            _: &'a Partition,
+            _: ReadContext,
+        ) -> ReadStream<'a> {
+            let items = vec![
+                Ok(ReadItem::Batch(batch(c))),
+                Ok(ReadItem::Checkpoint(serde_json::json!("done"))),
+            ];
+            Box::pin(connector_sdk::futures::stream::iter(items))
+        }
+    }
+}
+
+/// Runs `config` through the core with `policy`.
+async fn run_shape(
+    env: &TestEnv,
+    output: &connector_sdk::OutputLocation,
+    config: shape::ShapeConfig,
+    policy: connector_sdk::SchemaEvolution,
+) -> Result<connector_sdk::RunReport, connector_sdk::Error> {
+    let mut options = connector_sdk::ExtractOptions::new(output.clone());
+    options.schema_evolution = policy;
+    connector_sdk::ExtractCore::new(shape::Shape, config, env.store().await, options, "test")?
+        .run("items", &connector_sdk::StopSignal::new())
+        .await
+}
+
+fn cols(spec: &[(&str, &str)]) -> Vec<(String, String)> {
+    spec.iter()
+        .map(|(n, t)| (n.to_string(), t.to_string()))
+        .collect()
+}
+
+/// Column `name` of delta-rs's read, in `id` order.
+fn column_by_id(read: &Value, name: &str) -> Vec<Value> {
+    let order = integration_tests::pyarrow_order_by(read, "id");
+    let col = read["columns"][name]
+        .as_array()
+        .unwrap_or_else(|| panic!("no column `{name}` in {}", read["schema"]));
+    order.iter().map(|&i| col[i].clone()).collect()
+}
+
+/// Under each policy: a column added at the source, a column dropped at the source, a
+/// column whose type changed. delta-rs reads the result each time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn schema_evolution_adds_refuses_or_discards_new_columns_and_refuses_type_changes() {
+    use connector_sdk::SchemaEvolution::{DiscardColumns, Evolve, Freeze};
+    let env = TestEnv::start().await;
+    let v1 = |first| shape::ShapeConfig {
+        columns: cols(&[("a", "int32")]),
+        first,
+        rows: 3,
+    };
+    let v2 = |first| shape::ShapeConfig {
+        columns: cols(&[("a", "int32"), ("b", "utf8")]),
+        first,
+        rows: 3,
+    };
+
+    // evolve: the new column is added; earlier rows read it as null.
+    let out = env.output("evolve");
+    run_shape(&env, &out, v1(1), Evolve).await.unwrap();
+    run_shape(&env, &out, v2(4), Evolve).await.unwrap();
+    let read = read_with_deltalake(&env, &out, "items");
+    assert_eq!(read["rows"], json!(6));
+    assert_eq!(
+        column_by_id(&read, "b"),
+        vec![
+            Value::Null,
+            Value::Null,
+            Value::Null,
+            json!("v4"),
+            json!("v5"),
+            json!("v6")
+        ]
+    );
+    assert_eq!(
+        column_by_id(&read, "a"),
+        vec![
+            json!(10),
+            json!(20),
+            json!(30),
+            json!(40),
+            json!(50),
+            json!(60)
+        ]
+    );
+    // A column the source drops reads as null from then on; the table keeps it.
+    let v3 = shape::ShapeConfig {
+        columns: cols(&[("b", "utf8")]),
+        first: 7,
+        rows: 2,
+    };
+    run_shape(&env, &out, v3, Evolve).await.unwrap();
+    let read = read_with_deltalake(&env, &out, "items");
+    assert_eq!(read["rows"], json!(8));
+    let a = column_by_id(&read, "a");
+    assert_eq!(&a[6..], &[Value::Null, Value::Null]);
+    assert_eq!(column_by_id(&read, "b")[7], json!("v8"));
+
+    // freeze: the new column is refused before anything is read; the table is unchanged.
+    let out = env.output("freeze");
+    run_shape(&env, &out, v1(1), Freeze).await.unwrap();
+    let err = run_shape(&env, &out, v2(4), Freeze).await.unwrap_err();
+    let msg = err.to_string();
+    assert!(
+        msg.contains("`b`") && msg.contains("freeze") && !msg.contains('\n'),
+        "{msg}"
+    );
+    assert_eq!(err.exit_code(), connector_sdk::exit::INPUT);
+    let keys = env.keys("freeze/items/").await;
+    assert_eq!(
+        keys.iter().filter(|k| k.ends_with(".parquet")).count(),
+        1,
+        "no file written by the refused run: {keys:?}"
+    );
+    assert_eq!(read_with_deltalake(&env, &out, "items")["rows"], json!(3));
+
+    // discard_columns: the run lands, without the new column.
+    let out = env.output("discard");
+    run_shape(&env, &out, v1(1), DiscardColumns).await.unwrap();
+    run_shape(&env, &out, v2(4), DiscardColumns).await.unwrap();
+    let read = read_with_deltalake(&env, &out, "items");
+    assert_eq!(read["rows"], json!(6));
+    assert_eq!(
+        read["schema"],
+        json!([["id", "int64", false], ["a", "int32", true]])
+    );
+    assert_eq!(
+        column_by_id(&read, "a"),
+        vec![
+            json!(10),
+            json!(20),
+            json!(30),
+            json!(40),
+            json!(50),
+            json!(60)
+        ]
+    );
+
+    // A changed type is refused under every policy, naming the column and both types.
+    for policy in [Evolve, Freeze, DiscardColumns] {
+        let changed = shape::ShapeConfig {
+            columns: cols(&[("a", "utf8")]),
+            first: 100,
+            rows: 1,
+        };
+        let msg = run_shape(&env, &env.output("discard"), changed, policy)
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(
+            msg.contains("`a`") && msg.contains("integer") && msg.contains("string"),
+            "{policy:?}: {msg}"
+        );
+    }
+    assert_eq!(
+        read_with_deltalake(&env, &env.output("discard"), "items")["rows"],
+        json!(6)
+    );
+}

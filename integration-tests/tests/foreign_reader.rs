@@ -106,6 +106,21 @@ fn assert_read_equals(read: &Value, source: &arrow::record_batch::RecordBatch, r
     );
 }
 
+/// The demo's logical types as pyarrow names them, written out rather than derived from
+/// our schema.
+fn demo_schema_as_read() -> Value {
+    json!([
+        ["order_id", "int64", false],
+        ["customer_id", "int32", false],
+        ["amount", "decimal128(12, 2)", true],
+        ["currency", "string", false],
+        ["created_at", "timestamp[us, tz=UTC]", false],
+        ["is_gift", "bool", true],
+        ["discount", "double", true],
+        ["note", "string", true],
+    ])
+}
+
 #[test]
 fn decimal_text_matches_python() {
     assert_eq!(decimal_text(12345, 2), "123.45");
@@ -140,19 +155,7 @@ async fn pyarrow_reads_the_demo_dataset_as_the_source() {
     .unwrap();
     let read = read_with_pyarrow(&env, &output, ORDERS).await;
     // Logical types as pyarrow names them: written, not derived from our schema.
-    assert_eq!(
-        read["schema"],
-        json!([
-            ["order_id", "int64", false],
-            ["customer_id", "int32", false],
-            ["amount", "decimal128(12, 2)", true],
-            ["currency", "string", false],
-            ["created_at", "timestamp[us, tz=UTC]", false],
-            ["is_gift", "bool", true],
-            ["discount", "double", true],
-            ["note", "string", true],
-        ])
-    );
+    assert_eq!(read["schema"], demo_schema_as_read());
     let source = orders_batch(&config, 1, 20_000);
     assert_read_equals(&read, &source, "pyarrow");
     // The columns with extremes of their types in the source are there too.
@@ -278,19 +281,7 @@ async fn deltalake_reads_the_table_as_the_source_through_stop_resume_crash_and_i
     let read = read_with_deltalake(&env, &output, ORDERS);
     assert_eq!(read["rows"], json!(partial.rows));
     // Logical types as delta-rs reports them, from the table's schema.
-    assert_eq!(
-        read["schema"],
-        json!([
-            ["order_id", "int64", false],
-            ["customer_id", "int32", false],
-            ["amount", "decimal128(12, 2)", true],
-            ["currency", "string", false],
-            ["created_at", "timestamp[us, tz=UTC]", false],
-            ["is_gift", "bool", true],
-            ["discount", "double", true],
-            ["note", "string", true],
-        ])
-    );
+    assert_eq!(read["schema"], demo_schema_as_read());
 
     // 2. The next run finishes the plan.
     config.batch_delay_ms = 0;

@@ -26,6 +26,11 @@ fn cases() -> Vec<(&'static str, &'static str, Value)> {
         ("max_buffered_parts", "3", json!(3)),
         ("concurrency", "5", json!(5)),
         ("max_runtime_secs", "90.5", json!(90.5)),
+        (
+            "schema_evolution",
+            "discard_columns",
+            json!("discard_columns"),
+        ),
     ]
 }
 
@@ -183,6 +188,7 @@ fn every_path_names_the_option_it_refuses() {
         json!({"part_mib": 8}),
         json!({"part_size": "8MB"}),
         json!({"codec": "gzip"}),
+        json!({"schema_evolution": "loose"}),
     ] {
         let event = json!({"config": {}, "output": "s3://b/p", "stream": "orders", "options": bad});
         assert!(

@@ -11,7 +11,9 @@
 //!   including `Host` and `Authorization` so SigV4 stays valid, streaming
 //!   body) and the upstream response is streamed back.
 //!
-//! `fail_all` answers every request with the `SlowDown` 503.
+//! `fail_all` answers every request with the `SlowDown` 503. `lose_reply_once` forwards
+//! the first PUT whose path contains the given text, lets the server apply it, then closes
+//! the connection without its response (the write happened; the client cannot know).
 
 use std::convert::Infallible;
 use std::fmt;
@@ -51,6 +53,9 @@ pub struct FaultConfig {
     /// Seed of the RNG that draws the faults (runs are reproducible for a
     /// given request order).
     pub seed: u64,
+    /// Forward the first PUT whose path contains this text, then drop its response
+    /// (once; other faults are not drawn for that request).
+    pub lose_reply_once: Option<String>,
 }
 
 impl Default for FaultConfig {
@@ -61,6 +66,7 @@ impl Default for FaultConfig {
             reset_rate: 0.0,
             fail_all: false,
             seed: 0,
+            lose_reply_once: None,
         }
     }
 }
@@ -74,6 +80,8 @@ pub struct FaultStats {
     pub slow_downs: u64,
     /// Requests whose connection was dropped without a response.
     pub resets: u64,
+    /// Requests forwarded and applied whose response was then dropped.
+    pub lost_replies: u64,
 }
 
 /// A running fault-injecting proxy. Stop it with [`FaultProxy::shutdown`].
@@ -125,6 +133,7 @@ impl FaultProxy {
             requests: AtomicU64::new(0),
             slow_downs: AtomicU64::new(0),
             resets: AtomicU64::new(0),
+            lost_replies: AtomicU64::new(0),
         });
 
         let listener = server::bind(listen).await?;
@@ -174,6 +183,7 @@ impl FaultProxy {
             requests: self.shared.requests.load(Ordering::Relaxed),
             slow_downs: self.shared.slow_downs.load(Ordering::Relaxed),
             resets: self.shared.resets.load(Ordering::Relaxed),
+            lost_replies: self.shared.lost_replies.load(Ordering::Relaxed),
         }
     }
 
@@ -201,6 +211,7 @@ struct Shared {
     requests: AtomicU64,
     slow_downs: AtomicU64,
     resets: AtomicU64,
+    lost_replies: AtomicU64,
 }
 
 impl Shared {
@@ -212,11 +223,16 @@ impl Shared {
             .clone()
     }
 
-    fn decide(&self) -> Decision {
-        self.state
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .draw()
+    fn decide(&self, method: &hyper::Method, path: &str) -> Decision {
+        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        if method == hyper::Method::PUT
+            && let Some(text) = &state.config.lose_reply_once
+            && path.contains(text.as_str())
+        {
+            state.config.lose_reply_once = None;
+            return Decision::ForwardThenDrop;
+        }
+        state.draw()
     }
 }
 
@@ -252,6 +268,7 @@ enum Decision {
     SlowDown,
     Reset,
     Forward,
+    ForwardThenDrop,
 }
 
 /// The service error that makes hyper drop the connection without answering.
@@ -289,7 +306,8 @@ async fn handle(
     req: Request<Incoming>,
 ) -> Result<Response<ProxyBody>, InjectedReset> {
     let n = shared.requests.fetch_add(1, Ordering::Relaxed) + 1;
-    match shared.decide() {
+    let path = req.uri().path().to_owned();
+    match shared.decide(req.method(), &path) {
         Decision::Reset => {
             shared.resets.fetch_add(1, Ordering::Relaxed);
             tracing::debug!(n, method = %req.method(), uri = %req.uri(), "fault proxy: reset");
@@ -311,6 +329,14 @@ async fn handle(
             Ok(slow_down_response(&resource, n))
         }
         Decision::Forward => Ok(forward(shared, req, n).await),
+        Decision::ForwardThenDrop => {
+            let response = forward(shared, req, n).await;
+            // Wait for the whole upstream answer (the write is applied), then drop it.
+            let _ = response.into_body().collect().await;
+            shared.lost_replies.fetch_add(1, Ordering::Relaxed);
+            tracing::debug!(n, %path, "fault proxy: forwarded, reply dropped");
+            Err(InjectedReset)
+        }
     }
 }
 
@@ -416,6 +442,7 @@ mod tests {
             reset_rate: 0.1,
             fail_all: false,
             seed: 7,
+            lose_reply_once: None,
         };
         let a = decisions(cfg.clone(), 1000);
         assert_eq!(a, decisions(cfg, 1000));

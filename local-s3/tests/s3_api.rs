@@ -722,6 +722,7 @@ async fn proxy_faults_are_retried_by_the_sdk() {
             reset_rate: 0.1,
             fail_all: false,
             seed: 42,
+            lose_reply_once: None,
         },
     )
     .await

@@ -97,6 +97,7 @@ async fn run(args: Args) -> Result<(), LocalS3Error> {
             reset_rate: args.fault_reset_rate,
             fail_all: false,
             seed: args.fault_seed,
+            lose_reply_once: None,
         };
         Some(FaultProxy::start_on(s3.addr(), config, listen).await?)
     } else {

@@ -8,7 +8,7 @@ use std::fmt;
 use std::str::FromStr;
 use std::time::{Duration, Instant};
 
-use connector_sdk::{Codec, Dictionary, Error, ExtractOptions, OutputLocation};
+use connector_sdk::{Codec, Dictionary, Error, ExtractOptions, OutputLocation, SchemaEvolution};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -172,6 +172,12 @@ pub struct ExtractSettings {
     #[arg(long, env = "CONNECTOR_MAX_RUNTIME_SECS", value_name = "SECS")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_runtime_secs: Option<f64>,
+    /// A source column the stream's table does not have: evolve (add it to the table),
+    /// freeze (refuse the run before reading, naming the column) or discard_columns (drop
+    /// it from the data) [default: evolve]
+    #[arg(long, env = "CONNECTOR_SCHEMA_EVOLUTION", value_name = "POLICY", value_parser = parse_schema_evolution)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schema_evolution: Option<SchemaEvolution>,
 }
 
 /// `s` as a codec; the message without the SDK's "invalid request:" prefix (clap adds
@@ -181,6 +187,10 @@ fn parse_codec(s: &str) -> Result<Codec, String> {
 }
 
 fn parse_dictionary(s: &str) -> Result<Dictionary, String> {
+    s.parse().map_err(|e| request_message(&e))
+}
+
+fn parse_schema_evolution(s: &str) -> Result<SchemaEvolution, String> {
     s.parse().map_err(|e| request_message(&e))
 }
 
@@ -226,6 +236,7 @@ impl ExtractSettings {
             max_buffered_parts: other.max_buffered_parts.or(self.max_buffered_parts),
             concurrency: other.concurrency.or(self.concurrency),
             max_runtime_secs: other.max_runtime_secs.or(self.max_runtime_secs),
+            schema_evolution: other.schema_evolution.or(self.schema_evolution),
         }
     }
 
@@ -253,6 +264,9 @@ impl ExtractSettings {
         }
         if let Some(d) = self.dictionary {
             o.parquet.dictionary = d;
+        }
+        if let Some(p) = self.schema_evolution {
+            o.schema_evolution = p;
         }
         if let Some(p) = self.part_size {
             if !(MIN_PART..=MAX_PART).contains(&p) {
