@@ -68,6 +68,10 @@ pub struct PendingPlan {
     pub target_cursor: Option<Cursor>,
     /// Every partition of the plan with its progress.
     pub partitions: Vec<PartitionProgress>,
+    /// `replace`: the files written so far, not yet in the table (with their statistics);
+    /// the commit that completes the plan adds them and removes the previous ones.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub staged: Vec<DataFile>,
 }
 
 /// Incremental state, stored only in committed manifests.
@@ -334,14 +338,21 @@ impl Dataset {
     }
 
     /// Commit `manifest` as table version `manifest.sequence - 1`, adding `files` (with
-    /// their statistics), only if that version is free. Returns [`Error::CommitConflict`]
-    /// if another run got there first.
-    pub async fn commit(&self, manifest: &DatasetManifest, files: &[DataFile]) -> Result<()> {
+    /// their statistics) and, with `replace`, removing every file of the previous version,
+    /// only if that version is free. Returns [`Error::CommitConflict`] if another run got
+    /// there first.
+    pub async fn commit(
+        &self,
+        manifest: &DatasetManifest,
+        files: &[DataFile],
+        replace: bool,
+    ) -> Result<()> {
         let table = self.table()?;
         let mut record = manifest.clone();
         for f in &mut record.files {
             f.stats = None;
         }
+        // Staged files keep their statistics: the completing commit adds them.
         let record = serde_json::to_string(&record)
             .map_err(|e| Error::Internal(format!("serializing the run record: {e}")))?;
         let to_add: Vec<FileToAdd> = files
@@ -360,6 +371,7 @@ impl Dataset {
         let outcome = Box::pin(table.commit(TableCommit {
             base_version: version.checked_sub(1),
             schema: &manifest.schema,
+            remove_all: replace,
             files: &to_add,
             run_id: &manifest.run_id,
             record,

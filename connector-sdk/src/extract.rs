@@ -24,7 +24,7 @@ use crate::connector::{Connector, Cursor, Partition, ReadContext, ReadItem, Stre
 use crate::dataset::{DataFile, Dataset, PartitionProgress};
 use crate::error::{ConnectorError, Error, Result};
 use crate::manifest::ConnectorManifest;
-use crate::options::{Dictionary, ExtractOptions, SchemaEvolution};
+use crate::options::{Dictionary, ExtractOptions, SchemaEvolution, WriteDisposition};
 use crate::report::{Progress, RunReport};
 use crate::s3::S3Store;
 use crate::sink::{
@@ -97,6 +97,12 @@ pub struct RunPlan {
     pub started_at: DateTime<Utc>,
     /// Milliseconds spent preparing.
     pub plan_ms: u64,
+    /// How the complete plan's rows land in the table.
+    #[serde(default)]
+    pub disposition: WriteDisposition,
+    /// `replace`: files earlier runs of this plan wrote, staged for its final commit.
+    #[serde(default)]
+    pub staged: Vec<DataFile>,
 }
 
 impl RunPlan {
@@ -305,8 +311,21 @@ impl<C: Connector> ExtractCore<C> {
         let latest = Box::pin(dataset.latest()).await?;
         let base_sequence = latest.as_ref().map(|m| m.sequence).unwrap_or(0);
         let state = latest.map(|m| m.state).unwrap_or_default();
-        let (work, target_cursor, resumed) = match state.pending {
-            Some(pending) => (pending.partitions, pending.target_cursor, true),
+        let disposition =
+            self.options
+                .write_disposition
+                .unwrap_or(if descriptor.cursor_field.is_some() {
+                    WriteDisposition::Append
+                } else {
+                    WriteDisposition::Replace
+                });
+        let (work, target_cursor, resumed, staged) = match state.pending {
+            Some(pending) => (
+                pending.partitions,
+                pending.target_cursor,
+                true,
+                pending.staged,
+            ),
             None => {
                 let plan = self
                     .connector
@@ -322,7 +341,7 @@ impl<C: Connector> ExtractCore<C> {
                         done: false,
                     })
                     .collect();
-                (work, plan.cursor, false)
+                (work, plan.cursor, false, Vec::new())
             }
         };
         let plan = RunPlan {
@@ -335,6 +354,14 @@ impl<C: Connector> ExtractCore<C> {
             resumed,
             started_at,
             plan_ms: started.elapsed().as_millis() as u64,
+            // Files staged by a `replace` plan finish as `replace`, whatever the option says
+            // now: appending them would leave the old rows beside the new ones.
+            disposition: if staged.is_empty() {
+                disposition
+            } else {
+                WriteDisposition::Replace
+            },
+            staged,
         };
         tracing::info!(
             stream,

@@ -30,7 +30,7 @@ pub use extract::{
 pub use manifest::{ConnectorManifest, NetworkPattern, Runner};
 pub use options::{
     Codec, Dictionary, ExtractOptions, OutputLocation, ParquetOptions, SchemaEvolution,
-    UploadOptions,
+    UploadOptions, WriteDisposition,
 };
 pub use report::{Progress, RunReport};
 pub use s3::{S3Options, S3Store, StaticCredentials};

@@ -173,6 +173,33 @@ impl FromStr for SchemaEvolution {
     }
 }
 
+/// How a complete run's rows land in the stream's table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum WriteDisposition {
+    /// The commit adds the run's files (the default for incremental streams).
+    #[default]
+    Append,
+    /// The commit removes every file of the previous table version and adds the run's, in
+    /// one commit (the default for streams without a cursor). A run that stops early
+    /// stages its files; they become visible, and the old ones go, only when the plan
+    /// completes: readers see the old table or the new one, never a mix.
+    Replace,
+}
+
+impl FromStr for WriteDisposition {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s.to_ascii_lowercase().as_str() {
+            "append" => Ok(WriteDisposition::Append),
+            "replace" => Ok(WriteDisposition::Replace),
+            _ => Err(Error::Request(format!(
+                "write disposition {s:?} is unknown; use append or replace"
+            ))),
+        }
+    }
+}
+
 /// How Parquet files are written.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
@@ -242,6 +269,10 @@ pub struct ExtractOptions {
     /// What to do with a source column the table does not have.
     #[serde(default)]
     pub schema_evolution: SchemaEvolution,
+    /// How rows land; `None`: `append` for incremental streams (with a cursor field),
+    /// `replace` for the others.
+    #[serde(default)]
+    pub write_disposition: Option<WriteDisposition>,
 }
 
 fn default_concurrency() -> usize {
@@ -257,6 +288,7 @@ impl ExtractOptions {
             upload: UploadOptions::default(),
             max_concurrent_partitions: default_concurrency(),
             schema_evolution: SchemaEvolution::default(),
+            write_disposition: None,
         }
     }
 

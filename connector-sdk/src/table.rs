@@ -81,6 +81,8 @@ pub struct TableCommit<'a> {
     pub base_version: Option<Version>,
     /// The stream's schema.
     pub schema: &'a Schema,
+    /// Remove every file of the base version (`replace`), in the same commit.
+    pub remove_all: bool,
     /// Files to add.
     pub files: &'a [FileToAdd],
     /// The run id: the commit's transaction id.
@@ -250,6 +252,7 @@ impl DeltaTable {
     pub async fn commit(&self, commit: TableCommit<'_>) -> Result<CommitOutcome> {
         let schema = table_schema(commit.schema)?;
         let files = commit.files.to_vec();
+        let remove_all = commit.remove_all;
         let base = match commit.base_version {
             Some(v) => Some(Box::pin(self.snapshot(Some(v))).await?.ok_or_else(|| {
                 Error::Internal(format!(
@@ -308,7 +311,14 @@ impl DeltaTable {
                     for name in &diff.now_nullable {
                         builder = builder.set_nullable(ColumnName::new([name.as_str()]));
                     }
-                    builder.build(engine, committer)?
+                    let mut txn = builder.build(engine, committer)?;
+                    if remove_all {
+                        let scan = snapshot.scan_builder().build()?;
+                        for meta in scan.scan_metadata(engine)? {
+                            txn.remove_files(meta?.scan_files);
+                        }
+                    }
+                    txn
                 }
             };
             let mut txn = txn;

@@ -121,6 +121,7 @@ async fn statistics_at_type_limits_reach_the_log_exactly_and_delta_rs_reads_the_
         .commit(TableCommit {
             base_version: None,
             schema: &batch.schema(),
+            remove_all: false,
             files: std::slice::from_ref(&file),
             run_id: RUN,
             record: "{}".into(),
@@ -239,6 +240,7 @@ async fn a_commit_on_a_taken_version_is_a_conflict_and_the_run_id_names_the_winn
                 .commit(TableCommit {
                     base_version: base,
                     schema: &schema,
+                    remove_all: false,
                     files: &files,
                     run_id,
                     record: format!("{{\"run\":\"{run_id}\"}}"),
@@ -338,8 +340,32 @@ endpoints = ["s3.amazonaws.com:443"]
         pub columns: Vec<(String, String)>,
         /// First id.
         pub first: i64,
-        /// Rows.
+        /// Rows per partition.
         pub rows: i64,
+        /// Partitions: partition `k` holds ids `first + k * rows ..`.
+        #[serde(default = "one")]
+        pub partitions: i64,
+        /// Sleep before each partition's batch (to stop a run part way).
+        #[serde(default)]
+        pub delay_ms: u64,
+        /// Whether the stream has a cursor field (`id`).
+        #[serde(default = "yes")]
+        pub incremental: bool,
+    }
+
+    fn one() -> i64 {
+        1
+    }
+
+    fn yes() -> bool {
+        true
+    }
+
+    impl ShapeConfig {
+        /// Every id of the source.
+        pub fn ids(&self) -> Vec<i64> {
+            (self.first..self.first + self.rows * self.partitions).collect()
+        }
     }
 
     pub struct Shape;
@@ -357,8 +383,9 @@ endpoints = ["s3.amazonaws.com:443"]
         Arc::new(Schema::new(fields))
     }
 
-    pub fn batch(config: &ShapeConfig) -> RecordBatch {
-        let ids: Vec<i64> = (config.first..config.first + config.rows).collect();
+    pub fn batch(config: &ShapeConfig, k: i64) -> RecordBatch {
+        let start = config.first + k * config.rows;
+        let ids: Vec<i64> = (start..start + config.rows).collect();
         let mut columns: Vec<ArrayRef> = vec![Arc::new(Int64Array::from(ids.clone()))];
         for (_, ty) in &config.columns {
             columns.push(match ty.as_str() {
@@ -387,7 +414,7 @@ endpoints = ["s3.amazonaws.com:443"]
             Ok(vec![StreamDescriptor {
                 name: "items".into(),
                 schema: schema(c),
-                cursor_field: Some("id".into()),
+                cursor_field: c.incremental.then(|| "id".into()),
                 primary_key: vec!["id".into()],
             }])
         }
@@ -399,12 +426,16 @@ endpoints = ["s3.amazonaws.com:443"]
             _: Option<&Cursor>,
         ) -> Result<Plan, ConnectorError> {
             Ok(Plan {
-                partitions: vec![Partition {
-                    id: format!("from-{}", c.first),
-                    hive: vec![],
-                    spec: serde_json::Value::Null,
-                }],
-                cursor: Some(serde_json::json!(c.first + c.rows - 1)),
+                partitions: (0..c.partitions)
+                    .map(|k| Partition {
+                        id: format!("from-{}-{k}", c.first),
+                        hive: vec![],
+                        spec: serde_json::json!(k),
+                    })
+                    .collect(),
+                cursor: c
+                    .incremental
+                    .then(|| serde_json::json!(c.first + c.rows * c.partitions - 1)),
             })
         }
 
@@ -412,14 +443,20 @@ endpoints = ["s3.amazonaws.com:443"]
             &'a self,
             c: &'a ShapeConfig,
             _: &'a StreamDescriptor,
-            _: &'a Partition,
+            p: &'a Partition,
             _: ReadContext,
         ) -> ReadStream<'a> {
-            let items = vec![
-                Ok(ReadItem::Batch(batch(c))),
-                Ok(ReadItem::Checkpoint(serde_json::json!("done"))),
-            ];
-            Box::pin(connector_sdk::futures::stream::iter(items))
+            use connector_sdk::futures::StreamExt;
+            let k = p.spec.as_i64().unwrap_or(0);
+            let delay = std::time::Duration::from_millis(c.delay_ms);
+            let batch = connector_sdk::futures::stream::once(async move {
+                tokio::time::sleep(delay).await;
+                Ok(ReadItem::Batch(batch(c, k)))
+            });
+            let done = connector_sdk::futures::stream::iter([Ok(ReadItem::Checkpoint(
+                serde_json::json!("done"),
+            ))]);
+            Box::pin(batch.chain(done))
         }
     }
 }
@@ -433,9 +470,117 @@ async fn run_shape(
 ) -> Result<connector_sdk::RunReport, connector_sdk::Error> {
     let mut options = connector_sdk::ExtractOptions::new(output.clone());
     options.schema_evolution = policy;
+    run_with(env, config, options, connector_sdk::StopSignal::new()).await
+}
+
+async fn run_with(
+    env: &TestEnv,
+    config: shape::ShapeConfig,
+    options: connector_sdk::ExtractOptions,
+    stop: connector_sdk::StopSignal,
+) -> Result<connector_sdk::RunReport, connector_sdk::Error> {
     connector_sdk::ExtractCore::new(shape::Shape, config, env.store().await, options, "test")?
-        .run("items", &connector_sdk::StopSignal::new())
+        .run("items", &stop)
         .await
+}
+
+/// The ids delta-rs reads from the table, sorted.
+fn table_ids(env: &TestEnv, output: &connector_sdk::OutputLocation) -> Vec<i64> {
+    let read = read_with_deltalake(env, output, "items");
+    let mut ids: Vec<i64> = read["columns"]["id"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_i64().unwrap())
+        .collect();
+    ids.sort_unstable();
+    ids
+}
+
+/// `replace`: the table becomes exactly the latest source, in one commit; a run stopped
+/// part way stages its files and leaves the old table as it was; the resumed run swaps the
+/// whole table at once. A stream without a cursor field replaces by default; one with a
+/// cursor appends.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replace_swaps_the_whole_table_at_once_even_across_a_stopped_run() {
+    use connector_sdk::{RunStatus, StopSignal, WriteDisposition};
+    let env = TestEnv::start().await;
+    let out = env.output("replace");
+    let source = |first: i64, partitions: i64, delay_ms: u64| shape::ShapeConfig {
+        columns: cols(&[("a", "int64")]),
+        first,
+        rows: 4,
+        partitions,
+        delay_ms,
+        incremental: false,
+    };
+    let options = || {
+        let mut o = connector_sdk::ExtractOptions::new(out.clone());
+        o.max_concurrent_partitions = 1;
+        o
+    };
+    // No cursor field: `replace` by default. Twice: exactly the latest source.
+    run_with(&env, source(1, 2, 0), options(), StopSignal::new())
+        .await
+        .unwrap();
+    assert_eq!(table_ids(&env, &out), source(1, 2, 0).ids());
+    let second = run_with(&env, source(100, 3, 0), options(), StopSignal::new())
+        .await
+        .unwrap();
+    assert_eq!(second.rows, 12);
+    assert_eq!(table_ids(&env, &out), source(100, 3, 0).ids());
+
+    // A stopped replace: one partition of three read, then the deadline. Its files are
+    // staged, not visible: readers still see the previous table, whole.
+    let slow = source(500, 3, 400);
+    let stop = StopSignal::new().with_deadline(Some(
+        std::time::Instant::now() + std::time::Duration::from_millis(600),
+    ));
+    let partial = run_with(&env, slow.clone(), options(), stop).await.unwrap();
+    assert_eq!(partial.status, RunStatus::Partial);
+    assert!(
+        partial.rows > 0 && partial.rows < 12,
+        "rows {}",
+        partial.rows
+    );
+    assert_eq!(table_ids(&env, &out), source(100, 3, 0).ids());
+    // Even if the next run asks for `append`, the staged plan finishes as a replace.
+    let mut append = options();
+    append.write_disposition = Some(WriteDisposition::Append);
+    let rest = run_with(&env, slow.clone(), append, StopSignal::new())
+        .await
+        .unwrap();
+    assert_eq!(rest.status, RunStatus::Complete);
+    assert_eq!(partial.rows + rest.rows, 12);
+    assert_eq!(table_ids(&env, &out), slow.ids());
+    // The replaced files are out of the table but still in the bucket (time travel; a
+    // vacuum removes them).
+    let live = connector_sdk::Dataset::new(env.store().await, out.clone(), "items")
+        .committed_files()
+        .await
+        .unwrap();
+    assert_eq!(live.iter().map(|f| f.rows).sum::<u64>(), 12);
+
+    // A stream with a cursor appends by default; `replace` on it is honoured.
+    let out = env.output("append");
+    let incremental = |first: i64| shape::ShapeConfig {
+        incremental: true,
+        ..source(first, 1, 0)
+    };
+    let o = || connector_sdk::ExtractOptions::new(out.clone());
+    run_with(&env, incremental(1), o(), StopSignal::new())
+        .await
+        .unwrap();
+    run_with(&env, incremental(5), o(), StopSignal::new())
+        .await
+        .unwrap();
+    assert_eq!(table_ids(&env, &out), (1..=8).collect::<Vec<i64>>());
+    let mut replace = o();
+    replace.write_disposition = Some(WriteDisposition::Replace);
+    run_with(&env, incremental(9), replace, StopSignal::new())
+        .await
+        .unwrap();
+    assert_eq!(table_ids(&env, &out), (9..=12).collect::<Vec<i64>>());
 }
 
 fn cols(spec: &[(&str, &str)]) -> Vec<(String, String)> {
@@ -463,11 +608,17 @@ async fn schema_evolution_adds_refuses_or_discards_new_columns_and_refuses_type_
         columns: cols(&[("a", "int32")]),
         first,
         rows: 3,
+        partitions: 1,
+        delay_ms: 0,
+        incremental: true,
     };
     let v2 = |first| shape::ShapeConfig {
         columns: cols(&[("a", "int32"), ("b", "utf8")]),
         first,
         rows: 3,
+        partitions: 1,
+        delay_ms: 0,
+        incremental: true,
     };
 
     // evolve: the new column is added; earlier rows read it as null.
@@ -503,6 +654,9 @@ async fn schema_evolution_adds_refuses_or_discards_new_columns_and_refuses_type_
         columns: cols(&[("b", "utf8")]),
         first: 7,
         rows: 2,
+        partitions: 1,
+        delay_ms: 0,
+        incremental: true,
     };
     run_shape(&env, &out, v3, Evolve).await.unwrap();
     let read = read_with_deltalake(&env, &out, "items");
@@ -557,6 +711,9 @@ async fn schema_evolution_adds_refuses_or_discards_new_columns_and_refuses_type_
             columns: cols(&[("a", "utf8")]),
             first: 100,
             rows: 1,
+            partitions: 1,
+            delay_ms: 0,
+            incremental: true,
         };
         let msg = run_shape(&env, &env.output("discard"), changed, policy)
             .await

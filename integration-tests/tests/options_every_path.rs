@@ -31,6 +31,7 @@ fn cases() -> Vec<(&'static str, &'static str, Value)> {
             "discard_columns",
             json!("discard_columns"),
         ),
+        ("write_disposition", "replace", json!("replace")),
     ]
 }
 
@@ -189,6 +190,7 @@ fn every_path_names_the_option_it_refuses() {
         json!({"part_size": "8MB"}),
         json!({"codec": "gzip"}),
         json!({"schema_evolution": "loose"}),
+        json!({"write_disposition": "upsert"}),
     ] {
         let event = json!({"config": {}, "output": "s3://b/p", "stream": "orders", "options": bad});
         assert!(

@@ -20,6 +20,7 @@ use crate::dataset::{
     StreamState, Timings,
 };
 use crate::error::{Error, Result};
+use crate::options::WriteDisposition;
 use crate::report::RunReport;
 
 /// Stage 1: every partition's progress after this run, and the files it wrote.
@@ -86,11 +87,18 @@ pub(super) struct CommitDecision {
     /// Whether there is anything to commit. A plan with nothing new (no files, state
     /// unchanged) commits nothing.
     pub needs_commit: bool,
+    /// The files the commit adds to the table.
+    pub adds: Vec<DataFile>,
+    /// Whether the commit removes every file of the previous version (`replace`, complete).
+    pub replace: bool,
 }
 
 /// Decide the status and state of `plan` after `merged`.
 pub(super) fn decide(plan: &RunPlan, merged: &MergedProgress) -> CommitDecision {
     let all_done = merged.work.iter().all(|w| w.done);
+    let replace = plan.disposition == WriteDisposition::Replace;
+    // `replace` stages a partial plan's files; the completing commit adds all of them.
+    let staged: Vec<DataFile> = plan.staged.iter().chain(&merged.files).cloned().collect();
     let (status, state) = if all_done {
         let cursor = plan
             .target_cursor
@@ -111,17 +119,27 @@ pub(super) fn decide(plan: &RunPlan, merged: &MergedProgress) -> CommitDecision 
                 pending: Some(PendingPlan {
                     target_cursor: plan.target_cursor.clone(),
                     partitions: merged.work.clone(),
+                    staged: if replace { staged.clone() } else { Vec::new() },
                 }),
             },
         )
     };
+    // A complete `replace` always commits: the table becomes the source as it is now,
+    // even when that is no rows.
     let needs_commit = merged.changed
         || plan.base_sequence == 0
-        || (all_done && (plan.resumed || state.cursor != plan.previous_cursor));
+        || (all_done && (replace || plan.resumed || state.cursor != plan.previous_cursor));
+    let adds = match (replace, all_done) {
+        (false, _) => merged.files.clone(),
+        (true, true) => staged,
+        (true, false) => Vec::new(),
+    };
     CommitDecision {
         status,
         state,
         needs_commit,
+        adds,
+        replace: replace && all_done,
     }
 }
 
@@ -146,7 +164,7 @@ impl<C: Connector> ExtractCore<C> {
         let committed = if decision.needs_commit {
             let manifest = self.build_manifest(plan, &decision, &merged, sequence, &timings);
             tracing::info!(stream = %plan.stream.name, sequence, files = merged.files.len(), "committing");
-            if let Err(e) = self.apply(&dataset, plan, &manifest).await {
+            if let Err(e) = self.apply(&dataset, plan, &manifest, &decision).await {
                 if matches!(
                     e,
                     Error::CommitConflict { .. } | Error::DataFileMissing { .. }
@@ -205,7 +223,7 @@ impl<C: Connector> ExtractCore<C> {
             schema: plan.stream.schema.as_ref().clone(),
             rows: merged.files.iter().map(|f| f.rows).sum(),
             bytes: merged.files.iter().map(|f| f.bytes).sum(),
-            files: merged.files.clone(),
+            files: decision.adds.clone(),
             state: decision.state.clone(),
         }
     }
@@ -217,10 +235,12 @@ impl<C: Connector> ExtractCore<C> {
         dataset: &Dataset,
         plan: &RunPlan,
         manifest: &DatasetManifest,
+        decision: &CommitDecision,
     ) -> Result<()> {
-        self.verify_files(&plan.run_id, &manifest.files).await?;
+        // Staged files too: a `replace` plan's earlier files must still be there.
+        self.verify_files(&plan.run_id, &decision.adds).await?;
         // Boxed: the table commit's future is deep, and every runner's future holds it.
-        Box::pin(dataset.commit(manifest, &manifest.files)).await
+        Box::pin(dataset.commit(manifest, &decision.adds, decision.replace)).await
     }
 
     /// Check that every file this run is about to commit exists with the size it was

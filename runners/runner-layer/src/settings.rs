@@ -8,7 +8,9 @@ use std::fmt;
 use std::str::FromStr;
 use std::time::{Duration, Instant};
 
-use connector_sdk::{Codec, Dictionary, Error, ExtractOptions, OutputLocation, SchemaEvolution};
+use connector_sdk::{
+    Codec, Dictionary, Error, ExtractOptions, OutputLocation, SchemaEvolution, WriteDisposition,
+};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -178,6 +180,12 @@ pub struct ExtractSettings {
     #[arg(long, env = "CONNECTOR_SCHEMA_EVOLUTION", value_name = "POLICY", value_parser = parse_schema_evolution)]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub schema_evolution: Option<SchemaEvolution>,
+    /// How a complete run's rows land: append (add files) or replace (the table becomes
+    /// exactly this run's rows, in one commit) [default: append for incremental streams,
+    /// replace for the others]
+    #[arg(long, env = "CONNECTOR_WRITE_DISPOSITION", value_name = "MODE", value_parser = parse_write_disposition)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub write_disposition: Option<WriteDisposition>,
 }
 
 /// `s` as a codec; the message without the SDK's "invalid request:" prefix (clap adds
@@ -191,6 +199,10 @@ fn parse_dictionary(s: &str) -> Result<Dictionary, String> {
 }
 
 fn parse_schema_evolution(s: &str) -> Result<SchemaEvolution, String> {
+    s.parse().map_err(|e| request_message(&e))
+}
+
+fn parse_write_disposition(s: &str) -> Result<WriteDisposition, String> {
     s.parse().map_err(|e| request_message(&e))
 }
 
@@ -237,6 +249,7 @@ impl ExtractSettings {
             concurrency: other.concurrency.or(self.concurrency),
             max_runtime_secs: other.max_runtime_secs.or(self.max_runtime_secs),
             schema_evolution: other.schema_evolution.or(self.schema_evolution),
+            write_disposition: other.write_disposition.or(self.write_disposition),
         }
     }
 
@@ -268,6 +281,7 @@ impl ExtractSettings {
         if let Some(p) = self.schema_evolution {
             o.schema_evolution = p;
         }
+        o.write_disposition = self.write_disposition;
         if let Some(p) = self.part_size {
             if !(MIN_PART..=MAX_PART).contains(&p) {
                 return bad(format!(
