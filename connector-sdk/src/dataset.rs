@@ -143,6 +143,9 @@ pub struct DatasetManifest {
     pub bytes: u64,
     /// State after this run.
     pub state: StreamState,
+    /// Whether this commit removed every earlier file of the table (`replace`).
+    #[serde(default)]
+    pub replaced_table: bool,
 }
 
 /// A stream's dataset in the bucket.
@@ -430,7 +433,9 @@ impl Dataset {
     }
 
     /// Delete the data files of runs that never committed and abort their multipart
-    /// uploads, when they are older than `grace_secs`; with `dry_run`, only list them.
+    /// uploads, when they are older than `grace_secs`, and the files a `replace` took out
+    /// of the table `grace_secs` or more ago (Delta's vacuum); with `dry_run`, only list
+    /// them.
     ///
     /// Only object names of the data-file pattern (`part-<run>-<partition>-<seq>.parquet`)
     /// that the latest snapshot does not list and whose run id is not a committed run's are
@@ -453,10 +458,31 @@ impl Dataset {
         }
         let committed_runs: BTreeSet<&str> = manifests.iter().map(|m| m.run_id.as_str()).collect();
         let live: BTreeSet<&str> = live_files.iter().map(|f| f.key.as_str()).collect();
+        // When each file a `replace` took out of the table was removed: the commit time of
+        // the first replacing commit after the one that added it (Delta's vacuum counts
+        // retention from the removal, so a reader of the older snapshot keeps its files).
+        let mut removed_at: std::collections::HashMap<&str, i64> = Default::default();
+        let mut added: Vec<&str> = Vec::new();
+        for m in &manifests {
+            if m.replaced_table {
+                for key in added.drain(..) {
+                    removed_at.insert(key, m.committed_at.timestamp());
+                }
+            }
+            added.extend(m.files.iter().map(|f| f.key.as_str()));
+        }
+        let grace = grace_secs.min(i64::MAX as u64) as i64;
         let is_garbage = |key: &str, age_secs: i64| {
-            !live.contains(key)
-                && age_secs >= grace_secs.min(i64::MAX as u64) as i64
-                && data_file_run_id(key).is_some_and(|run| !committed_runs.contains(run))
+            if live.contains(key) || data_file_run_id(key).is_none() {
+                return false;
+            }
+            match removed_at.get(key) {
+                Some(at) => now - at >= grace,
+                None => {
+                    age_secs >= grace
+                        && data_file_run_id(key).is_some_and(|run| !committed_runs.contains(run))
+                }
+            }
         };
         let root = self.key("");
         let mut report = GarbageReport {

@@ -560,6 +560,26 @@ async fn replace_swaps_the_whole_table_at_once_even_across_a_stopped_run() {
         .await
         .unwrap();
     assert_eq!(live.iter().map(|f| f.rows).sum::<u64>(), 12);
+    // gc with vacuum semantics: the replaced files go once their removal is older than
+    // the grace (0 here, through the dataset API; `gc` itself never allows less than the
+    // longest declared runtime); the table's own files stay and it still reads whole.
+    let dataset = connector_sdk::Dataset::new(env.store().await, out.clone(), "items");
+    let parquet = |keys: Vec<String>| keys.into_iter().filter(|k| k.ends_with(".parquet")).count();
+    let before = parquet(env.keys("replace/items/").await);
+    assert_eq!(
+        before,
+        2 + 3 + 3,
+        "every run's files are still in the bucket"
+    );
+    let kept = dataset.collect_garbage(3600, false).await.unwrap();
+    assert!(kept.deleted_objects.is_empty(), "{kept:?}");
+    let dry = dataset.collect_garbage(0, true).await.unwrap();
+    assert_eq!(dry.deleted_objects.len(), 5, "{dry:?}");
+    assert_eq!(parquet(env.keys("replace/items/").await), before);
+    let vacuumed = dataset.collect_garbage(0, false).await.unwrap();
+    assert_eq!(vacuumed.deleted_objects, dry.deleted_objects);
+    assert_eq!(parquet(env.keys("replace/items/").await), 3);
+    assert_eq!(table_ids(&env, &out), slow.ids());
 
     // A stream with a cursor appends by default; `replace` on it is honoured.
     let out = env.output("append");

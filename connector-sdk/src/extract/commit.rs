@@ -225,6 +225,7 @@ impl<C: Connector> ExtractCore<C> {
             bytes: merged.files.iter().map(|f| f.bytes).sum(),
             files: decision.adds.clone(),
             state: decision.state.clone(),
+            replaced_table: decision.replace,
         }
     }
 
