@@ -387,7 +387,15 @@ impl Dataset {
         }))
         .await?;
         match outcome {
-            CommitOutcome::Committed(v) if v == version => Ok(()),
+            CommitOutcome::Committed(v) if v == version => {
+                if v > 0 && v % crate::table::CHECKPOINT_INTERVAL == 0 {
+                    // An optimisation: a failure leaves the log as it is, still complete.
+                    if let Err(e) = Box::pin(table.checkpoint(v)).await {
+                        tracing::warn!(version = v, error = %e, "the table checkpoint was not written; the next checkpoint interval tries again");
+                    }
+                }
+                Ok(())
+            }
             CommitOutcome::Committed(v) => Err(Error::Internal(format!(
                 "the table committed version {v}, not the planned {version}"
             ))),

@@ -15,6 +15,7 @@ use std::sync::Arc;
 use arrow::array::{Array, ArrayRef, AsArray, RecordBatch, StringArray, StructArray};
 use arrow::datatypes::{Date32Type, TimeUnit, TimestampMicrosecondType};
 use arrow_schema::{DataType as ArrowType, Field, Schema, SchemaRef as ArrowSchemaRef};
+use delta_kernel::checkpoint::LastCheckpointHintStats;
 use delta_kernel::committer::FileSystemCommitter;
 use delta_kernel::engine::arrow_conversion::TryFromArrow;
 use delta_kernel::engine::arrow_data::ArrowEngineData;
@@ -27,6 +28,7 @@ use delta_kernel_default_engine::executor::tokio::TokioBackgroundExecutor;
 use delta_kernel_default_engine::parquet::DataFileMetadata;
 use delta_kernel_default_engine::stats::FileStatsAccumulator;
 use delta_kernel_default_engine::{DefaultEngine, DefaultEngineBuilder, build_add_file_metadata};
+use parquet::arrow::ArrowWriter;
 use url::Url;
 
 pub use bucket_store::BucketStore;
@@ -36,6 +38,10 @@ use crate::s3::S3Store;
 
 /// The domain metadata that holds the run record and stream state of the last commit.
 pub const STATE_DOMAIN: &str = "connector-sdk.run";
+
+/// A checkpoint is written every this many versions (Delta's default
+/// `delta.checkpointInterval`).
+pub const CHECKPOINT_INTERVAL: Version = 10;
 
 /// Table property naming the format of [`STATE_DOMAIN`]'s value.
 const STATE_FORMAT_PROPERTY: &str = "connector-sdk.state-format";
@@ -243,6 +249,53 @@ impl DeltaTable {
             }
             files.sort_by(|a, b| a.key.cmp(&b.key));
             Ok(files)
+        })
+        .await
+    }
+
+    /// Write the checkpoint of `version` (Parquet, by our writer, through our S3 client)
+    /// and point `_last_checkpoint` at it, so a snapshot reads one checkpoint plus the
+    /// commits after it rather than the whole log.
+    pub async fn checkpoint(&self, version: Version) -> Result<()> {
+        let snapshot = Box::pin(self.snapshot(Some(version)))
+            .await?
+            .ok_or_else(|| {
+                Error::Internal(format!("{}: no version {version} to checkpoint", self.root))
+            })?;
+        let (store, bucket, runtime) = (
+            self.store.clone(),
+            self.bucket.clone(),
+            tokio::runtime::Handle::current(),
+        );
+        self.blocking("writing a checkpoint", move |engine, _| {
+            let writer = snapshot.create_checkpoint_writer(engine)?;
+            let path = writer.checkpoint_path()?;
+            let data = writer.checkpoint_data(engine)?;
+            let state = data.state();
+            let mut parquet: Option<ArrowWriter<Vec<u8>>> = None;
+            for batch in data {
+                let batch =
+                    ArrowEngineData::try_from_engine_data(batch?.apply_selection_vector()?)?;
+                let batch = batch.record_batch();
+                let w = match parquet.as_mut() {
+                    Some(w) => w,
+                    None => parquet.insert(ArrowWriter::try_new(Vec::new(), batch.schema(), None)?),
+                };
+                w.write(batch)?;
+            }
+            let bytes = parquet
+                .ok_or_else(|| KernelError::generic("the checkpoint has no actions"))?
+                .into_inner()?;
+            let size = bytes.len() as u64;
+            let key = percent_decode(path.path().trim_start_matches('/'));
+            runtime
+                .block_on(store.put(&bucket, &key, bytes::Bytes::from(bytes), false))
+                .map_err(|e| KernelError::generic(e.to_string()))?;
+            let state = Arc::into_inner(state).ok_or_else(|| {
+                KernelError::generic("the checkpoint's reconciliation state is still shared")
+            })?;
+            let stats = LastCheckpointHintStats::from_reconciliation_state(state, size, 0)?;
+            writer.finalize(engine, &stats)
         })
         .await
     }

@@ -749,3 +749,59 @@ async fn schema_evolution_adds_refuses_or_discards_new_columns_and_refuses_type_
         json!(6)
     );
 }
+
+/// Every tenth version gets a checkpoint (Parquet, through our S3 client): after it, a
+/// snapshot needs neither the older commits nor a long log walk. delta-rs reads the table
+/// from the checkpoint too, and so does the next run's planning after the older log
+/// entries are gone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_tenth_version_is_checkpointed_and_planning_reads_from_the_checkpoint() {
+    let env = TestEnv::start().await;
+    let out = env.output("checkpoints");
+    let step = |k: i64| shape::ShapeConfig {
+        columns: cols(&[("a", "int32")]),
+        first: 1 + 3 * k,
+        rows: 3,
+        partitions: 1,
+        delay_ms: 0,
+        incremental: true,
+    };
+    for k in 0..12 {
+        run_shape(&env, &out, step(k), connector_sdk::SchemaEvolution::Evolve)
+            .await
+            .unwrap();
+    }
+    let log = env.keys("checkpoints/items/_delta_log/").await;
+    assert!(
+        log.contains(
+            &"checkpoints/items/_delta_log/00000000000000000010.checkpoint.parquet".to_string()
+        ),
+        "{log:?}"
+    );
+    assert!(log.contains(&"checkpoints/items/_delta_log/_last_checkpoint".to_string()));
+    assert_eq!(
+        log.iter()
+            .filter(|k| k.ends_with(".checkpoint.parquet"))
+            .count(),
+        1,
+        "{log:?}"
+    );
+    // The commits before the checkpoint are no longer needed: remove them (as a log
+    // cleanup would); readers and the next run work from the checkpoint.
+    let store = env.store().await;
+    for v in 0..10 {
+        store
+            .delete(
+                BUCKET,
+                &format!("checkpoints/items/_delta_log/{v:020}.json"),
+            )
+            .await
+            .unwrap();
+    }
+    assert_eq!(table_ids(&env, &out), (1..=36).collect::<Vec<i64>>());
+    let next = run_shape(&env, &out, step(12), connector_sdk::SchemaEvolution::Evolve)
+        .await
+        .unwrap();
+    assert_eq!((next.rows, next.sequence), (3, Some(13)));
+    assert_eq!(table_ids(&env, &out), (1..=39).collect::<Vec<i64>>());
+}
