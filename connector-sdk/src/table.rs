@@ -451,6 +451,11 @@ fn add_files<S>(
 
 /// The table schema: the stream's columns, each with its Delta Lake type.
 pub fn table_schema(schema: &Schema) -> Result<Arc<StructType>> {
+    if schema.fields().is_empty() {
+        return Err(Error::Request(
+            "the stream has no columns; a Delta Lake table needs at least one".into(),
+        ));
+    }
     let mut fields = Vec::with_capacity(schema.fields().len());
     for f in schema.fields() {
         // The kernel's error carries a backtrace in its text: name the column instead.

@@ -6,7 +6,7 @@
 
 use std::io::Write;
 
-use connector_sdk::arrow::datatypes::Schema;
+use connector_sdk::arrow::datatypes::{DataType, Field, Schema};
 use connector_sdk::{
     Connector, ConnectorError, Cursor, Partition, Plan, ReadContext, ReadStream, StreamDescriptor,
     async_trait,
@@ -97,7 +97,12 @@ impl<const MODE: u8> Connector for TestConnector<MODE> {
         let _ = config.rows;
         Ok(vec![StreamDescriptor {
             name: "items".into(),
-            schema: std::sync::Arc::new(Schema::empty()),
+            // One column: a Delta table needs at least one.
+            schema: std::sync::Arc::new(Schema::new(vec![Field::new(
+                "id",
+                DataType::Int64,
+                false,
+            )])),
             cursor_field: None,
             primary_key: vec![],
         }])
