@@ -12,6 +12,8 @@ objects; nulls as null.
 
 Usage: python read_parquet.py FILE...          (files in order; one table)
        python read_parquet.py --delta DIR     (the Delta table at DIR, read by deltalake)
+       python read_parquet.py --duckdb DIR    (the Delta table at DIR, read by DuckDB's
+                                               delta extension, from the pip package)
 """
 import json
 import struct
@@ -63,6 +65,20 @@ def main(args):
         from deltalake import DeltaTable
 
         table = DeltaTable(args[1]).to_pyarrow_table()
+    elif args[:1] == ["--duckdb"]:
+        # DuckDB's delta_scan (delta-kernel-rs inside DuckDB), the extension loaded from the
+        # duckdb-ext-delta wheel: no download at test time.
+        import os
+        import site
+
+        import duckdb
+
+        extensions = os.path.join(site.getsitepackages()[0], "duckdb_ext", "extensions")
+        con = duckdb.connect(
+            config={"extension_directory": extensions, "autoinstall_known_extensions": False}
+        )
+        con.execute("LOAD delta")
+        table = con.execute("SELECT * FROM delta_scan(?)", [args[1]]).fetch_arrow_table()
     else:
         # Each file on its own (no hive partition columns inferred from the paths).
         tables = [pq.ParquetFile(p).read() for p in args]

@@ -216,6 +216,21 @@ pub fn read_with_deltalake(
     output: &OutputLocation,
     stream: &str,
 ) -> serde_json::Value {
+    read_table_with(env, output, stream, "--delta")
+}
+
+/// The Delta table of `stream` as DuckDB's `delta_scan` reads it (DuckDB 1.4.4 with the
+/// `duckdb-ext-delta` wheel), in the same JSON form as [`read_with_pyarrow`].
+pub fn read_with_duckdb(env: &TestEnv, output: &OutputLocation, stream: &str) -> serde_json::Value {
+    read_table_with(env, output, stream, "--duckdb")
+}
+
+fn read_table_with(
+    env: &TestEnv,
+    output: &OutputLocation,
+    stream: &str,
+    reader: &str,
+) -> serde_json::Value {
     let table = env
         .dir
         .path()
@@ -225,13 +240,13 @@ pub fn read_with_deltalake(
     let python = workspace_root().join(".venv/bin/python");
     let out = Command::new(&python)
         .arg(workspace_root().join("integration-tests/python/read_parquet.py"))
-        .arg("--delta")
+        .arg(reader)
         .arg(&table)
         .output()
         .unwrap_or_else(|e| panic!("running {}: {e}", python.display()));
     assert!(
         out.status.success(),
-        "deltalake failed to read {}: {}",
+        "{reader} failed to read {}: {}",
         table.display(),
         String::from_utf8_lossy(&out.stderr)
     );

@@ -11,7 +11,7 @@ use arrow::datatypes::DataType;
 use std::time::{Duration, Instant};
 
 use connector_sdk::{Dataset, ExtractCore, ExtractOptions, RunStatus, StopSignal};
-use integration_tests::{TestEnv, read_with_deltalake, read_with_pyarrow};
+use integration_tests::{TestEnv, read_with_deltalake, read_with_duckdb, read_with_pyarrow};
 use orders_demo::{ORDERS, OrdersDemo, OrdersDemoConfig, orders_batch};
 use serde_json::{Value, json};
 
@@ -322,5 +322,8 @@ async fn deltalake_reads_the_table_as_the_source_through_stop_resume_crash_and_i
         &orders_batch(&config, 1, 36_000),
         "deltalake",
     );
+    // DuckDB's delta_scan reads the same table the same way.
+    let duck = read_with_duckdb(&env, &output, ORDERS);
+    assert_read_equals(&duck, &orders_batch(&config, 1, 36_000), "duckdb");
     assert_eq!(dataset.sequences().await.unwrap(), vec![1, 2, 3]);
 }

@@ -90,10 +90,19 @@ async fn run() -> anyhow::Result<()> {
     );
     let table = root.join(BUCKET).join(options.output.key(ORDERS));
     println!();
-    println!("query the table with any Delta Lake reader, e.g. (pip install deltalake):");
     println!(
-        "  python3 -c \"from deltalake import DeltaTable; print(DeltaTable('{}').to_pandas().describe())\"",
+        "query the table with any Delta Lake reader, e.g. Python (pip install deltalake pyarrow):"
+    );
+    println!(
+        "  python3 -c \"from deltalake import DeltaTable; t = DeltaTable('{}').to_pyarrow_table(); print(t.num_rows, t.schema)\"",
         table.display()
+    );
+    println!("or DuckDB:");
+    println!(
+        "  duckdb -c \"INSTALL delta; LOAD delta; SELECT count(*), sum(amount) FROM delta_scan('{}')\"",
+        std::path::absolute(&table)
+            .unwrap_or(table.clone())
+            .display()
     );
     s3.shutdown().await;
     Ok(())
