@@ -14,6 +14,9 @@ Usage: python read_parquet.py FILE...          (files in order; one table)
        python read_parquet.py --delta DIR     (the Delta table at DIR, read by deltalake)
        python read_parquet.py --duckdb DIR    (the Delta table at DIR, read by DuckDB's
                                                delta extension, from the pip package)
+       python read_parquet.py --delta-key DIR COLUMN
+           (deltalake; only {"rows", "distinct", "min", "max"} of the integer COLUMN: for
+            tables too large to print, exact when the keys are 1..=N)
 """
 import json
 import struct
@@ -60,6 +63,18 @@ def canonical(array):
 
 
 def main(args):
+    if args[:1] == ["--delta-key"]:
+        from deltalake import DeltaTable
+
+        keys = DeltaTable(args[1]).to_pyarrow_table(columns=[args[2]]).column(args[2])
+        out = {
+            "rows": len(keys),
+            "distinct": pc.count_distinct(keys).as_py(),
+            "min": pc.min(keys).as_py(),
+            "max": pc.max(keys).as_py(),
+        }
+        json.dump(out, sys.stdout)
+        return
     if args[:1] == ["--delta"]:
         # delta-rs: the table's latest snapshot, as an engine would query it.
         from deltalake import DeltaTable

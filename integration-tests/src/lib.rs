@@ -225,6 +225,24 @@ pub fn read_with_duckdb(env: &TestEnv, output: &OutputLocation, stream: &str) ->
     read_table_with(env, output, stream, "--duckdb")
 }
 
+/// Rows, distinct values, minimum and maximum of the integer column `key` of the Delta
+/// table of `stream`, as delta-rs reads it: for tables too large to print whole (exact
+/// when the keys are `1..=N`: rows = distinct = N, min 1, max N).
+pub fn deltalake_key_summary(
+    env: &TestEnv,
+    output: &OutputLocation,
+    stream: &str,
+    key: &str,
+) -> (u64, u64, Option<i64>, Option<i64>) {
+    let v = read_table_with(env, output, stream, &format!("--delta-key\0{key}"));
+    (
+        v["rows"].as_u64().unwrap_or(0),
+        v["distinct"].as_u64().unwrap_or(0),
+        v["min"].as_i64(),
+        v["max"].as_i64(),
+    )
+}
+
 fn read_table_with(
     env: &TestEnv,
     output: &OutputLocation,
@@ -240,8 +258,9 @@ fn read_table_with(
     let python = workspace_root().join(".venv/bin/python");
     let out = Command::new(&python)
         .arg(workspace_root().join("integration-tests/python/read_parquet.py"))
-        .arg(reader)
+        .arg(reader.split('\0').next().unwrap_or(reader))
         .arg(&table)
+        .args(reader.split('\0').skip(1))
         .output()
         .unwrap_or_else(|e| panic!("running {}: {e}", python.display()));
     assert!(

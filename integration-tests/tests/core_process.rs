@@ -6,7 +6,7 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use connector_sdk::Dataset;
-use integration_tests::{BUCKET, TestEnv, binary, read_committed};
+use integration_tests::{BUCKET, TestEnv, binary, deltalake_key_summary, read_committed};
 use orders_demo::{ORDERS, OrdersDemoConfig, orders_batch};
 use serde_json::json;
 use tokio::io::{AsyncBufReadExt, BufReader};
@@ -115,6 +115,9 @@ async fn sigkill_at_any_point_then_rerun_gives_the_exact_dataset() {
             orders_batch(&config, 1, n),
             "committed data is not a clean prefix"
         );
+        // delta-rs sees the same rows: no file of a killed run.
+        let (rows, distinct, _, _) = deltalake_key_summary(&env, &out, ORDERS, "order_id");
+        assert_eq!((rows, distinct), (n, n));
     }
     // A run stopped by its deadline commits a partial state (exit 75)...
     let stopped = extract_cmd(
@@ -159,6 +162,19 @@ async fn sigkill_at_any_point_then_rerun_gives_the_exact_dataset() {
             latest.sequence, pending.sequence,
             "a killed resuming run committed something"
         );
+        let in_table: u64 = Dataset::new(store.clone(), out.clone(), ORDERS)
+            .committed_files()
+            .await
+            .unwrap()
+            .iter()
+            .map(|f| f.rows)
+            .sum();
+        let (rows, distinct, _, _) = deltalake_key_summary(&env, &out, ORDERS, "order_id");
+        assert_eq!(
+            (rows, distinct),
+            (in_table, in_table),
+            "delta-rs sees exactly the committed partial rows"
+        );
     }
 
     // Re-run to completion.
@@ -175,6 +191,11 @@ async fn sigkill_at_any_point_then_rerun_gives_the_exact_dataset() {
         .await
         .unwrap();
     assert_eq!(got, orders_batch(&config, 1, 1_600_000));
+    assert_eq!(
+        deltalake_key_summary(&env, &out, ORDERS, "order_id"),
+        (1_600_000, 1_600_000, Some(1), Some(1_600_000)),
+        "delta-rs reads every row once"
+    );
 
     // Garbage from the killed runs goes away once it is older than the connector's
     // longest declared runtime (plus gc's margin); the dataset stays exact.
