@@ -5,6 +5,7 @@
 //! The core knows no runner: runners build an [`ExtractOptions`], hand the core a
 //! [`StopSignal`], and report the [`RunReport`] in their platform's terms.
 
+pub mod catalog;
 #[cfg(feature = "conformance")]
 pub mod conformance;
 pub mod connector;

@@ -434,3 +434,96 @@ async fn spec_prints_the_manifest_and_config_schema() {
     );
     assert_eq!(spec["config_schema"]["additionalProperties"], false);
 }
+
+/// `deploy catalog-table` names the table an extract committed: the Glue table's location
+/// (and the Athena DDL's) is the Delta table delta-rs reads; bad input is one line, exit 2.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deploy_catalog_table_points_athena_at_the_committed_delta_table() {
+    let env = TestEnv::start().await;
+    let endpoint = env.endpoint();
+    let config_path = env.write_json("demo.json", &json!({"rows": 5000, "rows_per_day": 2000}));
+    let output = format!("s3://{BUCKET}/lake");
+    let run = extract_cmd(&endpoint, &config_path, &output, &[])
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+
+    let deploy = |args: &[&str]| {
+        let mut cmd = Command::new(demo_bin());
+        cmd.arg("deploy").arg("catalog-table").args(args);
+        cmd.output()
+    };
+    let out = deploy(&["--output", &output, "--database", "analytics"])
+        .await
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let template: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let table = &template["Resources"]["OrdersTable"];
+    assert_eq!(table["Type"], json!("AWS::Glue::Table"));
+    let input = &table["Properties"]["TableInput"];
+    assert_eq!(input["Name"], json!("orders"));
+    assert_eq!(input["TableType"], json!("EXTERNAL_TABLE"));
+    assert_eq!(input["Parameters"]["table_type"], json!("DELTA"));
+    assert_eq!(
+        template["Parameters"]["DatabaseName"]["Default"],
+        json!("analytics")
+    );
+    let location = input["StorageDescriptor"]["Location"].as_str().unwrap();
+    assert_eq!(location, format!("s3://{BUCKET}/lake/orders/"));
+
+    // The location is the committed table: delta-rs reads every row there.
+    let key = location
+        .strip_prefix(&format!("s3://{BUCKET}/"))
+        .unwrap()
+        .trim_end_matches('/');
+    let lake = env.output("lake");
+    assert_eq!(format!("{}/{ORDERS}", lake.prefix), key);
+    assert_eq!(
+        deltalake_key_summary(&env, &lake, ORDERS, "order_id"),
+        (5000, 5000, Some(1), Some(5000))
+    );
+
+    let sql = deploy(&[
+        "--output",
+        &output,
+        "--database",
+        "analytics",
+        "--format",
+        "athena-sql",
+    ])
+    .await
+    .unwrap();
+    assert_eq!(
+        String::from_utf8(sql.stdout).unwrap(),
+        format!(
+            "CREATE EXTERNAL TABLE `analytics`.`orders`\nLOCATION '{location}'\nTBLPROPERTIES ('table_type' = 'DELTA');\n"
+        )
+    );
+
+    for (args, needle) in [
+        (
+            vec!["--output", &output, "--database", "Analytics-DB"],
+            "Analytics-DB",
+        ),
+        (
+            vec!["--output", &output, "--database", "a", "--stream", "nope"],
+            "nope",
+        ),
+        (vec!["--output", "http://x/y", "--database", "a"], "s3://"),
+    ] {
+        let bad = deploy(&args).await.unwrap();
+        assert_eq!(bad.status.code(), Some(2), "{args:?}");
+        let err = String::from_utf8_lossy(&bad.stderr);
+        let lines: Vec<&str> = err.lines().filter(|l| l.starts_with("error: ")).collect();
+        assert!(lines.len() == 1 && lines[0].contains(needle), "{err}");
+    }
+}

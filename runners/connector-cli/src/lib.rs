@@ -80,7 +80,6 @@ enum Command {
     /// checkpoint within a budget. The image's default command.
     Container(fargate_runner::ContainerArgs),
     /// Render a deployment definition from the connector manifest.
-    #[cfg(any(feature = "fargate", feature = "glue"))]
     Deploy {
         /// What to render.
         #[command(subcommand)]
@@ -100,15 +99,33 @@ enum Command {
     Commit(glue_runner::commands::CommitCommand),
 }
 
-#[cfg(any(feature = "fargate", feature = "glue"))]
 #[derive(Debug, Subcommand)]
 enum DeployTarget {
+    /// The streams' Delta tables in the Glue Data Catalog, for Athena: a CloudFormation
+    /// template (AWS::Glue::Table per stream) or Athena DDL.
+    CatalogTable(CatalogTableArgs),
     /// An ECS task definition (or `run-task` input) for Fargate.
     #[cfg(feature = "fargate")]
     Fargate(fargate_runner::TaskDefinitionArgs),
     /// A Glue 5 job definition (`aws glue create-job --cli-input-json`).
     #[cfg(feature = "glue")]
     Glue(glue_runner::JobDefinitionArgs),
+}
+
+#[derive(Debug, Args)]
+struct CatalogTableArgs {
+    /// Where the connector's tables are: the extract's output, s3://bucket/prefix.
+    #[arg(long, value_name = "S3_URL")]
+    output: String,
+    /// The Glue database the tables go into.
+    #[arg(long)]
+    database: String,
+    /// Stream (repeatable; default: every declared stream).
+    #[arg(long = "stream", value_name = "STREAM")]
+    streams: Vec<String>,
+    /// `cloudformation` (JSON template) or `athena-sql` (CREATE EXTERNAL TABLE statements).
+    #[arg(long, default_value = "cloudformation", value_parser = ["cloudformation", "athena-sql"])]
+    format: String,
 }
 
 #[derive(Debug, Args)]
@@ -220,9 +237,32 @@ fn print_json(value: &impl serde::Serialize) -> Result<(), Error> {
     Ok(())
 }
 
-#[cfg(any(feature = "fargate", feature = "glue"))]
 fn deploy<C: Connector>(target: DeployTarget) -> u8 {
     match target {
+        DeployTarget::CatalogTable(a) => {
+            let format = if a.format == "athena-sql" {
+                connector_sdk::catalog::CatalogFormat::AthenaSql
+            } else {
+                connector_sdk::catalog::CatalogFormat::CloudFormation
+            };
+            let rendered = ConnectorManifest::of::<C>().and_then(|manifest| {
+                let output = a.output.parse()?;
+                connector_sdk::catalog::render_catalog_tables(
+                    &manifest,
+                    &output,
+                    &a.database,
+                    &a.streams,
+                    format,
+                )
+            });
+            match rendered {
+                Ok(text) => {
+                    println!("{}", text.trim_end());
+                    EXIT_OK
+                }
+                Err(e) => report_error(&e),
+            }
+        }
         #[cfg(feature = "glue")]
         DeployTarget::Glue(a) => glue_runner::commands::deploy::<C>(a),
         #[cfg(feature = "fargate")]
