@@ -365,6 +365,11 @@ async fn s3_faults_are_retried_and_the_output_is_identical() {
         .unwrap();
     assert_eq!(faulty, clean);
     assert_eq!(clean, orders_batch(&config, 1, 300_000));
+    // delta-rs reads the table the fault storm committed: every row once.
+    assert_eq!(
+        integration_tests::deltalake_key_summary(&env, &faulty_options.output, ORDERS, "order_id"),
+        (300_000, 300_000, Some(1), Some(300_000))
+    );
 
     // Every request failing: a clear error, nothing committed, no upload left open.
     proxy.set_config(FaultConfig {
