@@ -273,6 +273,19 @@ impl Dataset {
 
     /// The record of the last committed run, if any.
     pub async fn latest(&self) -> Result<Option<DatasetManifest>> {
+        Ok(self.latest_with_schema().await?.map(|(record, _)| record))
+    }
+
+    /// The record of the last committed run and the table's schema, from one snapshot (what
+    /// planning needs: one read of the log).
+    pub async fn latest_with_schema(
+        &self,
+    ) -> Result<
+        Option<(
+            DatasetManifest,
+            std::sync::Arc<delta_kernel::schema::StructType>,
+        )>,
+    > {
         let table = self.table()?;
         let Some(snapshot) = table.snapshot(None).await? else {
             return Ok(None);
@@ -284,7 +297,7 @@ impl Dataset {
                 let sequence = snapshot.version() + 1;
                 let mut record = self.parse_record(sequence, &text)?;
                 record.sequence = sequence;
-                Ok(Some(record))
+                Ok(Some((record, DeltaTable::schema_of(&snapshot))))
             }
             None => Err(Error::CorruptManifest {
                 bucket: self.output.bucket.clone(),

@@ -304,11 +304,14 @@ impl<C: Connector> ExtractCore<C> {
             })?;
         let dataset = self.dataset(stream);
         let mut descriptor = descriptor;
-        if let Some(table) = Box::pin(dataset.table_schema()).await? {
+        let (latest, table) = match Box::pin(dataset.latest_with_schema()).await? {
+            Some((record, table)) => (Some(record), Some(table)),
+            None => (None, None),
+        };
+        if let Some(table) = table {
             descriptor.schema =
                 self.apply_schema_policy(stream, &descriptor.schema, &table, &stream_schema)?;
         }
-        let latest = Box::pin(dataset.latest()).await?;
         let base_sequence = latest.as_ref().map(|m| m.sequence).unwrap_or(0);
         let state = latest.map(|m| m.state).unwrap_or_default();
         let disposition =

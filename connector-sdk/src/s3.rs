@@ -336,6 +336,18 @@ impl S3Store {
 
     /// Every object under `prefix` (all pages).
     pub async fn list(&self, bucket: &str, prefix: &str) -> Result<Vec<ListedObject>> {
+        self.list_after(bucket, prefix, None, None).await
+    }
+
+    /// The objects under `prefix` whose keys sort after `start_after` (S3 `StartAfter`),
+    /// at most `limit` of them (all pages when `None`).
+    pub async fn list_after(
+        &self,
+        bucket: &str,
+        prefix: &str,
+        start_after: Option<&str>,
+        limit: Option<usize>,
+    ) -> Result<Vec<ListedObject>> {
         let mut out = Vec::new();
         let mut token: Option<String> = None;
         loop {
@@ -344,6 +356,8 @@ impl S3Store {
                 .list_objects_v2()
                 .bucket(bucket)
                 .prefix(prefix)
+                .set_start_after(start_after.map(str::to_string))
+                .set_max_keys(limit.map(|n| n.min(1000) as i32))
                 .set_continuation_token(token.clone())
                 .send()
                 .await
@@ -356,6 +370,10 @@ impl S3Store {
                         last_modified_secs: o.last_modified().map(|t| t.secs()).unwrap_or(0),
                     });
                 }
+            }
+            if limit.is_some_and(|n| out.len() >= n) {
+                out.truncate(limit.unwrap_or(out.len()));
+                break;
             }
             match resp.next_continuation_token() {
                 Some(t) if resp.is_truncated().unwrap_or(false) => token = Some(t.to_string()),

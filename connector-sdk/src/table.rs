@@ -177,10 +177,14 @@ impl DeltaTable {
         let log = format!("{}_delta_log/", self.root_key);
         // Boxed, like the other awaits on the SDK below: its futures are deep, and every
         // runner's future holds this one.
-        Ok(Box::pin(self.store.list(&self.bucket, &log))
-            .await?
-            .iter()
-            .any(|o| o.key.ends_with(".json") || o.key.ends_with(".parquet")))
+        // The first entry is enough: log names sort with commits and checkpoints first
+        // (`_last_checkpoint` sorts after every digit).
+        Ok(
+            Box::pin(self.store.list_after(&self.bucket, &log, None, Some(1)))
+                .await?
+                .iter()
+                .any(|o| o.key.ends_with(".json") || o.key.ends_with(".parquet")),
+        )
     }
 
     /// The latest snapshot (`version: None`) or the one at `version`; `None` when there is

@@ -321,6 +321,39 @@ impl ObjectStore for BucketStore {
         .boxed()
     }
 
+    /// Natively, with S3's `StartAfter`: the kernel lists the log from its last checkpoint,
+    /// and the default (list everything, then filter) would grow with the log.
+    fn list_with_offset(
+        &self,
+        prefix: Option<&Path>,
+        offset: &Path,
+    ) -> BoxStream<'static, object_store::Result<ObjectMeta>> {
+        let this = self.clone();
+        let prefix = prefix.map(|p| format!("{p}/")).unwrap_or_default();
+        let offset = offset.to_string();
+        stream::once(async move {
+            let (store, bucket) = (this.store.clone(), this.bucket.clone());
+            this.on_runtime(async move {
+                store
+                    .list_after(&bucket, &prefix, Some(&offset), None)
+                    .await
+                    .map_err(generic)
+            })
+            .await
+        })
+        .map(|listed| match listed {
+            Ok(objects) => stream::iter(
+                objects
+                    .into_iter()
+                    .map(|o| Ok(meta(&o.key, o.size, o.last_modified_secs, None))),
+            )
+            .boxed(),
+            Err(e) => stream::once(async move { Err(e) }).boxed(),
+        })
+        .flatten()
+        .boxed()
+    }
+
     async fn list_with_delimiter(&self, prefix: Option<&Path>) -> object_store::Result<ListResult> {
         let base = prefix.map(|p| format!("{p}/")).unwrap_or_default();
         let (store, bucket, listed_prefix) =
