@@ -137,7 +137,7 @@ impl DeltaTable {
                     "s3://{bucket}/{root_key} is not a valid table location: {e}"
                 ))
             })?;
-        let object_store = Arc::new(BucketStore::new(store.clone(), bucket));
+        let object_store = Arc::new(BucketStore::new(store.clone(), bucket)?);
         let engine = Arc::new(DefaultEngineBuilder::new(object_store).build());
         Ok(Self {
             engine,

@@ -40,14 +40,17 @@ pub struct BucketStore {
 }
 
 impl BucketStore {
-    /// The adapter for `bucket`. Must be called inside a Tokio runtime: S3 requests run on
-    /// it.
-    pub fn new(store: S3Store, bucket: impl Into<String>) -> Self {
-        Self {
+    /// The adapter for `bucket`, on the current Tokio runtime (S3 requests run on it);
+    /// an error outside one.
+    pub fn new(store: S3Store, bucket: impl Into<String>) -> crate::error::Result<Self> {
+        let runtime = Handle::try_current().map_err(|_| {
+            Error::Internal("a Delta table was opened outside a Tokio runtime".into())
+        })?;
+        Ok(Self {
             store,
             bucket: bucket.into(),
-            runtime: Handle::current(),
-        }
+            runtime,
+        })
     }
 
     /// Run `f` on the owning runtime and wait for it.
