@@ -297,7 +297,7 @@ impl Dataset {
                 let sequence = snapshot.version() + 1;
                 let mut record = self.parse_record(sequence, &text)?;
                 record.sequence = sequence;
-                Ok(Some((record, DeltaTable::schema_of(&snapshot))))
+                Ok(Some((record, snapshot.schema())))
             }
             None => Err(Error::CorruptManifest {
                 bucket: self.output.bucket.clone(),
@@ -309,17 +309,6 @@ impl Dataset {
                 ),
             }),
         }
-    }
-
-    /// The table's current schema, if the table exists.
-    pub async fn table_schema(
-        &self,
-    ) -> Result<Option<std::sync::Arc<delta_kernel::schema::StructType>>> {
-        Ok(self
-            .table()?
-            .snapshot(None)
-            .await?
-            .map(|s| DeltaTable::schema_of(&s)))
     }
 
     /// Every run record, in commit order.

@@ -203,11 +203,6 @@ impl DeltaTable {
         .await
     }
 
-    /// The table's schema in `snapshot`.
-    pub fn schema_of(snapshot: &SnapshotRef) -> Arc<StructType> {
-        snapshot.schema()
-    }
-
     /// The [`STATE_DOMAIN`] record of `snapshot`.
     pub async fn record(&self, snapshot: &SnapshotRef) -> Result<Option<String>> {
         let snapshot = snapshot.clone();

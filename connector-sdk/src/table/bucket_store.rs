@@ -69,6 +69,39 @@ impl BucketStore {
     }
 }
 
+impl BucketStore {
+    /// The objects under `prefix` (a directory: `prefix/`), after `start_after` if given.
+    fn listed(
+        &self,
+        prefix: Option<&Path>,
+        start_after: Option<String>,
+    ) -> BoxStream<'static, object_store::Result<ObjectMeta>> {
+        let this = self.clone();
+        let prefix = prefix.map(|p| format!("{p}/")).unwrap_or_default();
+        stream::once(async move {
+            let (store, bucket) = (this.store.clone(), this.bucket.clone());
+            this.on_runtime(async move {
+                store
+                    .list_after(&bucket, &prefix, start_after.as_deref(), None)
+                    .await
+                    .map_err(generic)
+            })
+            .await
+        })
+        .map(|listed| match listed {
+            Ok(objects) => stream::iter(
+                objects
+                    .into_iter()
+                    .map(|o| Ok(meta(&o.key, o.size, o.last_modified_secs, None))),
+            )
+            .boxed(),
+            Err(e) => stream::once(async move { Err(e) }).boxed(),
+        })
+        .flatten()
+        .boxed()
+    }
+}
+
 impl fmt::Display for BucketStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "s3://{} at {}", self.bucket, self.store.endpoint())
@@ -304,24 +337,7 @@ impl ObjectStore for BucketStore {
     }
 
     fn list(&self, prefix: Option<&Path>) -> BoxStream<'static, object_store::Result<ObjectMeta>> {
-        let this = self.clone();
-        let prefix = prefix.map(|p| format!("{p}/")).unwrap_or_default();
-        stream::once(async move {
-            let (store, bucket) = (this.store.clone(), this.bucket.clone());
-            this.on_runtime(async move { store.list(&bucket, &prefix).await.map_err(generic) })
-                .await
-        })
-        .map(|listed| match listed {
-            Ok(objects) => stream::iter(
-                objects
-                    .into_iter()
-                    .map(|o| Ok(meta(&o.key, o.size, o.last_modified_secs, None))),
-            )
-            .boxed(),
-            Err(e) => stream::once(async move { Err(e) }).boxed(),
-        })
-        .flatten()
-        .boxed()
+        self.listed(prefix, None)
     }
 
     /// Natively, with S3's `StartAfter`: the kernel lists the log from its last checkpoint,
@@ -331,30 +347,7 @@ impl ObjectStore for BucketStore {
         prefix: Option<&Path>,
         offset: &Path,
     ) -> BoxStream<'static, object_store::Result<ObjectMeta>> {
-        let this = self.clone();
-        let prefix = prefix.map(|p| format!("{p}/")).unwrap_or_default();
-        let offset = offset.to_string();
-        stream::once(async move {
-            let (store, bucket) = (this.store.clone(), this.bucket.clone());
-            this.on_runtime(async move {
-                store
-                    .list_after(&bucket, &prefix, Some(&offset), None)
-                    .await
-                    .map_err(generic)
-            })
-            .await
-        })
-        .map(|listed| match listed {
-            Ok(objects) => stream::iter(
-                objects
-                    .into_iter()
-                    .map(|o| Ok(meta(&o.key, o.size, o.last_modified_secs, None))),
-            )
-            .boxed(),
-            Err(e) => stream::once(async move { Err(e) }).boxed(),
-        })
-        .flatten()
-        .boxed()
+        self.listed(prefix, Some(offset.to_string()))
     }
 
     async fn list_with_delimiter(&self, prefix: Option<&Path>) -> object_store::Result<ListResult> {
