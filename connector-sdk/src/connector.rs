@@ -28,6 +28,11 @@ pub struct StreamDescriptor {
     /// Primary key columns, if known.
     #[serde(default)]
     pub primary_key: Vec<String>,
+    /// How runs land in the stream's table when the run's options do not say, if the
+    /// connector's config chooses (e.g. per stream); otherwise the manifest's declaration
+    /// and then the cursor decide.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub write_disposition: Option<crate::options::WriteDisposition>,
 }
 
 /// A unit of work within one stream: what one `read` call extracts and what Glue fans out.

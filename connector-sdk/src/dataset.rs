@@ -23,7 +23,7 @@ use crate::connector::{Cursor, Partition};
 use crate::error::{Error, Result};
 use crate::options::OutputLocation;
 use crate::s3::S3Store;
-use crate::table::{CommitOutcome, DeltaTable, FileToAdd, TableCommit};
+use crate::table::{CommitOutcome, DeltaTable, FileToAdd, Removal, TableCommit};
 
 /// Version of the run record format.
 pub const MANIFEST_FORMAT: u32 = 1;
@@ -146,6 +146,10 @@ pub struct DatasetManifest {
     /// Whether this commit removed every earlier file of the table (`replace`).
     #[serde(default)]
     pub replaced_table: bool,
+    /// Files this commit took out of the table (`merge`: the files it rewrote without the
+    /// rows whose keys the run replaced), by full object key.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub removed_files: Vec<String>,
 }
 
 /// A stream's dataset in the bucket.
@@ -343,14 +347,16 @@ impl Dataset {
     }
 
     /// Commit `manifest` as table version `manifest.sequence - 1`, adding `files` (with
-    /// their statistics) and, with `replace`, removing every file of the previous version,
-    /// only if that version is free. Returns [`Error::CommitConflict`] if another run got
-    /// there first.
+    /// their statistics) and removing what `removal` says of the previous version, only if
+    /// that version is free. Returns [`Error::CommitConflict`] if another run got there
+    /// first. `hive_keys` are the folder keys of the run's partitions: the first commit
+    /// makes those that are not columns the table's partition columns.
     pub async fn commit(
         &self,
         manifest: &DatasetManifest,
         files: &[DataFile],
-        replace: bool,
+        removal: Removal<'_>,
+        hive_keys: &[String],
     ) -> Result<()> {
         let table = self.table()?;
         let mut record = manifest.clone();
@@ -376,7 +382,8 @@ impl Dataset {
         let outcome = Box::pin(table.commit(TableCommit {
             base_version: version.checked_sub(1),
             schema: &manifest.schema,
-            remove_all: replace,
+            remove: removal,
+            hive_keys,
             files: &to_add,
             run_id: &manifest.run_id,
             record,
@@ -468,8 +475,8 @@ impl Dataset {
         }
         let committed_runs: BTreeSet<&str> = manifests.iter().map(|m| m.run_id.as_str()).collect();
         let live: BTreeSet<&str> = live_files.iter().map(|f| f.key.as_str()).collect();
-        // When each file a `replace` took out of the table was removed: the commit time of
-        // the first replacing commit after the one that added it (Delta's vacuum counts
+        // When each file a `replace` or `merge` took out of the table was removed: the
+        // commit time of the first commit after the one that added it that removed it (Delta's vacuum counts
         // retention from the removal, so a reader of the older snapshot keeps its files).
         let mut removed_at: std::collections::HashMap<&str, i64> = Default::default();
         let mut added: Vec<&str> = Vec::new();
@@ -478,6 +485,9 @@ impl Dataset {
                 for key in added.drain(..) {
                     removed_at.insert(key, m.committed_at.timestamp());
                 }
+            }
+            for key in &m.removed_files {
+                removed_at.insert(key.as_str(), m.committed_at.timestamp());
             }
             added.extend(m.files.iter().map(|f| f.key.as_str()));
         }

@@ -201,6 +201,18 @@ pub enum Error {
         /// `missing`, or what differs.
         problem: String,
     },
+    /// A `merge` run read the same key twice: it cannot tell which row is the source's.
+    #[error(
+        "stream `{stream}`: merge key ({key}) = ({value}) appears more than once in this run's rows; merge needs a key that is unique at the source — fix the primary_key, or use append; nothing was committed"
+    )]
+    DuplicateMergeKey {
+        /// The stream.
+        stream: String,
+        /// The key columns, comma-separated.
+        key: String,
+        /// The repeated key's values, comma-separated.
+        value: String,
+    },
     /// Encoding Parquet or handling Arrow data failed.
     #[error("parquet encoding failed for {what}: {source}")]
     Parquet {
@@ -274,6 +286,7 @@ impl Error {
             Error::Parquet { .. } => "SinkError",
             Error::UploadAborted { .. } => "UploadAborted",
             Error::DataFileMissing { .. } => "DataFileMissing",
+            Error::DuplicateMergeKey { .. } => "DuplicateMergeKey",
             Error::CorruptManifest { .. } => "CorruptManifest",
             Error::Table { .. } => "TableError",
             Error::Internal(_) => "InternalError",

@@ -6,6 +6,7 @@
 //! all three in one process.
 
 mod commit;
+mod merge;
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -106,6 +107,17 @@ pub struct RunPlan {
 }
 
 impl RunPlan {
+    /// The hive keys of the plan's partitions, each once, in plan order.
+    pub fn hive_keys(&self) -> Vec<String> {
+        let mut keys: Vec<String> = Vec::new();
+        for (k, _) in self.work.iter().flat_map(|w| &w.partition.hive) {
+            if !keys.contains(k) {
+                keys.push(k.clone());
+            }
+        }
+        keys
+    }
+
     /// Partitions that still have rows to read.
     pub fn remaining(&self) -> impl Iterator<Item = &PartitionProgress> {
         self.work.iter().filter(|w| !w.done)
@@ -314,14 +326,21 @@ impl<C: Connector> ExtractCore<C> {
         }
         let base_sequence = latest.as_ref().map(|m| m.sequence).unwrap_or(0);
         let state = latest.map(|m| m.state).unwrap_or_default();
-        let disposition =
-            self.options
-                .write_disposition
-                .unwrap_or(if descriptor.cursor_field.is_some() {
-                    WriteDisposition::Append
-                } else {
-                    WriteDisposition::Replace
-                });
+        let disposition = self
+            .options
+            .write_disposition
+            .or(descriptor.write_disposition)
+            .or_else(|| self.manifest.stream(stream)?.write_disposition)
+            .unwrap_or(if descriptor.cursor_field.is_some() {
+                WriteDisposition::Append
+            } else {
+                WriteDisposition::Replace
+            });
+        if disposition == WriteDisposition::Merge {
+            merge_key_problem(&descriptor).map_or(Ok(()), |m| {
+                Err(Error::Request(format!("stream `{stream}`: {m}")))
+            })?;
+        }
         let (work, target_cursor, resumed, staged) = match state.pending {
             Some(pending) => (
                 pending.partitions,
@@ -828,6 +847,39 @@ fn a_has_nulls(batch: &RecordBatch, name: &str) -> bool {
         .is_some_and(|c| c.null_count() > 0)
 }
 
+/// Why `stream` cannot be merged by key, if it cannot: no `primary_key`, a key column the
+/// schema lacks, or a nullable one.
+fn merge_key_problem(stream: &StreamDescriptor) -> Option<String> {
+    if stream.primary_key.is_empty() {
+        return Some(
+            "write_disposition = merge needs the stream's primary_key, and it declares none; declare the key columns in discover, or use append or replace".into(),
+        );
+    }
+    for name in &stream.primary_key {
+        match stream.schema.field_with_name(name) {
+            Err(_) => {
+                return Some(format!(
+                    "primary_key column `{name}` is not a column of the stream; merge needs every key column (columns: {})",
+                    stream
+                        .schema
+                        .fields()
+                        .iter()
+                        .map(|f| f.name().as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ));
+            }
+            Ok(f) if f.is_nullable() => {
+                return Some(format!(
+                    "primary_key column `{name}` is nullable; merge needs non-null keys (declare the column NOT NULL at the source and in the stream schema), or use append or replace"
+                ));
+            }
+            Ok(_) => {}
+        }
+    }
+    None
+}
+
 fn validate_partitions(partitions: &[Partition]) -> Result<()> {
     let mut seen = BTreeSet::new();
     for p in partitions {
@@ -955,6 +1007,33 @@ mod tests {
         assert!(validate_partitions(&[p("a-1"), p("b_2")]).is_ok());
         assert!(validate_partitions(&[p("a/1")]).is_err());
         assert!(validate_partitions(&[p("a"), p("a")]).is_err());
+    }
+
+    #[test]
+    fn merge_needs_a_declared_non_null_key() {
+        use arrow_schema::{DataType, Field, Schema};
+        let stream = |key: &[&str]| StreamDescriptor {
+            name: "s".into(),
+            schema: Arc::new(Schema::new(vec![
+                Field::new("id", DataType::Int64, false),
+                Field::new("region", DataType::Utf8, false),
+                Field::new("note", DataType::Utf8, true),
+            ])),
+            cursor_field: None,
+            primary_key: key.iter().map(|k| k.to_string()).collect(),
+            write_disposition: None,
+        };
+        assert_eq!(merge_key_problem(&stream(&["id"])), None);
+        assert_eq!(merge_key_problem(&stream(&["region", "id"])), None);
+        let none = merge_key_problem(&stream(&[])).unwrap();
+        assert!(none.contains("declares none"), "{none}");
+        let missing = merge_key_problem(&stream(&["id", "sku"])).unwrap();
+        assert!(
+            missing.contains("`sku`") && missing.contains("id, region, note"),
+            "{missing}"
+        );
+        let nullable = merge_key_problem(&stream(&["note"])).unwrap();
+        assert!(nullable.contains("`note` is nullable"), "{nullable}");
     }
 
     #[test]

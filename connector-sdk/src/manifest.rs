@@ -112,6 +112,11 @@ pub struct StreamDeclaration {
     /// Whether the stream supports incremental extracts (a cursor).
     #[serde(default)]
     pub incremental: bool,
+    /// How a run's rows land in the stream's table unless the run says otherwise
+    /// (`--write-disposition`): `append`, `replace` or `merge`. Unset: `append` for a
+    /// stream with a cursor field, `replace` for the others.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub write_disposition: Option<crate::options::WriteDisposition>,
 }
 
 /// Resources a connector needs on one runner.
@@ -401,6 +406,11 @@ impl ConnectorManifest {
     /// in flight, whose commit would then list rows that no longer exist.
     pub fn min_gc_grace_secs(&self) -> u64 {
         self.longest_runtime().1.saturating_add(GC_MARGIN_SECS)
+    }
+
+    /// The declared stream `name`, if declared.
+    pub fn stream(&self, name: &str) -> Option<&StreamDeclaration> {
+        self.streams.iter().find(|s| s.name == name)
     }
 
     /// The declared stream names.

@@ -185,6 +185,12 @@ pub enum WriteDisposition {
     /// stages its files; they become visible, and the old ones go, only when the plan
     /// completes: readers see the old table or the new one, never a mix.
     Replace,
+    /// Upsert by the stream's `primary_key`: in one commit, the table's rows whose key the
+    /// run has are replaced by the run's, and new keys are appended. The files holding
+    /// replaced rows are rewritten without them (copy-on-write; no deletion vectors, so
+    /// every Delta reader reads the table). The key columns must be declared and
+    /// non-nullable, and a run must not hold one key twice.
+    Merge,
 }
 
 impl FromStr for WriteDisposition {
@@ -193,8 +199,9 @@ impl FromStr for WriteDisposition {
         match s.to_ascii_lowercase().as_str() {
             "append" => Ok(WriteDisposition::Append),
             "replace" => Ok(WriteDisposition::Replace),
+            "merge" => Ok(WriteDisposition::Merge),
             _ => Err(Error::Request(format!(
-                "write disposition {s:?} is unknown; use append or replace"
+                "write disposition {s:?} is unknown; use append, replace or merge"
             ))),
         }
     }

@@ -2,6 +2,7 @@
 //! S3-compatible servers, with errors mapped to one-line [`Error::S3`]s.
 
 use crate::error::one_line;
+use std::ops::Range;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -306,6 +307,48 @@ impl S3Store {
             Err(SdkError::ServiceError(e)) if e.raw().status().as_u16() == 404 => Ok(None),
             Err(e) => Err(self.err("GetObject", bucket, key, e)),
         }
+    }
+
+    /// GetObject of the bytes `range` (end exclusive). A missing key is an error here: the
+    /// caller knows the object exists (it has its size).
+    pub async fn get_range(&self, bucket: &str, key: &str, range: Range<u64>) -> Result<Bytes> {
+        if range.is_empty() {
+            return Ok(Bytes::new());
+        }
+        let out = self
+            .client
+            .get_object()
+            .bucket(bucket)
+            .key(key)
+            .range(format!("bytes={}-{}", range.start, range.end - 1))
+            .send()
+            .await
+            .map_err(|e| self.err("GetObject", bucket, key, e))?;
+        let body = out.body.collect().await.map_err(|e| Error::S3 {
+            operation: "GetObject",
+            bucket: bucket.to_string(),
+            key: key.to_string(),
+            message: format!("reading the body failed: {e}"),
+            retryable: true,
+            source: Some(Box::new(e)),
+        })?;
+        let body = body.into_bytes();
+        if body.len() as u64 != range.end - range.start {
+            return Err(Error::S3 {
+                operation: "GetObject",
+                bucket: bucket.to_string(),
+                key: key.to_string(),
+                message: format!(
+                    "asked for bytes {}..{}, got {} bytes (the object is shorter than expected)",
+                    range.start,
+                    range.end,
+                    body.len()
+                ),
+                retryable: false,
+                source: None,
+            });
+        }
+        Ok(body)
     }
 
     /// HeadObject: the object's size, or `None` when the key does not exist.

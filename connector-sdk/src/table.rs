@@ -10,6 +10,7 @@
 
 mod bucket_store;
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use arrow::array::{Array, ArrayRef, AsArray, RecordBatch, StringArray, StructArray};
@@ -19,9 +20,12 @@ use delta_kernel::checkpoint::LastCheckpointHintStats;
 use delta_kernel::committer::FileSystemCommitter;
 use delta_kernel::engine::arrow_conversion::TryFromArrow;
 use delta_kernel::engine::arrow_data::ArrowEngineData;
+use delta_kernel::engine_data::FilteredEngineData;
 use delta_kernel::expressions::ColumnName;
-use delta_kernel::schema::{StructField, StructType};
+use delta_kernel::expressions::Scalar;
+use delta_kernel::schema::{DataType as KernelType, StructField, StructType};
 use delta_kernel::transaction::create_table::create_table;
+use delta_kernel::transaction::data_layout::DataLayout;
 use delta_kernel::transaction::{CommitResult, Transaction, UpdateTableOperation};
 use delta_kernel::{Engine, FileMeta, KernelError, Snapshot, SnapshotRef, Version};
 use delta_kernel_default_engine::executor::tokio::TokioBackgroundExecutor;
@@ -87,8 +91,15 @@ pub struct TableCommit<'a> {
     pub base_version: Option<Version>,
     /// The stream's schema.
     pub schema: &'a Schema,
-    /// Remove every file of the base version (`replace`), in the same commit.
-    pub remove_all: bool,
+    /// Files of the base version this commit removes.
+    pub remove: Removal<'a>,
+    /// The hive keys of the run's partitions (`dt` of `dt=2024-01-01/`). When this commit
+    /// creates the table, those that are not columns of the stream become its Delta
+    /// partition columns (strings), each file's values taken from its folder names. A key
+    /// that is also a column stays a column of the files: its per-file statistics prune
+    /// as well as a partition value would. An existing table keeps the partition columns
+    /// it was created with.
+    pub hive_keys: &'a [String],
     /// Files to add.
     pub files: &'a [FileToAdd],
     /// The run id: the commit's transaction id.
@@ -97,6 +108,18 @@ pub struct TableCommit<'a> {
     pub record: String,
     /// `connector/version` for the commit info.
     pub engine_info: String,
+}
+
+/// Which files of the base version a commit removes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Removal<'a> {
+    /// None (`append`).
+    Nothing,
+    /// Every file (`replace`).
+    All,
+    /// These files, by full object key (`merge`: the files it rewrote). A key the base
+    /// version does not list is an error: the commit would not do what was planned.
+    Files(&'a [String]),
 }
 
 /// How a commit ended, short of an error.
@@ -304,7 +327,11 @@ impl DeltaTable {
     pub async fn commit(&self, commit: TableCommit<'_>) -> Result<CommitOutcome> {
         let schema = table_schema(commit.schema)?;
         let files = commit.files.to_vec();
-        let remove_all = commit.remove_all;
+        let remove: Option<Vec<String>> = match commit.remove {
+            Removal::Nothing => Some(Vec::new()),
+            Removal::All => None,
+            Removal::Files(keys) => Some(keys.to_vec()),
+        };
         let base = match commit.base_version {
             Some(v) => Some(Box::pin(self.snapshot(Some(v))).await?.ok_or_else(|| {
                 Error::Internal(format!(
@@ -316,18 +343,31 @@ impl DeltaTable {
         };
         let (run_id, record, engine_info) =
             (commit.run_id.to_string(), commit.record, commit.engine_info);
+        let new_partition_columns: Vec<String> = commit
+            .hive_keys
+            .iter()
+            .filter(|k| schema.field(k).is_none())
+            .cloned()
+            .collect();
         let next = commit.base_version.map_or(0, |v| v + 1);
         let root_key = self.root_key.clone();
         let bucket = self.bucket.clone();
         self.blocking("committing to the table", move |engine, root| {
             let committer = Box::new(FileSystemCommitter::new());
+            let partition_columns: Vec<String>;
             let txn: Transaction<_> = match base {
                 None => {
-                    let built = create_table(root.as_str(), schema, engine_info, true)
+                    let schema = with_partition_fields(schema, &new_partition_columns)?;
+                    let mut builder = create_table(root.as_str(), schema, engine_info, true)
                         .with_table_properties([
                             ("delta.feature.domainMetadata", "supported"),
                             (STATE_FORMAT_PROPERTY, "1"),
-                        ])
+                        ]);
+                    if !new_partition_columns.is_empty() {
+                        builder = builder
+                            .with_data_layout(DataLayout::partitioned(&new_partition_columns));
+                    }
+                    let built = builder
                         .with_transaction_id(run_id.clone(), next as i64)
                         .with_domain_metadata(STATE_DOMAIN, record)
                         .build(engine, committer);
@@ -338,10 +378,22 @@ impl DeltaTable {
                         }
                         other => other?,
                     };
-                    add_files(&mut txn, engine, &files, &bucket, &root_key, root)?;
+                    add_files(
+                        &mut txn,
+                        engine,
+                        &files,
+                        &new_partition_columns,
+                        &bucket,
+                        &root_key,
+                        root,
+                    )?;
                     return outcome(txn.commit(engine)?);
                 }
                 Some(snapshot) => {
+                    partition_columns = snapshot
+                        .table_configuration()
+                        .logical_partition_columns()
+                        .to_vec();
                     // Columns the files have and the table not yet: added in this commit
                     // (the run's policy allowed them before anything was read).
                     let diff = compare_schemas(&snapshot.schema(), &schema)
@@ -364,21 +416,85 @@ impl DeltaTable {
                         builder = builder.set_nullable(ColumnName::new([name.as_str()]));
                     }
                     let mut txn = builder.build(engine, committer)?;
-                    if remove_all {
-                        let scan = snapshot.scan_builder().build()?;
-                        for meta in scan.scan_metadata(engine)? {
-                            txn.remove_files(meta?.scan_files);
+                    match remove {
+                        None => {
+                            let scan = snapshot.scan_builder().build()?;
+                            for meta in scan.scan_metadata(engine)? {
+                                txn.remove_files(meta?.scan_files);
+                            }
                         }
+                        Some(keys) if !keys.is_empty() => {
+                            remove_some(&mut txn, engine, &snapshot, &keys, &bucket, &root_key)?;
+                        }
+                        Some(_) => {}
                     }
                     txn
                 }
             };
             let mut txn = txn;
-            add_files(&mut txn, engine, &files, &bucket, &root_key, root)?;
+            add_files(
+                &mut txn,
+                engine,
+                &files,
+                &partition_columns,
+                &bucket,
+                &root_key,
+                root,
+            )?;
             outcome(txn.commit(engine)?)
         })
         .await
     }
+}
+
+/// Remove the files of `snapshot` whose keys are in `keys`: the scan's own rows, with a
+/// selection of just those files (so each remove action carries the add's path, size and
+/// partition values exactly as the log has them).
+fn remove_some(
+    txn: &mut Transaction,
+    engine: &KernelEngine,
+    snapshot: &SnapshotRef,
+    keys: &[String],
+    bucket: &str,
+    root_key: &str,
+) -> std::result::Result<(), KernelError> {
+    let mut wanted: std::collections::HashSet<&str> = keys.iter().map(String::as_str).collect();
+    let bucket_prefix = format!("s3://{bucket}/");
+    let scan = snapshot.clone().scan_builder().build()?;
+    for meta in scan.scan_metadata(engine)? {
+        let (data, mut selection) = meta?.scan_files.into_parts();
+        let rows = data.len();
+        selection.resize(rows, true);
+        let paths = ArrowEngineData::try_from_engine_data(data)?;
+        let batch = paths.record_batch();
+        let path = batch
+            .column_by_name("path")
+            .and_then(|c| c.as_string_opt::<i32>())
+            .ok_or_else(|| KernelError::generic("the scan's files have no `path` column"))?;
+        let mut any = false;
+        for (i, selected) in selection.iter_mut().enumerate() {
+            if !*selected || path.is_null(i) {
+                *selected = false;
+                continue;
+            }
+            let decoded = percent_decode(path.value(i));
+            let key = match decoded.strip_prefix(&bucket_prefix) {
+                Some(key) => key.to_string(),
+                None => format!("{root_key}{decoded}"),
+            };
+            *selected = wanted.remove(key.as_str());
+            any |= *selected;
+        }
+        if any {
+            txn.remove_files(FilteredEngineData::try_new(paths, selection)?);
+        }
+    }
+    if let Some(missing) = wanted.into_iter().next() {
+        return Err(KernelError::generic(format!(
+            "file s3://{bucket}/{missing} is to be removed, but the table version the run planned from does not list it"
+        )));
+    }
+    Ok(())
 }
 
 /// What a kernel commit's result means here.
@@ -394,12 +510,50 @@ fn outcome<S>(result: CommitResult<S>) -> std::result::Result<CommitOutcome, Ker
     }
 }
 
-/// Add `files` to `txn`, their statistics parsed with the table's stats schema. The tables
-/// are not partitioned (yet): a partition's hive folders are only a layout of the files.
+/// `schema` with a nullable string column for each of `partition_columns` appended.
+fn with_partition_fields(
+    schema: Arc<StructType>,
+    partition_columns: &[String],
+) -> std::result::Result<Arc<StructType>, KernelError> {
+    if partition_columns.is_empty() {
+        return Ok(schema);
+    }
+    let fields = schema.fields().cloned().chain(
+        partition_columns
+            .iter()
+            .map(|c| StructField::nullable(c.clone(), KernelType::STRING)),
+    );
+    Ok(Arc::new(StructType::try_new(fields)?))
+}
+
+/// The values of `partition_columns` for the file at `rel` (relative to the table root):
+/// its `k=v` folder names; a column with no folder is null.
+fn partition_values(rel: &str, partition_columns: &[String]) -> HashMap<String, Scalar> {
+    let folders: HashMap<&str, &str> = rel
+        .split('/')
+        .rev()
+        .skip(1)
+        .filter_map(|segment| segment.split_once('='))
+        .collect();
+    partition_columns
+        .iter()
+        .map(|c| {
+            let value = match folders.get(c.as_str()) {
+                Some(v) if !v.is_empty() => Scalar::String(v.to_string()),
+                _ => Scalar::Null(KernelType::STRING),
+            };
+            (c.clone(), value)
+        })
+        .collect()
+}
+
+/// Add `files` to `txn`, their statistics parsed with the table's stats schema and their
+/// partition values (of `partition_columns`) read from their folder names.
 fn add_files<S>(
     txn: &mut Transaction<S>,
     engine: &KernelEngine,
     files: &[FileToAdd],
+    partition_columns: &[String],
     bucket: &str,
     root_key: &str,
     root: &Url,
@@ -423,7 +577,11 @@ fn add_files<S>(
         .parse_json(Box::new(ArrowEngineData::new(json_batch)), stats_schema)?;
     let parsed = ArrowEngineData::try_from_engine_data(parsed)?;
     let stats = StructArray::from(parsed.record_batch().clone());
-    let ctx = write_state.write_context_builder().build()?;
+    let unpartitioned = if partition_columns.is_empty() {
+        Some(write_state.write_context_builder().build()?)
+    } else {
+        None
+    };
     for (i, f) in files.iter().enumerate() {
         let rel = f
             .key
@@ -442,7 +600,18 @@ fn add_files<S>(
             size: f.bytes,
         };
         let one = stats.slice(i, 1);
-        let add = build_add_file_metadata(DataFileMetadata::new(meta, one), &ctx)?;
+        let partitioned;
+        let ctx = match &unpartitioned {
+            Some(ctx) => ctx,
+            None => {
+                partitioned = write_state
+                    .write_context_builder()
+                    .with_partition_values(partition_values(&rel, partition_columns))
+                    .build()?;
+                &partitioned
+            }
+        };
+        let add = build_add_file_metadata(DataFileMetadata::new(meta, one), ctx)?;
         txn.add_files(add);
     }
     Ok(())
@@ -478,13 +647,15 @@ pub fn table_schema(schema: &Schema) -> Result<Arc<StructType>> {
 pub struct SchemaDiff {
     /// Source columns the table does not have.
     pub new_columns: Vec<String>,
-    /// Columns the table holds as non-null that the source may give as null.
+    /// Columns the table holds as non-null that the source may give as null, or no longer
+    /// gives at all (its rows from then on read null).
     pub now_nullable: Vec<String>,
 }
 
 /// Compare the stream's columns with the table's. A column whose type differs is an error
 /// that names the column and both types (the table keeps its type; widening is not
-/// supported yet). Table columns the source no longer has are fine: they read as null.
+/// supported yet). Table columns the source no longer has are fine: they read as null (a
+/// non-null one is made nullable by the commit).
 pub fn compare_schemas(table: &StructType, stream: &StructType) -> Result<SchemaDiff> {
     let mut diff = SchemaDiff::default();
     for f in stream.fields() {
@@ -502,6 +673,11 @@ pub fn compare_schemas(table: &StructType, stream: &StructType) -> Result<Schema
                 diff.now_nullable.push(f.name().clone())
             }
             Some(_) => {}
+        }
+    }
+    for t in table.fields() {
+        if !t.is_nullable() && stream.field(t.name()).is_none() {
+            diff.now_nullable.push(t.name().clone());
         }
     }
     Ok(diff)

@@ -150,6 +150,7 @@ impl Connector for Numbers {
             schema: schema(DataType::Utf8),
             cursor_field: Some("id".into()),
             primary_key: vec!["partition".into(), "id".into()],
+            write_disposition: None,
         }])
     }
 

@@ -10,7 +10,9 @@ use arrow::array::{
 };
 use arrow::datatypes::{DataType, Field, Schema, TimeUnit};
 use bytes::Bytes;
-use connector_sdk::table::{CommitOutcome, DeltaTable, FileToAdd, StatsCollector, TableCommit};
+use connector_sdk::table::{
+    CommitOutcome, DeltaTable, FileToAdd, Removal, StatsCollector, TableCommit,
+};
 use integration_tests::{BUCKET, TestEnv, read_with_deltalake};
 use parquet::arrow::ArrowWriter;
 use serde_json::{Value, json};
@@ -121,7 +123,8 @@ async fn statistics_at_type_limits_reach_the_log_exactly_and_delta_rs_reads_the_
         .commit(TableCommit {
             base_version: None,
             schema: &batch.schema(),
-            remove_all: false,
+            remove: Removal::Nothing,
+            hive_keys: &[],
             files: std::slice::from_ref(&file),
             run_id: RUN,
             record: "{}".into(),
@@ -240,7 +243,8 @@ async fn a_commit_on_a_taken_version_is_a_conflict_and_the_run_id_names_the_winn
                 .commit(TableCommit {
                     base_version: base,
                     schema: &schema,
-                    remove_all: false,
+                    remove: Removal::Nothing,
+                    hive_keys: &[],
                     files: &files,
                     run_id,
                     record: format!("{{\"run\":\"{run_id}\"}}"),
@@ -333,7 +337,7 @@ pattern = "vpc-endpoint"
 endpoints = ["s3.amazonaws.com:443"]
 "#;
 
-    #[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
+    #[derive(Debug, Clone, Default, Deserialize, schemars::JsonSchema)]
     #[serde(deny_unknown_fields)]
     pub struct ShapeConfig {
         /// Columns after `id`: (name, type).
@@ -351,6 +355,22 @@ endpoints = ["s3.amazonaws.com:443"]
         /// Whether the stream has a cursor field (`id`).
         #[serde(default = "yes")]
         pub incremental: bool,
+        /// Added to every integer value and to every string (`v<id>.<revision>`): the
+        /// same key with other values, as a source row updated in place.
+        #[serde(default)]
+        pub revision: i64,
+        /// Each batch repeats its first row (a key that is not unique at the source).
+        #[serde(default)]
+        pub duplicate: bool,
+        /// `id` is declared nullable.
+        #[serde(default)]
+        pub nullable_id: bool,
+        /// Partition `k`'s files go under the hive folder `part=p<k>`.
+        #[serde(default)]
+        pub hive: bool,
+        /// The columns after `id` are declared non-null.
+        #[serde(default)]
+        pub required: bool,
     }
 
     fn one() -> i64 {
@@ -371,31 +391,41 @@ endpoints = ["s3.amazonaws.com:443"]
     pub struct Shape;
 
     pub fn schema(config: &ShapeConfig) -> SchemaRef {
-        let mut fields = vec![Field::new("id", DataType::Int64, false)];
+        let mut fields = vec![Field::new("id", DataType::Int64, config.nullable_id)];
         for (name, ty) in &config.columns {
             let dt = match ty.as_str() {
                 "int32" => DataType::Int32,
                 "int64" => DataType::Int64,
                 _ => DataType::Utf8,
             };
-            fields.push(Field::new(name, dt, true));
+            fields.push(Field::new(name, dt, !config.required));
         }
         Arc::new(Schema::new(fields))
     }
 
     pub fn batch(config: &ShapeConfig, k: i64) -> RecordBatch {
         let start = config.first + k * config.rows;
-        let ids: Vec<i64> = (start..start + config.rows).collect();
+        let mut ids: Vec<i64> = (start..start + config.rows).collect();
+        if config.duplicate {
+            ids.push(start);
+        }
+        let r = config.revision;
         let mut columns: Vec<ArrayRef> = vec![Arc::new(Int64Array::from(ids.clone()))];
         for (_, ty) in &config.columns {
             columns.push(match ty.as_str() {
                 "int32" => Arc::new(Int32Array::from_iter_values(
-                    ids.iter().map(|i| *i as i32 * 10),
+                    ids.iter().map(|i| (*i as i32).wrapping_mul(10) + r as i32),
                 )),
-                "int64" => Arc::new(Int64Array::from_iter_values(ids.iter().map(|i| i * 100))),
-                _ => Arc::new(StringArray::from_iter_values(
-                    ids.iter().map(|i| format!("v{i}")),
+                "int64" => Arc::new(Int64Array::from_iter_values(
+                    ids.iter().map(|i| i.wrapping_mul(100) + r),
                 )),
+                _ => Arc::new(StringArray::from_iter_values(ids.iter().map(|i| {
+                    if r == 0 {
+                        format!("v{i}")
+                    } else {
+                        format!("v{i}.{r}")
+                    }
+                }))),
             });
         }
         RecordBatch::try_new(schema(config), columns).unwrap()
@@ -416,6 +446,7 @@ endpoints = ["s3.amazonaws.com:443"]
                 schema: schema(c),
                 cursor_field: c.incremental.then(|| "id".into()),
                 primary_key: vec!["id".into()],
+                write_disposition: None,
             }])
         }
 
@@ -429,7 +460,11 @@ endpoints = ["s3.amazonaws.com:443"]
                 partitions: (0..c.partitions)
                     .map(|k| Partition {
                         id: format!("from-{}-{k}", c.first),
-                        hive: vec![],
+                        hive: if c.hive {
+                            vec![("part".into(), format!("p{k}"))]
+                        } else {
+                            vec![]
+                        },
                         spec: serde_json::json!(k),
                     })
                     .collect(),
@@ -513,6 +548,7 @@ async fn replace_swaps_the_whole_table_at_once_even_across_a_stopped_run() {
         partitions,
         delay_ms,
         incremental: false,
+        ..Default::default()
     };
     let options = || {
         let mut o = connector_sdk::ExtractOptions::new(out.clone());
@@ -636,6 +672,7 @@ async fn schema_evolution_adds_refuses_or_discards_new_columns_and_refuses_type_
         partitions: 1,
         delay_ms: 0,
         incremental: true,
+        ..Default::default()
     };
     let v2 = |first| shape::ShapeConfig {
         columns: cols(&[("a", "int32"), ("b", "utf8")]),
@@ -644,6 +681,7 @@ async fn schema_evolution_adds_refuses_or_discards_new_columns_and_refuses_type_
         partitions: 1,
         delay_ms: 0,
         incremental: true,
+        ..Default::default()
     };
 
     // evolve: the new column is added; earlier rows read it as null.
@@ -672,6 +710,7 @@ async fn schema_evolution_adds_refuses_or_discards_new_columns_and_refuses_type_
         partitions: 1,
         delay_ms: 0,
         incremental: true,
+        ..Default::default()
     };
     run_shape(&env, &out, v3, Evolve).await.unwrap();
     let read = read_with_deltalake(&env, &out, "items");
@@ -719,6 +758,7 @@ async fn schema_evolution_adds_refuses_or_discards_new_columns_and_refuses_type_
             partitions: 1,
             delay_ms: 0,
             incremental: true,
+            ..Default::default()
         };
         let msg = run_shape(&env, &env.output("discard"), changed, policy)
             .await
@@ -750,6 +790,7 @@ async fn every_tenth_version_is_checkpointed_and_planning_reads_from_the_checkpo
         partitions: 1,
         delay_ms: 0,
         incremental: true,
+        ..Default::default()
     };
     for k in 0..12 {
         run_shape(&env, &out, step(k), connector_sdk::SchemaEvolution::Evolve)
@@ -789,4 +830,369 @@ async fn every_tenth_version_is_checkpointed_and_planning_reads_from_the_checkpo
         .unwrap();
     assert_eq!((next.rows, next.sequence), (3, Some(13)));
     assert_eq!(table_ids(&env, &out), (1..=39).collect::<Vec<i64>>());
+}
+
+/// `merge`: an upsert by the stream's key, in one commit. Rows whose key the table has
+/// are replaced (the file holding them is rewritten without them, or removed when every
+/// row of it is replaced), new keys are appended; a repeated run changes nothing; a run
+/// stopped part way merges what it read and the resumed run the rest. Keys at the bottom
+/// of the `i64` range. A key that repeats within a run, or a nullable key, is refused and
+/// leaves the table as it was. delta-rs and DuckDB read the same table.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn merge_upserts_by_key_in_one_commit_and_refuses_keys_it_cannot_trust() {
+    use connector_sdk::{Error, RunStatus, StopSignal, WriteDisposition};
+    use std::collections::BTreeMap;
+    let env = TestEnv::start().await;
+    let out = env.output("merge");
+    let base = i64::MIN;
+    let source = |first: i64, partitions: i64, revision: i64| shape::ShapeConfig {
+        columns: cols(&[("b", "utf8"), ("a", "int64")]),
+        first,
+        rows: 4,
+        partitions,
+        incremental: false,
+        revision,
+        ..Default::default()
+    };
+    let merge = || {
+        let mut o = connector_sdk::ExtractOptions::new(out.clone());
+        o.write_disposition = Some(WriteDisposition::Merge);
+        o.max_concurrent_partitions = 1;
+        o
+    };
+    // What the table must hold: id -> (b, a), as the source rows last merged.
+    let mut model: BTreeMap<i64, (Value, Value)> = BTreeMap::new();
+    let apply = |model: &mut BTreeMap<i64, (Value, Value)>, c: &shape::ShapeConfig| {
+        for id in c.ids() {
+            let b = if c.revision == 0 {
+                format!("v{id}")
+            } else {
+                format!("v{id}.{}", c.revision)
+            };
+            model.insert(id, (json!(b), json!(id.wrapping_mul(100) + c.revision)));
+        }
+    };
+    let table = |env: &TestEnv| -> BTreeMap<i64, (Value, Value)> {
+        let read = read_with_deltalake(env, &out, "items");
+        let ids = read["columns"]["id"].as_array().unwrap();
+        let (b, a) = (&read["columns"]["b"], &read["columns"]["a"]);
+        let mut t = BTreeMap::new();
+        for (i, id) in ids.iter().enumerate() {
+            let previous = t.insert(id.as_i64().unwrap(), (b[i].clone(), a[i].clone()));
+            assert!(previous.is_none(), "key {id} twice in the table");
+        }
+        t
+    };
+
+    // The first merge creates the table.
+    let first = source(base, 2, 0);
+    run_with(&env, first.clone(), merge(), StopSignal::new())
+        .await
+        .unwrap();
+    apply(&mut model, &first);
+    assert_eq!(table(&env), model);
+
+    // Overlapping keys with new values: the first file keeps two rows (rewritten), the
+    // second loses all four (removed), four new keys are appended.
+    let second = source(base + 2, 2, 1);
+    let report = run_with(&env, second.clone(), merge(), StopSignal::new())
+        .await
+        .unwrap();
+    assert_eq!(report.rows, 8);
+    apply(&mut model, &second);
+    assert_eq!(table(&env), model);
+    assert_eq!(model.len(), 10);
+    let ds = connector_sdk::Dataset::new(env.store().await, out.clone(), "items");
+    let record = ds.latest().await.unwrap().unwrap();
+    assert_eq!(record.removed_files.len(), 2, "{:?}", record.removed_files);
+    let rewritten: Vec<_> = record
+        .files
+        .iter()
+        .filter(|f| f.key.contains("-~merge-"))
+        .collect();
+    assert_eq!(rewritten.len(), 1, "{:?}", record.files);
+    assert_eq!(rewritten[0].rows, 2);
+    let live = ds.committed_files().await.unwrap();
+    assert_eq!(live.iter().map(|f| f.rows).sum::<u64>(), 10);
+    assert!(
+        live.iter().all(|f| !record.removed_files.contains(&f.key)),
+        "a removed file is still in the table"
+    );
+    // Another engine agrees.
+    let duck = integration_tests::read_with_duckdb(&env, &out, "items");
+    assert_eq!(duck["rows"], json!(10));
+
+    // The same source again: the table is unchanged.
+    run_with(&env, second.clone(), merge(), StopSignal::new())
+        .await
+        .unwrap();
+    assert_eq!(table(&env), model);
+
+    // A key twice in one run: refused, nothing committed, the run's files deleted.
+    let parquet_before = env
+        .keys("merge/items/")
+        .await
+        .into_iter()
+        .filter(|k| k.ends_with(".parquet"))
+        .count();
+    let version_before = ds.sequences().await.unwrap().len();
+    let duplicated = shape::ShapeConfig {
+        duplicate: true,
+        ..source(base + 20, 1, 7)
+    };
+    let err = run_with(&env, duplicated, merge(), StopSignal::new())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::DuplicateMergeKey { .. }), "{err:?}");
+    let msg = err.to_string();
+    assert!(
+        msg.contains(&format!("({})", base + 20)) && msg.contains("(id)") && !msg.contains('\n'),
+        "{msg}"
+    );
+    assert_eq!(table(&env), model);
+    assert_eq!(ds.sequences().await.unwrap().len(), version_before);
+    let parquet_after = env
+        .keys("merge/items/")
+        .await
+        .into_iter()
+        .filter(|k| k.ends_with(".parquet"))
+        .count();
+    assert_eq!(
+        parquet_after, parquet_before,
+        "the refused run's files are gone"
+    );
+
+    // A nullable key: refused before anything is read.
+    let nullable = shape::ShapeConfig {
+        nullable_id: true,
+        ..source(base + 30, 1, 8)
+    };
+    let err = run_with(&env, nullable, merge(), StopSignal::new())
+        .await
+        .unwrap_err();
+    let msg = err.to_string();
+    assert!(
+        msg.contains("`id`") && msg.contains("nullable") && msg.contains("merge"),
+        "{msg}"
+    );
+    assert_eq!(err.exit_code(), connector_sdk::exit::INPUT);
+    assert_eq!(
+        env.keys("merge/items/")
+            .await
+            .into_iter()
+            .filter(|k| k.ends_with(".parquet"))
+            .count(),
+        parquet_before
+    );
+
+    // A merge stopped part way commits what it read (merged); the resumed run merges the
+    // rest. Keys base+8 and base+9 exist; the rest are new.
+    let slow = shape::ShapeConfig {
+        delay_ms: 400,
+        ..source(base + 8, 3, 2)
+    };
+    let stop = StopSignal::new().with_deadline(Some(
+        std::time::Instant::now() + std::time::Duration::from_millis(600),
+    ));
+    let partial = run_with(&env, slow.clone(), merge(), stop).await.unwrap();
+    assert_eq!(partial.status, RunStatus::Partial);
+    assert!(partial.rows > 0 && partial.rows < 12, "{}", partial.rows);
+    let mut after_partial = model.clone();
+    let done_partitions = partial.rows / 4;
+    apply(
+        &mut after_partial,
+        &shape::ShapeConfig {
+            partitions: done_partitions as i64,
+            ..slow.clone()
+        },
+    );
+    assert_eq!(table(&env), after_partial);
+    let rest = run_with(&env, slow.clone(), merge(), StopSignal::new())
+        .await
+        .unwrap();
+    assert_eq!(rest.status, RunStatus::Complete);
+    assert_eq!(partial.rows + rest.rows, 12);
+    apply(&mut model, &slow);
+    assert_eq!(table(&env), model);
+    assert_eq!(model.len(), 20);
+}
+
+/// Hive folders that are not columns (`part=p<k>/`) become the table's Delta partition
+/// columns: the log declares them, each add carries its file's value, and delta-rs and
+/// DuckDB read the column with each row's partition. A `merge` rewrite keeps a file's
+/// partition value; a `replace` keeps the partitioning.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hive_folders_become_partition_columns_that_other_readers_see() {
+    use connector_sdk::{StopSignal, WriteDisposition};
+    let env = TestEnv::start().await;
+    let out = env.output("partitioned");
+    let source = |first: i64, revision: i64| shape::ShapeConfig {
+        columns: cols(&[("b", "utf8")]),
+        first,
+        rows: 3,
+        partitions: 3,
+        incremental: false,
+        revision,
+        hive: true,
+        ..Default::default()
+    };
+    let options = |disposition| {
+        let mut o = connector_sdk::ExtractOptions::new(out.clone());
+        o.write_disposition = Some(disposition);
+        o
+    };
+    // The partition of each id: ids first + 3k .. first + 3k + 2 are in part=p<k>.
+    let part_of = |c: &shape::ShapeConfig, id: i64| format!("p{}", (id - c.first) / c.rows);
+    let check = |expected: &BTreeMap<i64, (String, String)>, reader: &str| {
+        let read = match reader {
+            "deltalake" => read_with_deltalake(&env, &out, "items"),
+            _ => integration_tests::read_with_duckdb(&env, &out, "items"),
+        };
+        let part = read["schema"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f[0] == "part")
+            .unwrap_or_else(|| panic!("{reader}: no `part` column in {}", read["schema"]));
+        assert!(part[1].as_str().unwrap().contains("string"), "{part}");
+        let ids = read["columns"]["id"].as_array().unwrap();
+        let mut got = BTreeMap::new();
+        for (i, id) in ids.iter().enumerate() {
+            got.insert(
+                id.as_i64().unwrap(),
+                (
+                    read["columns"]["b"][i].as_str().unwrap().to_string(),
+                    read["columns"]["part"][i].as_str().unwrap().to_string(),
+                ),
+            );
+        }
+        assert_eq!(read["rows"], json!(expected.len()), "{reader}");
+        assert_eq!(&got, expected, "{reader}");
+    };
+    use std::collections::BTreeMap;
+    let mut expected = BTreeMap::new();
+    let first = source(1, 0);
+    run_with(
+        &env,
+        first.clone(),
+        options(WriteDisposition::Merge),
+        StopSignal::new(),
+    )
+    .await
+    .unwrap();
+    for id in first.ids() {
+        expected.insert(id, (format!("v{id}"), part_of(&first, id)));
+    }
+    check(&expected, "deltalake");
+    check(&expected, "duckdb");
+
+    // The log: `part` is the partition column; each add has its folder's value.
+    let store = env.store().await;
+    let table = DeltaTable::new(store.clone(), BUCKET, &out.key("items/")).unwrap();
+    let log = store.get(BUCKET, &table.log_key(0)).await.unwrap().unwrap();
+    let metadata = String::from_utf8(log.to_vec())
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .find_map(|a| a.get("metaData").cloned())
+        .expect("metaData");
+    assert_eq!(metadata["partitionColumns"], json!(["part"]));
+    for add in adds(&store, &table, 0).await {
+        let path = add["path"].as_str().unwrap();
+        let folder = path.split('/').next().unwrap();
+        assert_eq!(
+            json!(format!(
+                "part={}",
+                add["partitionValues"]["part"].as_str().unwrap()
+            )),
+            json!(folder),
+            "{add}"
+        );
+    }
+
+    // A merge that replaces ids 2..=4 (partitions p0 and p1 of the table): the rewritten
+    // files keep their partition values.
+    let update = shape::ShapeConfig {
+        rows: 3,
+        partitions: 1,
+        ..source(2, 5)
+    };
+    run_with(
+        &env,
+        update.clone(),
+        options(WriteDisposition::Merge),
+        StopSignal::new(),
+    )
+    .await
+    .unwrap();
+    for id in update.ids() {
+        expected.insert(id, (format!("v{id}.5"), "p0".to_string()));
+    }
+    check(&expected, "deltalake");
+    check(&expected, "duckdb");
+
+    // A replace keeps the table partitioned: exactly the new source.
+    let replaced = source(100, 0);
+    run_with(
+        &env,
+        replaced.clone(),
+        options(WriteDisposition::Replace),
+        StopSignal::new(),
+    )
+    .await
+    .unwrap();
+    let expected: BTreeMap<_, _> = replaced
+        .ids()
+        .into_iter()
+        .map(|id| (id, (format!("v{id}"), part_of(&replaced, id))))
+        .collect();
+    check(&expected, "deltalake");
+    check(&expected, "duckdb");
+}
+
+/// A source column the table holds as NOT NULL disappears: the commit makes the column
+/// nullable, and the new rows read null in it (a reader must never fail on a file that
+/// lacks a non-null column).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dropped_non_null_column_becomes_nullable_and_reads_null() {
+    let env = TestEnv::start().await;
+    let out = env.output("dropped");
+    let with_a = shape::ShapeConfig {
+        columns: cols(&[("a", "int32"), ("b", "utf8")]),
+        first: 1,
+        rows: 2,
+        partitions: 1,
+        required: true,
+        incremental: true,
+        ..Default::default()
+    };
+    let without_a = shape::ShapeConfig {
+        columns: cols(&[("b", "utf8")]),
+        first: 3,
+        ..with_a.clone()
+    };
+    for c in [with_a, without_a] {
+        run_shape(&env, &out, c, connector_sdk::SchemaEvolution::Evolve)
+            .await
+            .unwrap();
+    }
+    let read = read_with_deltalake(&env, &out, "items");
+    assert_eq!(
+        read["schema"],
+        json!([
+            ["id", "int64", false],
+            ["a", "int32", true],
+            ["b", "string", false]
+        ])
+    );
+    assert_eq!(
+        column_by_id(&read, "a"),
+        vec![json!(10), json!(20), Value::Null, Value::Null]
+    );
+    assert_eq!(
+        column_by_id(&read, "b"),
+        vec![json!("v1"), json!("v2"), json!("v3"), json!("v4")]
+    );
+    let duck = integration_tests::read_with_duckdb(&env, &out, "items");
+    assert_eq!(duck["rows"], json!(4));
 }

@@ -121,6 +121,17 @@ fn demo_schema_as_read() -> Value {
     ])
 }
 
+/// [`demo_schema_as_read`] as a Delta reader reads the table: with the `dt=` hive folder
+/// as the table's partition column.
+fn demo_table_schema_as_read() -> Value {
+    let mut schema = demo_schema_as_read();
+    schema
+        .as_array_mut()
+        .unwrap()
+        .push(json!(["dt", "string", true]));
+    schema
+}
+
 #[test]
 fn decimal_text_matches_python() {
     assert_eq!(decimal_text(12345, 2), "123.45");
@@ -281,7 +292,7 @@ async fn deltalake_reads_the_table_as_the_source_through_stop_resume_crash_and_i
     let read = read_with_deltalake(&env, &output, ORDERS);
     assert_eq!(read["rows"], json!(partial.rows));
     // Logical types as delta-rs reports them, from the table's schema.
-    assert_eq!(read["schema"], demo_schema_as_read());
+    assert_eq!(read["schema"], demo_table_schema_as_read());
 
     // 2. The next run finishes the plan.
     config.batch_delay_ms = 0;
@@ -325,5 +336,18 @@ async fn deltalake_reads_the_table_as_the_source_through_stop_resume_crash_and_i
     // DuckDB's delta_scan reads the same table the same way.
     let duck = read_with_duckdb(&env, &output, ORDERS);
     assert_read_equals(&duck, &orders_batch(&config, 1, 36_000), "duckdb");
+    // Each row's `dt` partition value is the UTC day of its order.
+    for read in [&duck, &read_with_deltalake(&env, &output, ORDERS)] {
+        let created = read["columns"]["created_at"].as_array().unwrap();
+        let dt = read["columns"]["dt"].as_array().unwrap();
+        assert_eq!(created.len(), 36_000);
+        for (c, d) in created.iter().zip(dt) {
+            let day = chrono::DateTime::from_timestamp_micros(c.as_i64().unwrap())
+                .unwrap()
+                .format("%Y-%m-%d")
+                .to_string();
+            assert_eq!(d.as_str(), Some(day.as_str()), "created_at {c}");
+        }
+    }
     assert_eq!(dataset.sequences().await.unwrap(), vec![1, 2, 3]);
 }

@@ -2,10 +2,12 @@
 //!
 //! 1. [`merge_progress`]: the plan's progress with this run's partition results merged in;
 //! 2. [`decide`]: complete or partial, the state to commit, and whether anything changed;
-//! 3. [`ExtractCore::build_manifest`]: the dataset manifest of the next sequence;
-//! 4. [`ExtractCore::apply`]: check every file exists, write the manifest conditionally;
-//! 5. [`ExtractCore::clean_up`]: a losing or refused run deletes its files;
-//! 6. [`ExtractCore::report`]: the run report (stored beside the manifest).
+//! 3. `merge` only: [`ExtractCore::rewrite_for_merge`] rewrites the table's files that
+//!    hold keys this run replaces;
+//! 4. [`ExtractCore::build_manifest`]: the dataset manifest of the next sequence;
+//! 5. [`ExtractCore::apply`]: check every file exists, write the manifest conditionally;
+//! 6. [`ExtractCore::clean_up`]: a losing or refused run deletes its files;
+//! 7. [`ExtractCore::report`]: the run report (stored beside the manifest).
 
 use std::collections::HashMap;
 use std::time::Instant;
@@ -22,6 +24,7 @@ use crate::dataset::{
 use crate::error::{Error, Result};
 use crate::options::WriteDisposition;
 use crate::report::RunReport;
+use crate::table::Removal;
 
 /// Stage 1: every partition's progress after this run, and the files it wrote.
 #[derive(Debug)]
@@ -91,6 +94,9 @@ pub(super) struct CommitDecision {
     pub adds: Vec<DataFile>,
     /// Whether the commit removes every file of the previous version (`replace`, complete).
     pub replace: bool,
+    /// Files of the previous version the commit removes (`merge`: rewritten without the
+    /// rows whose keys this run replaces; their rewrites are in `adds`).
+    pub removed: Vec<String>,
 }
 
 /// Decide the status and state of `plan` after `merged`.
@@ -140,6 +146,7 @@ pub(super) fn decide(plan: &RunPlan, merged: &MergedProgress) -> CommitDecision 
         needs_commit,
         adds,
         replace: replace && all_done,
+        removed: Vec::new(),
     }
 }
 
@@ -152,7 +159,30 @@ impl<C: Connector> ExtractCore<C> {
     pub async fn commit(&self, plan: &RunPlan, results: Vec<PartitionResult>) -> Result<RunReport> {
         let commit_started = Instant::now();
         let merged = merge_progress(plan, &results)?;
-        let decision = decide(plan, &merged);
+        let mut decision = decide(plan, &merged);
+        // Files this run wrote: a run that does not commit deletes them.
+        let mut written = merged.files.clone();
+        if plan.disposition == WriteDisposition::Merge && decision.needs_commit {
+            let rewrite = match Box::pin(self.rewrite_for_merge(plan, &merged.files)).await {
+                Ok(r) => r,
+                Err(e) => {
+                    if matches!(e, Error::DuplicateMergeKey { .. }) {
+                        // No later attempt can commit these rows as they are.
+                        self.clean_up(&written).await;
+                    }
+                    return Err(e);
+                }
+            };
+            tracing::info!(
+                stream = %plan.stream.name,
+                files_rewritten = rewrite.removed.len(),
+                rows_replaced = rewrite.replaced_rows,
+                "merge: files holding replaced keys rewritten"
+            );
+            written.extend(rewrite.written.iter().cloned());
+            decision.adds.extend(rewrite.written);
+            decision.removed = rewrite.removed;
+        }
         let extract_ms = (Utc::now() - plan.started_at).num_milliseconds().max(0) as u64;
         let mut timings = Timings {
             plan_ms: plan.plan_ms,
@@ -169,7 +199,7 @@ impl<C: Connector> ExtractCore<C> {
                     e,
                     Error::CommitConflict { .. } | Error::DataFileMissing { .. }
                 ) {
-                    self.clean_up(&merged.files).await;
+                    self.clean_up(&written).await;
                 }
                 return Err(e);
             }
@@ -199,7 +229,7 @@ impl<C: Connector> ExtractCore<C> {
         Ok(report)
     }
 
-    /// Stage 3: the manifest of `sequence`.
+    /// Stage 4: the manifest of `sequence`.
     fn build_manifest(
         &self,
         plan: &RunPlan,
@@ -226,10 +256,11 @@ impl<C: Connector> ExtractCore<C> {
             files: decision.adds.clone(),
             state: decision.state.clone(),
             replaced_table: decision.replace,
+            removed_files: decision.removed.clone(),
         }
     }
 
-    /// Stage 4: check that every file exists as written, then commit to the table
+    /// Stage 5: check that every file exists as written, then commit to the table
     /// conditionally.
     async fn apply(
         &self,
@@ -241,7 +272,14 @@ impl<C: Connector> ExtractCore<C> {
         // Staged files too: a `replace` plan's earlier files must still be there.
         self.verify_files(&plan.run_id, &decision.adds).await?;
         // Boxed: the table commit's future is deep, and every runner's future holds it.
-        Box::pin(dataset.commit(manifest, &decision.adds, decision.replace)).await
+        let removal = if decision.replace {
+            Removal::All
+        } else if decision.removed.is_empty() {
+            Removal::Nothing
+        } else {
+            Removal::Files(&decision.removed)
+        };
+        Box::pin(dataset.commit(manifest, &decision.adds, removal, &plan.hive_keys())).await
     }
 
     /// Check that every file this run is about to commit exists with the size it was
@@ -279,9 +317,9 @@ impl<C: Connector> ExtractCore<C> {
         Ok(())
     }
 
-    /// Stage 5: a run that did not commit deletes its files (garbage collection removes
+    /// Stage 6: a run that did not commit deletes its files (garbage collection removes
     /// whatever a failure here leaves).
-    async fn clean_up(&self, files: &[DataFile]) {
+    pub(super) async fn clean_up(&self, files: &[DataFile]) {
         for f in files {
             if let Err(e) = self.store.delete(&self.options.output.bucket, &f.key).await {
                 tracing::warn!(key = %f.key, error = %e, "could not delete a file of a run that did not commit; gc will");
@@ -289,7 +327,7 @@ impl<C: Connector> ExtractCore<C> {
         }
     }
 
-    /// Stage 6: the run report.
+    /// Stage 7: the run report.
     fn report(
         &self,
         plan: &RunPlan,

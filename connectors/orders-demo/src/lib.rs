@@ -239,6 +239,7 @@ impl Connector for OrdersDemo {
             schema: orders_schema(),
             cursor_field: Some("order_id".into()),
             primary_key: vec!["order_id".into()],
+            write_disposition: None,
         }])
     }
 

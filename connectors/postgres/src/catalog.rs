@@ -57,6 +57,7 @@ pub(crate) struct ResolvedStream {
     pub cursor: Option<usize>,
     pub partition: Option<usize>,
     pub partitions: u32,
+    pub write_disposition: Option<connector_sdk::WriteDisposition>,
 }
 
 impl ResolvedStream {
@@ -76,6 +77,7 @@ impl ResolvedStream {
                 .iter()
                 .map(|&i| self.columns[i].name.clone())
                 .collect(),
+            write_disposition: self.write_disposition,
         }
     }
 
@@ -185,6 +187,7 @@ async fn stream_configs(
             cursor_column: None,
             partition_column: None,
             partitions: 1,
+            write_disposition: None,
         });
     }
     Ok(streams)
@@ -311,6 +314,7 @@ pub(crate) async fn resolve(
         cursor,
         partition,
         partitions: s.partitions,
+        write_disposition: s.write_disposition,
     })
 }
 

@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 
-use connector_sdk::ConnectorError;
+use connector_sdk::{ConnectorError, WriteDisposition};
 use schemars::JsonSchema;
 use serde::Deserialize;
 
@@ -97,6 +97,11 @@ pub struct StreamConfig {
     /// Number of ranges `partition_column` is split into.
     #[serde(default = "default_partitions")]
     pub partitions: u32,
+    /// How runs land in the stream's table (`append`, `replace` or `merge` by `key`) unless
+    /// the run says otherwise (`--write-disposition`). Default: `append` with a
+    /// `cursor_column`, `replace` without.
+    #[serde(default)]
+    pub write_disposition: Option<WriteDisposition>,
 }
 
 /// Where the password comes from.

@@ -124,6 +124,7 @@ impl Connector for SensorReadings {
             schema: readings_schema(),
             cursor_field: Some("minute".into()),
             primary_key: vec!["sensor".into(), "minute".into()],
+            write_disposition: None,
         }])
     }
 

@@ -105,6 +105,7 @@ impl<const MODE: u8> Connector for TestConnector<MODE> {
             )])),
             cursor_field: None,
             primary_key: vec![],
+            write_disposition: None,
         }])
     }
 

@@ -180,9 +180,9 @@ pub struct ExtractSettings {
     #[arg(long, env = "CONNECTOR_SCHEMA_EVOLUTION", value_name = "POLICY", value_parser = parse_schema_evolution)]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub schema_evolution: Option<SchemaEvolution>,
-    /// How a complete run's rows land: append (add files) or replace (the table becomes
-    /// exactly this run's rows, in one commit) [default: append for incremental streams,
-    /// replace for the others]
+    /// How a complete run's rows land: append (add files), replace (the table becomes
+    /// exactly this run's rows, in one commit) or merge (upsert by the stream's primary
+    /// key) [default: append for incremental streams, replace for the others]
     #[arg(long, env = "CONNECTOR_WRITE_DISPOSITION", value_name = "MODE", value_parser = parse_write_disposition)]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub write_disposition: Option<WriteDisposition>,
