@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Lambda cold-start proxy and package size for a connector binary.
-#   1. builds the release zip with runners/lambda/package.sh (cargo-zigbuild, glibc 2.34)
+#   1. builds the deployable zip (profile `lambda`) with runners/lambda/package.sh (cargo-zigbuild, glibc 2.34)
 #   2. starts the packaged `bootstrap` 20 times against the Runtime API test server and
 #      measures process start -> first GET /invocation/next (target: median <= 20 ms)
 #   3. reports the zip size (target: <= 15 MB)
@@ -10,7 +10,7 @@ cd "$(dirname "$0")/../.."
 package=${1:-orders-demo}
 bin=${2:-$package}
 runs=${3:-20}
-LAMBDA_PROFILE=release bash runners/lambda/package.sh "$package" "$bin"
+LAMBDA_PROFILE=lambda bash runners/lambda/package.sh "$package" "$bin"
 target_dir=${CARGO_TARGET_DIR:-target}
 zip="$target_dir/lambda/$bin/bootstrap.zip"
 cargo build --quiet --release -p integration-tests --bin lambda_cold_start

@@ -4,8 +4,9 @@
 # the highest GLIBC_ symbol version it needs is <= 2.34.
 #
 # Usage:  runners/lambda/package.sh <package> <bin>
-#   LAMBDA_PROFILE=release (default; the zip to deploy), dev, or unoptimized (cheapest
-#   to compile; what the packaging test uses). Every profile's bootstrap is stripped.
+#   LAMBDA_PROFILE=lambda (default; the zip to deploy: release, size-optimised off the
+#   hot path, see Cargo.toml), release, dev, or unoptimized (cheapest to compile; what
+#   the packaging test uses). Every profile's bootstrap is stripped.
 # Output: target/lambda/<bin>/bootstrap and target/lambda/<bin>/bootstrap.zip
 # Needs:  cargo-zigbuild + ziglang (scripts/setup.d/30-lambda.sh installs them in .venv),
 #         zip, objdump.
@@ -16,7 +17,7 @@ if [ $# -ne 2 ]; then
 fi
 package=$1
 bin=$2
-profile=${LAMBDA_PROFILE:-release}
+profile=${LAMBDA_PROFILE:-lambda}
 root=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$root"
 if [ -f .venv/bin/activate ]; then
@@ -30,9 +31,9 @@ fi
 triple=x86_64-unknown-linux-gnu
 glibc=2.34
 case "$profile" in
-  release | unoptimized) dir=$profile ;;
+  lambda | release | unoptimized) dir=$profile ;;
   dev) dir=debug ;;
-  *) echo "error: LAMBDA_PROFILE must be release, dev or unoptimized, not $profile" >&2; exit 2 ;;
+  *) echo "error: LAMBDA_PROFILE must be lambda, release, dev or unoptimized, not $profile" >&2; exit 2 ;;
 esac
 target_dir=${CARGO_TARGET_DIR:-$root/target}
 cargo zigbuild --quiet --profile "$profile" -p "$package" --bin "$bin" --target "$triple.$glibc"
