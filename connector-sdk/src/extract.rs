@@ -354,6 +354,13 @@ impl<C: Connector> ExtractCore<C> {
                     .plan(&self.config, &descriptor, state.cursor.as_ref())
                     .await?;
                 validate_partitions(&plan.partitions)?;
+                if plan.cursor.as_ref().is_some_and(serde_json::Value::is_null) {
+                    // Stored as JSON, `Some(null)` reads back as no cursor: the next run
+                    // would extract everything again.
+                    return Err(Error::Connector(ConnectorError::internal(
+                        "plan returned the cursor JSON null; return `cursor: None` for no cursor, or a non-null value",
+                    )));
+                }
                 let work = plan
                     .partitions
                     .into_iter()
@@ -672,6 +679,14 @@ impl<C: Connector> PartitionReader<'_, C> {
             match item {
                 None => break true,
                 Some(Err(e)) => return Err(Error::Connector(e)),
+                Some(Ok(ReadItem::Checkpoint(c))) if c.is_null() => {
+                    // Stored as JSON, a null checkpoint reads back as none: the resumed
+                    // partition would start over and write its rows twice.
+                    return Err(Error::Connector(ConnectorError::internal(format!(
+                        "partition `{}` emitted the checkpoint JSON null; a checkpoint must be a non-null value that says where to resume",
+                        partition.id
+                    ))));
+                }
                 Some(Ok(ReadItem::Checkpoint(c))) => {
                     checkpoint = Some(c);
                     rows_since_checkpoint = 0;

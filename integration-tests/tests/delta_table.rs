@@ -371,6 +371,12 @@ endpoints = ["s3.amazonaws.com:443"]
         /// The columns after `id` are declared non-null.
         #[serde(default)]
         pub required: bool,
+        /// Partitions emit the checkpoint JSON `null` (a connector bug the core refuses).
+        #[serde(default)]
+        pub null_checkpoint: bool,
+        /// The plan's cursor is JSON `null` (likewise).
+        #[serde(default)]
+        pub null_cursor: bool,
     }
 
     fn one() -> i64 {
@@ -468,9 +474,13 @@ endpoints = ["s3.amazonaws.com:443"]
                         spec: serde_json::json!(k),
                     })
                     .collect(),
-                cursor: c
-                    .incremental
-                    .then(|| serde_json::json!(c.first + c.rows * c.partitions - 1)),
+                cursor: c.incremental.then(|| {
+                    if c.null_cursor {
+                        serde_json::Value::Null
+                    } else {
+                        serde_json::json!(c.first + c.rows * c.partitions - 1)
+                    }
+                }),
             })
         }
 
@@ -488,9 +498,12 @@ endpoints = ["s3.amazonaws.com:443"]
                 tokio::time::sleep(delay).await;
                 Ok(ReadItem::Batch(batch(c, k)))
             });
-            let done = connector_sdk::futures::stream::iter([Ok(ReadItem::Checkpoint(
-                serde_json::json!("done"),
-            ))]);
+            let checkpoint = if c.null_checkpoint {
+                serde_json::Value::Null
+            } else {
+                serde_json::json!("done")
+            };
+            let done = connector_sdk::futures::stream::iter([Ok(ReadItem::Checkpoint(checkpoint))]);
             Box::pin(batch.chain(done))
         }
     }
@@ -1195,4 +1208,44 @@ async fn a_dropped_non_null_column_becomes_nullable_and_reads_null() {
     );
     let duck = integration_tests::read_with_duckdb(&env, &out, "items");
     assert_eq!(duck["rows"], json!(4));
+}
+
+/// A cursor or checkpoint of JSON `null` would be stored as "none" and read back as
+/// "start over" (the rows extracted again): the core refuses both, and commits nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_null_cursor_or_checkpoint_is_refused_and_nothing_commits() {
+    let env = TestEnv::start().await;
+    let out = env.output("nulls");
+    let base = shape::ShapeConfig {
+        columns: cols(&[("a", "int32")]),
+        first: 1,
+        rows: 2,
+        partitions: 1,
+        incremental: true,
+        ..Default::default()
+    };
+    for (config, expected) in [
+        (
+            shape::ShapeConfig {
+                null_checkpoint: true,
+                ..base.clone()
+            },
+            "checkpoint JSON null",
+        ),
+        (
+            shape::ShapeConfig {
+                null_cursor: true,
+                ..base.clone()
+            },
+            "cursor JSON null",
+        ),
+    ] {
+        let err = run_shape(&env, &out, config, connector_sdk::SchemaEvolution::Evolve)
+            .await
+            .unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.contains(expected) && !msg.contains('\n'), "{msg}");
+        let ds = connector_sdk::Dataset::new(env.store().await, out.clone(), "items");
+        assert!(ds.latest().await.unwrap().is_none(), "nothing committed");
+    }
 }

@@ -325,6 +325,115 @@ mod tests {
         assert!(!format!("{raw:?}").contains("hunter2"));
     }
 
+    mod fuzz {
+        use proptest::prelude::*;
+        use serde_json::Value;
+
+        use super::super::RawEvent;
+
+        fn json(secret: String) -> impl Strategy<Value = Value> {
+            let leaf = prop_oneof![
+                Just(Value::Null),
+                any::<bool>().prop_map(Value::Bool),
+                any::<i64>().prop_map(Value::from),
+                ".{0,12}".prop_map(Value::String),
+                Just(Value::String(secret)),
+            ];
+            leaf.prop_recursive(3, 16, 4, |inner| {
+                prop_oneof![
+                    prop::collection::vec(inner.clone(), 0..3).prop_map(Value::Array),
+                    prop::collection::btree_map("[a-z_]{1,8}", inner, 0..3)
+                        .prop_map(|m| Value::Object(m.into_iter().collect())),
+                ]
+            })
+        }
+
+        /// An event with any fields (the request's and others) holding any values.
+        fn event() -> impl Strategy<Value = (Value, String)> {
+            "[A-Za-z0-9]{12}"
+                .prop_flat_map(|token| {
+                    let secret = format!("pw-{token}");
+                    let fields = prop::collection::btree_map(
+                        prop::sample::select(vec![
+                            "config",
+                            "config_env",
+                            "output",
+                            "stream",
+                            "partition",
+                            "options",
+                            "safety_margin_ms",
+                            "continuation",
+                            "bogus",
+                        ]),
+                        prop_oneof![
+                            // Other fields echo their values in errors (an output that is not
+                            // an S3 location, say); they hold no secrets.
+                            json("not-a-secret".into()),
+                            Just(Value::String("s3://bucket/prefix".into())),
+                            Just(Value::String("orders".into())),
+                        ],
+                        0..9,
+                    );
+                    (fields, Just(secret))
+                })
+                .prop_map(|(fields, secret)| {
+                    let map: serde_json::Map<String, Value> = fields
+                        .into_iter()
+                        .map(|(k, v)| (k.to_string(), v))
+                        .collect();
+                    (map, secret)
+                })
+                .prop_flat_map(|(map, secret)| {
+                    // The secret lives in the config, where connectors keep passwords: anywhere
+                    // in it, and as the whole config.
+                    (Just(map), json(secret.clone()), Just(secret))
+                })
+                .prop_map(|(mut map, config, secret)| {
+                    let config = match config {
+                        Value::Object(mut m) => {
+                            m.insert("password".into(), Value::String(secret.clone()));
+                            Value::Object(m)
+                        }
+                        other => serde_json::json!({"password": secret.clone(), "nested": other}),
+                    };
+                    map.insert("config".into(), config);
+                    (Value::Object(map), secret)
+                })
+        }
+
+        proptest! {
+            /// Any payload bytes: a request or a one-line error, never a panic.
+            #[test]
+            fn any_payload_is_a_request_or_a_one_line_error(
+                body in prop::collection::vec(any::<u8>(), 0..256),
+            ) {
+                if let Err(e) = RawEvent::from_slice(&body).into_request() {
+                    prop_assert!(!e.to_string().contains('\n'), "{}", e);
+                }
+            }
+
+            /// Whatever else an event gets wrong, neither the error nor the parsed
+            /// request's debug form shows the config's password.
+            #[test]
+            fn a_config_secret_never_reaches_an_error_or_a_log((event, secret) in event()) {
+                let body = serde_json::to_vec(&event).unwrap();
+                match RawEvent::from_slice(&body).into_request() {
+                    Ok(request) => {
+                        let shown = format!("{request:?}");
+                        prop_assert!(!shown.contains(&secret));
+                    }
+                    Err(e) => {
+                        let m = e.to_string();
+                        prop_assert!(!m.contains(&secret), "{}", m);
+                        prop_assert!(!m.contains('\n'), "{}", m);
+                    }
+                }
+                let raw = format!("{:?}", RawEvent::from_slice(&body));
+                prop_assert!(!raw.contains(&secret));
+            }
+        }
+    }
+
     #[test]
     fn schemas_name_every_field() {
         let s = request_schema();
