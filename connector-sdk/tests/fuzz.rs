@@ -1,6 +1,6 @@
 //! Property tests (proptest, stable Rust) of the parsers that take outside input: the S3
-//! output location, the committed state and run record (read back from the bucket), the
-//! extract options. Each property: no panic on any input, and a round trip where one
+//! output location, the committed state, run record and run plan (read back from the
+//! bucket, or handed between Glue's steps), the extract options. Each property: no panic on any input, and a round trip where one
 //! exists. The case count is modest here (`PROPTEST_CASES` raises it);
 //! `scripts/fuzz-campaign.sh` runs a long campaign and keeps failing inputs in
 //! `proptest-regressions/`.
@@ -121,6 +121,7 @@ proptest! {
     fn run_records_from_any_bytes_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..512)) {
         let _ = serde_json::from_slice::<DatasetManifest>(&bytes);
         let _ = serde_json::from_slice::<StreamState>(&bytes);
+        let _ = serde_json::from_slice::<connector_sdk::RunPlan>(&bytes);
     }
 
     /// Near-miss JSON objects (real field names, any values): a record or an error.
@@ -138,6 +139,7 @@ proptest! {
     ) {
         let value = Value::Object(fields.into_iter().map(|(k, v)| (k.to_string(), v)).collect());
         let _ = serde_json::from_value::<DatasetManifest>(value.clone());
+        let _ = serde_json::from_value::<connector_sdk::RunPlan>(value.clone());
         let _ = serde_json::from_value::<StreamState>(value);
     }
 

@@ -353,3 +353,67 @@ fn every_config_field_has_a_description() {
         assert!(jobs.get(k).is_some(), "{k} missing from the schema");
     }
 }
+
+/// Property tests (proptest): the daemon config with random edits before its last line
+/// (which holds an inline password) loads or gives an error, never a panic, and no error
+/// quotes the password, however the edits confuse the TOML parser.
+mod fuzz {
+    use proptest::prelude::*;
+
+    use super::parse;
+
+    const SECRET_LINE: &str = "config = { rows = 20, password = \"s3cr3t-Pa55\" }\n";
+
+    #[derive(Debug, Clone)]
+    enum Edit {
+        Insert(usize, char),
+        Delete(usize),
+        Replace(usize, char),
+    }
+
+    fn edit() -> impl Strategy<Value = Edit> {
+        let ch = prop::sample::select(vec![
+            '"', '\'', '=', '[', ']', '{', '}', ',', '\n', '#', ' ', 'a', '0', '\\', '.', 'é',
+        ]);
+        prop_oneof![
+            (any::<usize>(), ch.clone()).prop_map(|(i, c)| Edit::Insert(i, c)),
+            any::<usize>().prop_map(Edit::Delete),
+            (any::<usize>(), ch).prop_map(|(i, c)| Edit::Replace(i, c)),
+        ]
+    }
+
+    fn apply(text: &str, edits: &[Edit]) -> String {
+        let mut chars: Vec<char> = text.chars().collect();
+        for e in edits {
+            let n = chars.len().max(1);
+            match *e {
+                Edit::Insert(i, c) => chars.insert(i % (chars.len() + 1), c),
+                Edit::Delete(i) if !chars.is_empty() => {
+                    chars.remove(i % n);
+                }
+                Edit::Replace(i, c) if !chars.is_empty() => chars[i % n] = c,
+                _ => {}
+            }
+        }
+        chars.into_iter().collect()
+    }
+
+    proptest! {
+        #[test]
+        fn edited_configs_load_or_fail_without_quoting_secrets(
+            edits in prop::collection::vec(edit(), 0..6),
+        ) {
+            let head = "max_concurrent_jobs = 2\nstall_timeout = \"10m\"\n\n[[jobs]]\nname = \"all\"\noutput = \"s3://my-bucket/all\"\nevery = \"15m\"\n";
+            let text = format!("{}{SECRET_LINE}", apply(head, &edits));
+            if let Err(e) = parse(&text) {
+                let m = e.to_string();
+                prop_assert!(!m.contains("s3cr3t-Pa55"), "{}", m);
+            }
+        }
+
+        #[test]
+        fn any_text_loads_or_fails_without_panicking(text in ".{0,200}") {
+            let _ = parse(&text);
+        }
+    }
+}
