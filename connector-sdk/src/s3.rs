@@ -292,17 +292,7 @@ impl S3Store {
             .send()
             .await
         {
-            Ok(out) => {
-                let body = out.body.collect().await.map_err(|e| Error::S3 {
-                    operation: "GetObject",
-                    bucket: bucket.to_string(),
-                    key: key.to_string(),
-                    message: format!("reading the body failed: {e}"),
-                    retryable: true,
-                    source: Some(Box::new(e)),
-                })?;
-                Ok(Some(body.into_bytes()))
-            }
+            Ok(out) => Ok(Some(read_body(out.body, bucket, key).await?)),
             Err(SdkError::ServiceError(e)) if e.err().is_no_such_key() => Ok(None),
             Err(SdkError::ServiceError(e)) if e.raw().status().as_u16() == 404 => Ok(None),
             Err(e) => Err(self.err("GetObject", bucket, key, e)),
@@ -324,15 +314,7 @@ impl S3Store {
             .send()
             .await
             .map_err(|e| self.err("GetObject", bucket, key, e))?;
-        let body = out.body.collect().await.map_err(|e| Error::S3 {
-            operation: "GetObject",
-            bucket: bucket.to_string(),
-            key: key.to_string(),
-            message: format!("reading the body failed: {e}"),
-            retryable: true,
-            source: Some(Box::new(e)),
-        })?;
-        let body = body.into_bytes();
+        let body = read_body(out.body, bucket, key).await?;
         if body.len() as u64 != range.end - range.start {
             return Err(Error::S3 {
                 operation: "GetObject",
@@ -649,4 +631,18 @@ where
         retryable,
         source: Some(Box::new(e)),
     }
+}
+
+/// The whole body of a GetObject response; a connection that breaks while it streams is a
+/// retryable S3 error of that object.
+async fn read_body(body: ByteStream, bucket: &str, key: &str) -> Result<Bytes> {
+    let collected = body.collect().await.map_err(|e| Error::S3 {
+        operation: "GetObject",
+        bucket: bucket.to_string(),
+        key: key.to_string(),
+        message: format!("reading the body failed: {e}"),
+        retryable: true,
+        source: Some(Box::new(e)),
+    })?;
+    Ok(collected.into_bytes())
 }

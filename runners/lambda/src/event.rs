@@ -354,17 +354,13 @@ mod tests {
                 .prop_flat_map(|token| {
                     let secret = format!("pw-{token}");
                     let fields = prop::collection::btree_map(
-                        prop::sample::select(vec![
-                            "config",
-                            "config_env",
-                            "output",
-                            "stream",
-                            "partition",
-                            "options",
-                            "safety_margin_ms",
-                            "continuation",
-                            "bogus",
-                        ]),
+                        prop::sample::select(
+                            super::REQUEST_FIELDS
+                                .iter()
+                                .copied()
+                                .chain(["bogus"])
+                                .collect::<Vec<_>>(),
+                        ),
                         prop_oneof![
                             // Other fields echo their values in errors (an output that is not
                             // an S3 location, say); they hold no secrets.
@@ -434,19 +430,22 @@ mod tests {
         }
     }
 
+    /// Every field of the extract request.
+    const REQUEST_FIELDS: [&str; 8] = [
+        "config",
+        "config_env",
+        "output",
+        "stream",
+        "partition",
+        "options",
+        "safety_margin_ms",
+        "continuation",
+    ];
+
     #[test]
     fn schemas_name_every_field() {
         let s = request_schema();
-        for field in [
-            "config",
-            "config_env",
-            "output",
-            "stream",
-            "partition",
-            "options",
-            "safety_margin_ms",
-            "continuation",
-        ] {
+        for field in REQUEST_FIELDS {
             assert!(
                 s["properties"][field]["description"].is_string(),
                 "{field} has no description"
