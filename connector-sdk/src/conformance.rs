@@ -70,9 +70,9 @@ use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
 use crate::{
-    Connector, ConnectorError, ConnectorManifest, Cursor, Dataset, ExtractCore, ExtractOptions,
-    OutputLocation, Partition, Plan, ReadContext, ReadItem, ReadStream, RunStatus, S3Store,
-    StopSignal, StreamDescriptor, config_from_value, schema_difference,
+    Connector, ConnectorError, ConnectorManifest, Dataset, ExtractCore, ExtractOptions,
+    OutputLocation, Partition, PlanOf, ReadContext, ReadItem, ReadStream, RunStatus, S3Store,
+    StopSignal, Stored, StreamDescriptor, config_from_value, schema_difference,
 };
 
 mod local;
@@ -418,20 +418,66 @@ async fn streams<C: Connector>(
         .map_err(connector_failed("discover"))
 }
 
+/// The connector's value for a run of `stream`.
+async fn open_run<C: Connector>(
+    connector: &C,
+    config: &C::Config,
+    stream: &StreamDescriptor,
+) -> Result<C::Run, Failure> {
+    connector
+        .open_run(config, stream)
+        .await
+        .map_err(connector_failed(format!(
+            "open_run of stream `{}`",
+            stream.name
+        )))
+}
+
+/// A connector's cursor, checkpoint or partition spec after the trip through its stored
+/// JSON form that the core makes (committed state, plans shipped to other processes): the
+/// value must serialize, must not be JSON `null`, and must read back to the same JSON.
+fn through_storage<T: Stored>(what: &str, value: &T) -> Result<T, Failure> {
+    let broken = |why: String| Failure::Connector {
+        step: format!("storing a {what}"),
+        message: format!("the {what} {value:?} {why}"),
+    };
+    let json = serde_json::to_value(value)
+        .map_err(|e| broken(format!("does not serialize to JSON: {e}")))?;
+    if json.is_null() && what != "partition spec" {
+        return Err(broken(
+            "serializes to JSON null, which reads back as none".into(),
+        ));
+    }
+    let back: T = serde_json::from_value(json.clone())
+        .map_err(|e| broken(format!("does not read back from its JSON {json}: {e}")))?;
+    let again = serde_json::to_value(&back)
+        .map_err(|e| broken(format!("does not serialize after reading back: {e}")))?;
+    if again != json {
+        return Err(broken(format!("reads back from {json} as {again}")));
+    }
+    Ok(back)
+}
+
+/// A stored value, for messages.
+fn json_of<T: Stored>(value: &T) -> String {
+    serde_json::to_string(value).unwrap_or_else(|_| format!("{value:?}"))
+}
+
 /// Every item of one partition's read, reading to the end.
 async fn read_partition<C: Connector>(
     connector: &C,
     config: &C::Config,
+    run: &C::Run,
     stream: &StreamDescriptor,
-    partition: &Partition,
-    checkpoint: Option<Cursor>,
-) -> Result<Vec<ReadItem>, Failure> {
+    partition: &Partition<C::PartitionSpec>,
+    checkpoint: Option<C::Checkpoint>,
+) -> Result<Vec<ReadItem<C::Checkpoint>>, Failure> {
     let ctx = ReadContext {
         checkpoint: checkpoint.clone(),
         cancel: CancellationToken::new(),
         deadline: None,
     };
-    let mut s = connector.read(config, stream, partition, ctx);
+    let mut s = connector.read(config, run, stream, partition, ctx);
     let mut items = Vec::new();
     while let Some(item) = s.next().await {
         items.push(item.map_err(connector_failed(format!(
@@ -440,15 +486,15 @@ async fn read_partition<C: Connector>(
             partition.id,
             checkpoint
                 .as_ref()
-                .map(|c| format!(" from checkpoint {c}"))
+                .map(|c| format!(" from checkpoint {}", json_of(c)))
                 .unwrap_or_default()
         )))?);
     }
     Ok(items)
 }
 
-fn rows_of<'a>(
-    items: impl IntoIterator<Item = &'a ReadItem>,
+fn rows_of<'a, K: 'a>(
+    items: impl IntoIterator<Item = &'a ReadItem<K>>,
     step: &str,
 ) -> Result<RowSet, Failure> {
     let mut set = RowSet::new();
@@ -460,19 +506,33 @@ fn rows_of<'a>(
     Ok(set)
 }
 
+/// A fresh plan, its partition specs and cursor taken through their stored form as the
+/// core does.
 async fn plan_of<C: Connector>(
     connector: &C,
     config: &C::Config,
     stream: &StreamDescriptor,
-    cursor: Option<&Cursor>,
-) -> Result<Plan, Failure> {
-    connector
+    cursor: Option<&C::Cursor>,
+) -> Result<PlanOf<C>, Failure> {
+    let plan = connector
         .plan(config, stream, cursor)
         .await
         .map_err(connector_failed(format!(
             "plan of stream `{}`",
             stream.name
-        )))
+        )))?;
+    Ok(PlanOf::<C> {
+        partitions: plan
+            .partitions
+            .iter()
+            .map(|p| p.try_map_spec(|spec| through_storage("partition spec", spec)))
+            .collect::<Result<_, _>>()?,
+        cursor: plan
+            .cursor
+            .as_ref()
+            .map(|c| through_storage("cursor", c))
+            .transpose()?,
+    })
 }
 
 /// Every row of a fresh plan of `stream` after `cursor`, read directly from the connector.
@@ -480,12 +540,13 @@ async fn reference_rows<C: Connector>(
     connector: &C,
     config: &C::Config,
     stream: &StreamDescriptor,
-    cursor: Option<&Cursor>,
-) -> Result<(Plan, RowSet), Failure> {
+    cursor: Option<&C::Cursor>,
+) -> Result<(PlanOf<C>, RowSet), Failure> {
     let plan = plan_of(connector, config, stream, cursor).await?;
+    let run = open_run(connector, config, stream).await?;
     let mut items = Vec::new();
     for p in &plan.partitions {
-        items.extend(read_partition(connector, config, stream, p, None).await?);
+        items.extend(read_partition(connector, config, &run, stream, p, None).await?);
     }
     let rows = rows_of(&items, &stream.name)?;
     Ok((plan, rows))
@@ -650,9 +711,10 @@ pub async fn schema_matches<C: Connector + Clone>(
     for stream in &streams {
         report.streams.push(stream.name.clone());
         let plan = plan_of(connector, &cfg, stream, None).await?;
+        let run = open_run(connector, &cfg, stream).await?;
         for p in &plan.partitions {
             report.partitions += 1;
-            let items = read_partition(connector, &cfg, stream, p, None).await?;
+            let items = read_partition(connector, &cfg, &run, stream, p, None).await?;
             let batches = items.iter().filter_map(|i| match i {
                 ReadItem::Batch(b) => Some(b),
                 ReadItem::Checkpoint(_) => None,
@@ -744,18 +806,21 @@ pub async fn resume_from_checkpoints<C: Connector + Clone>(
     for stream in streams(connector, &cfg).await? {
         report.streams.push(stream.name.clone());
         let plan = plan_of(connector, &cfg, &stream, None).await?;
+        let run = open_run(connector, &cfg, &stream).await?;
         for p in &plan.partitions {
             report.partitions += 1;
-            let items = read_partition(connector, &cfg, &stream, p, None).await?;
+            let items = read_partition(connector, &cfg, &run, &stream, p, None).await?;
             let full = rows_of(&items, &stream.name)?;
             report.rows += full.len() as u64;
-            // (cursor, rows yielded before it)
+            // (checkpoint as the core stores it, rows yielded before it)
             let mut points = Vec::new();
             let mut rows_before = 0usize;
             for item in &items {
                 match item {
                     ReadItem::Batch(b) => rows_before += b.num_rows(),
-                    ReadItem::Checkpoint(c) => points.push((c.clone(), rows_before)),
+                    ReadItem::Checkpoint(c) => {
+                        points.push((through_storage("checkpoint", c)?, rows_before))
+                    }
                 }
             }
             if points.is_empty() {
@@ -772,7 +837,7 @@ pub async fn resume_from_checkpoints<C: Connector + Clone>(
             for i in chosen {
                 let (cursor, before) = &points[i];
                 let resumed =
-                    read_partition(connector, &cfg, &stream, p, Some(cursor.clone())).await?;
+                    read_partition(connector, &cfg, &run, &stream, p, Some(cursor.clone())).await?;
                 let actual = rows_of(&resumed, &stream.name)?;
                 let expected = full.tail(*before);
                 let diff = expected.diff(&actual);
@@ -781,8 +846,9 @@ pub async fn resume_from_checkpoints<C: Connector + Clone>(
                         check: Check::ResumeFromCheckpoints,
                         stream: stream.name.clone(),
                         context: format!(
-                            "partition `{}` re-read from checkpoint {cursor} (checkpoint {} of {}, after {before} of {} rows)",
+                            "partition `{}` re-read from checkpoint {} (checkpoint {} of {}, after {before} of {} rows)",
                             p.id,
+                            json_of(cursor),
                             i + 1,
                             points.len(),
                             full.len()
@@ -800,7 +866,8 @@ pub async fn resume_from_checkpoints<C: Connector + Clone>(
                     check: Check::ResumeFromCheckpoints,
                     stream: stream.name.clone(),
                     context: format!(
-                        "a new plan from the final cursor {cursor} of a complete plan (same source) must yield no rows"
+                        "a new plan from the final cursor {} of a complete plan (same source) must yield no rows",
+                        json_of(cursor)
                     ),
                     diff: Box::new(RowSet::new().diff(&again)),
                 });
@@ -824,6 +891,10 @@ struct StopAfterFirstBatch<C>(C);
 #[async_trait::async_trait]
 impl<C: Connector> Connector for StopAfterFirstBatch<C> {
     type Config = C::Config;
+    type Cursor = C::Cursor;
+    type PartitionSpec = C::PartitionSpec;
+    type Checkpoint = C::Checkpoint;
+    type Run = C::Run;
     const MANIFEST: &'static str = C::MANIFEST;
 
     async fn check(&self, config: &Self::Config) -> Result<(), ConnectorError> {
@@ -839,21 +910,29 @@ impl<C: Connector> Connector for StopAfterFirstBatch<C> {
         &self,
         config: &Self::Config,
         stream: &StreamDescriptor,
-        cursor: Option<&Cursor>,
-    ) -> Result<Plan, ConnectorError> {
+        cursor: Option<&Self::Cursor>,
+    ) -> Result<PlanOf<Self>, ConnectorError> {
         self.0.plan(config, stream, cursor).await
+    }
+    async fn open_run(
+        &self,
+        config: &Self::Config,
+        stream: &StreamDescriptor,
+    ) -> Result<Self::Run, ConnectorError> {
+        self.0.open_run(config, stream).await
     }
     fn read<'a>(
         &'a self,
         config: &'a Self::Config,
+        run: &'a Self::Run,
         stream: &'a StreamDescriptor,
-        partition: &'a Partition,
-        ctx: ReadContext,
-    ) -> ReadStream<'a> {
+        partition: &'a Partition<Self::PartitionSpec>,
+        ctx: ReadContext<Self::Checkpoint>,
+    ) -> ReadStream<'a, Self::Checkpoint> {
         let cancel = ctx.cancel.clone();
         Box::pin(
             self.0
-                .read(config, stream, partition, ctx)
+                .read(config, run, stream, partition, ctx)
                 .map(move |item| {
                     if let Ok(ReadItem::Batch(b)) = &item
                         && b.num_rows() > 0
@@ -894,13 +973,14 @@ pub async fn stop_and_resume<C: Connector + Clone>(
         // A partition where a stop after its first batch must leave rows unread: a
         // checkpoint after the first batch, with a batch after that checkpoint.
         let mut stoppable: Vec<(String, u64)> = Vec::new();
+        let run = open_run(connector, &cfg, &stream).await?;
         for p in &plan.partitions {
-            let items = read_partition(connector, &cfg, &stream, p, None).await?;
+            let items = read_partition(connector, &cfg, &run, &stream, p, None).await?;
             batches += items
                 .iter()
                 .filter(|i| matches!(i, ReadItem::Batch(_)))
                 .count();
-            let is_batch = |i: &ReadItem| matches!(i, ReadItem::Batch(b) if b.num_rows() > 0);
+            let is_batch = |i: &ReadItem<_>| matches!(i, ReadItem::Batch(b) if b.num_rows() > 0);
             if let Some(first) = items.iter().position(is_batch)
                 && let Some(cp) = items[first..]
                     .iter()
@@ -1096,7 +1176,8 @@ pub async fn cancellation<C: Connector + Clone>(
         let Some(partition) = plan.partitions.first() else {
             continue;
         };
-        let full_rows: usize = read_partition(connector, &cfg, &stream, partition, None)
+        let run = open_run(connector, &cfg, &stream).await?;
+        let full_rows: usize = read_partition(connector, &cfg, &run, &stream, partition, None)
             .await?
             .iter()
             .map(|i| match i {
@@ -1110,7 +1191,7 @@ pub async fn cancellation<C: Connector + Clone>(
             cancel: cancel.clone(),
             deadline: None,
         };
-        let mut s = connector.read(&cfg, &stream, partition, ctx);
+        let mut s = connector.read(&cfg, &run, &stream, partition, ctx);
         let (mut yielded, mut after_cancel) = (0usize, 0u64);
         let mut cancelled_at: Option<Instant> = None;
         let ignored = |waited, rows_after_cancel| Failure::CancellationIgnored {

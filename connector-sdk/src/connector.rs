@@ -1,5 +1,6 @@
 //! The `Connector` trait: what a connector author implements.
 
+use std::fmt::Debug;
 use std::time::Instant;
 
 use arrow::record_batch::RecordBatch;
@@ -11,9 +12,22 @@ use tokio_util::sync::CancellationToken;
 
 use crate::error::ConnectorError;
 
-/// Incremental state: a connector-defined JSON value (e.g. the last `updated_at` seen).
-/// The core stores it only inside committed dataset manifests.
-pub type Cursor = serde_json::Value;
+/// A cursor, checkpoint or partition spec in its stored form: the JSON the core keeps in
+/// the table's committed state and ships to other processes (Glue executors, Lambda
+/// continuations). Connectors never see it: they declare their own types
+/// ([`Connector::Cursor`], [`Connector::Checkpoint`], [`Connector::PartitionSpec`]) and the
+/// core converts at the boundary.
+pub type StoredValue = serde_json::Value;
+
+/// What a connector's cursor, checkpoint and partition spec types must be: values the core
+/// stores as JSON and reads back. Implemented for every type with these bounds; derive
+/// `Serialize`, `Deserialize`, `Clone` and `Debug`.
+///
+/// A value must read back equal to what was written, and must not serialize to JSON `null`
+/// (stored, `null` reads back as "none": the core refuses it).
+pub trait Stored: Serialize + DeserializeOwned + Clone + Debug + Send + Sync + 'static {}
+
+impl<T: Serialize + DeserializeOwned + Clone + Debug + Send + Sync + 'static> Stored for T {}
 
 /// One stream a connector can extract, as `discover` reports it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -36,9 +50,16 @@ pub struct StreamDescriptor {
 }
 
 /// A unit of work within one stream: what one `read` call extracts and what Glue fans out.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+///
+/// `S` is the connector's [`Connector::PartitionSpec`]; the core keeps partitions in their
+/// stored form, `Partition<StoredValue>` (the default).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Partition {
+#[serde(bound(
+    serialize = "S: Serialize",
+    deserialize = "S: DeserializeOwned + Default"
+))]
+pub struct Partition<S = StoredValue> {
     /// Identifier, unique within a plan and stable for the same work: it is part of the
     /// output file names (characters `[A-Za-z0-9._=-]`, at most 100).
     pub id: String,
@@ -47,36 +68,52 @@ pub struct Partition {
     pub hive: Vec<(String, String)>,
     /// Connector-defined description of the work (key range, file list...).
     #[serde(default)]
-    pub spec: serde_json::Value,
+    pub spec: S,
+}
+
+impl<S> Partition<S> {
+    /// The same partition with its spec converted by `f`.
+    pub fn try_map_spec<T, E>(
+        &self,
+        f: impl FnOnce(&S) -> Result<T, E>,
+    ) -> Result<Partition<T>, E> {
+        Ok(Partition {
+            id: self.id.clone(),
+            hive: self.hive.clone(),
+            spec: f(&self.spec)?,
+        })
+    }
 }
 
 /// The result of `plan`: the partitions to read and the stream cursor once all are read.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Plan {
+/// `S` is the connector's partition spec type, `K` its cursor type.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Plan<S, K> {
     /// The partitions, in order.
-    pub partitions: Vec<Partition>,
+    pub partitions: Vec<Partition<S>>,
     /// The stream cursor to commit once every partition is complete (e.g. the source's
     /// maximum cursor value at planning time). `None` keeps the previous cursor.
-    pub cursor: Option<Cursor>,
+    pub cursor: Option<K>,
 }
 
-/// One item of a partition's read stream.
+/// One item of a partition's read stream. `K` is the connector's checkpoint type.
 #[derive(Debug, Clone)]
-pub enum ReadItem {
+pub enum ReadItem<K> {
     /// Rows. Every batch must have the stream's discovered schema.
     Batch(RecordBatch),
     /// A resume point: every row the partition yields *after* this point comes after
     /// the cursor, and re-reading the partition from this checkpoint yields exactly
     /// the rows not yet yielded. Emit one after every batch to allow stopping at any
     /// batch boundary; the core stops only at a checkpoint.
-    Checkpoint(Cursor),
+    Checkpoint(K),
 }
 
-/// What a `read` call receives besides the partition.
+/// What a `read` call receives besides the partition. `K` is the connector's checkpoint
+/// type.
 #[derive(Debug, Clone)]
-pub struct ReadContext {
+pub struct ReadContext<K> {
     /// Resume point inside the partition (the last committed checkpoint), if any.
-    pub checkpoint: Option<Cursor>,
+    pub checkpoint: Option<K>,
     /// Fires when the run is asked to stop (SIGTERM, deadline...). The core stops pulling
     /// at the next checkpoint; connectors may watch it to end a long wait early.
     pub cancel: CancellationToken,
@@ -84,25 +121,49 @@ pub struct ReadContext {
     pub deadline: Option<Instant>,
 }
 
-impl ReadContext {
+impl<K> ReadContext<K> {
     /// Whether the run was asked to stop or the deadline passed.
     pub fn should_stop(&self) -> bool {
         self.cancel.is_cancelled() || self.deadline.is_some_and(|d| Instant::now() >= d)
     }
 }
 
-/// A partition's read stream.
-pub type ReadStream<'a> = BoxStream<'a, Result<ReadItem, ConnectorError>>;
+/// A partition's read stream; `K` is the connector's checkpoint type.
+pub type ReadStream<'a, K> = BoxStream<'a, Result<ReadItem<K>, ConnectorError>>;
 
-/// What a connector author implements. Four capabilities, one typed config.
+/// The [`Plan`] type of connector `C`.
+pub type PlanOf<C> = Plan<<C as Connector>::PartitionSpec, <C as Connector>::Cursor>;
+
+/// What a connector author implements: a typed config, typed state (cursor, partition spec,
+/// checkpoint, per-run value) and five capabilities.
 ///
 /// The connector value itself is usually a unit struct; everything run-specific comes in
-/// through `Config`.
+/// through `Config`, and what a run's partitions share in one process through
+/// [`Connector::Run`]. The core stores cursors, specs and checkpoints as JSON in the
+/// table's committed state and hands them back typed: a connector never parses JSON.
 #[async_trait::async_trait]
 pub trait Connector: Send + Sync + 'static {
     /// The connector's configuration: `#[serde(deny_unknown_fields)]`, a doc comment on
     /// every field (they become the JSON Schema descriptions).
     type Config: DeserializeOwned + JsonSchema + Send + Sync + 'static;
+
+    /// The stream cursor: where the last complete plan ended (e.g. the last `updated_at`
+    /// seen). Committed with the data; the next `plan` receives it.
+    type Cursor: Stored;
+
+    /// A partition's description of its work (a key range, a file list...), in
+    /// [`Partition::spec`]. Kept in pending plans and shipped to Glue executors.
+    type PartitionSpec: Stored;
+
+    /// A resume point inside a partition (e.g. the key of the last row read), emitted as
+    /// [`ReadItem::Checkpoint`] and handed back in [`ReadContext::checkpoint`].
+    type Checkpoint: Stored;
+
+    /// What the partitions of one run share in one process (an exported snapshot, a
+    /// connection pool, a token), made by [`Connector::open_run`] and dropped when the
+    /// run's reads end. `()` for none. Never a process-wide static: two runs in one
+    /// process (a daemon's jobs, warm Lambda invocations) each get their own.
+    type Run: Send + Sync + 'static;
 
     /// The connector manifest (`connector.toml`), usually `include_str!("../connector.toml")`.
     const MANIFEST: &'static str;
@@ -122,16 +183,26 @@ pub trait Connector: Send + Sync + 'static {
         &self,
         config: &Self::Config,
         stream: &StreamDescriptor,
-        cursor: Option<&Cursor>,
-    ) -> Result<Plan, ConnectorError>;
+        cursor: Option<&Self::Cursor>,
+    ) -> Result<PlanOf<Self>, ConnectorError>;
+
+    /// Open a run of `stream` in this process: called once before its first `read` (by
+    /// every process that reads partitions of the run), and the value is dropped when the
+    /// reads end. Return `Ok(())` when `Run = ()`. Open lazily what only some reads need.
+    async fn open_run(
+        &self,
+        config: &Self::Config,
+        stream: &StreamDescriptor,
+    ) -> Result<Self::Run, ConnectorError>;
 
     /// Read one partition: batches interleaved with checkpoints, starting after
-    /// `ctx.checkpoint` when it is set.
+    /// `ctx.checkpoint` when it is set. `run` is this run's value from `open_run`.
     fn read<'a>(
         &'a self,
         config: &'a Self::Config,
+        run: &'a Self::Run,
         stream: &'a StreamDescriptor,
-        partition: &'a Partition,
-        ctx: ReadContext,
-    ) -> ReadStream<'a>;
+        partition: &'a Partition<Self::PartitionSpec>,
+        ctx: ReadContext<Self::Checkpoint>,
+    ) -> ReadStream<'a, Self::Checkpoint>;
 }

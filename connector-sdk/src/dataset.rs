@@ -19,7 +19,7 @@ use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::connector::{Cursor, Partition};
+use crate::connector::{Partition, StoredValue};
 use crate::error::{Error, Result};
 use crate::options::OutputLocation;
 use crate::s3::S3Store;
@@ -55,7 +55,7 @@ pub struct PartitionProgress {
     /// The partition.
     pub partition: Partition,
     /// The last committed checkpoint inside it (`None`: start from the beginning).
-    pub checkpoint: Option<Cursor>,
+    pub checkpoint: Option<StoredValue>,
     /// Whether every row of it is committed.
     pub done: bool,
 }
@@ -65,7 +65,7 @@ pub struct PartitionProgress {
 #[serde(deny_unknown_fields)]
 pub struct PendingPlan {
     /// The stream cursor to commit once every partition is done.
-    pub target_cursor: Option<Cursor>,
+    pub target_cursor: Option<StoredValue>,
     /// Every partition of the plan with its progress.
     pub partitions: Vec<PartitionProgress>,
     /// `replace`: the files written so far, not yet in the table (with their statistics);
@@ -79,7 +79,7 @@ pub struct PendingPlan {
 #[serde(deny_unknown_fields)]
 pub struct StreamState {
     /// Cursor of the last complete plan: the next plan covers what comes after it.
-    pub cursor: Option<Cursor>,
+    pub cursor: Option<StoredValue>,
     /// A plan still in progress, if the last run stopped early.
     pub pending: Option<PendingPlan>,
 }

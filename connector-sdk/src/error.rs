@@ -213,6 +213,23 @@ pub enum Error {
         /// The repeated key's values, comma-separated.
         value: String,
     },
+    /// A cursor, checkpoint or partition spec in the stream's committed state (or in a plan
+    /// shipped to this process) does not read as the connector's type: the table was
+    /// written by another connector, or by a version whose state types differ.
+    #[error(
+        "stream `{stream}`: the committed {what} {value} does not read as this connector's {what} type ({source}); the table was written by another connector or by an incompatible version of this one: point the output at this connector's own table, or finish the pending run with the version that started it"
+    )]
+    StoredStateMismatch {
+        /// The stream.
+        stream: String,
+        /// `cursor`, `checkpoint` or `partition spec`.
+        what: &'static str,
+        /// The stored JSON, shortened to 200 characters.
+        value: String,
+        /// Why it does not read.
+        #[source]
+        source: serde_json::Error,
+    },
     /// Encoding Parquet or handling Arrow data failed.
     #[error("parquet encoding failed for {what}: {source}")]
     Parquet {
@@ -287,6 +304,7 @@ impl Error {
             Error::UploadAborted { .. } => "UploadAborted",
             Error::DataFileMissing { .. } => "DataFileMissing",
             Error::DuplicateMergeKey { .. } => "DuplicateMergeKey",
+            Error::StoredStateMismatch { .. } => "StoredStateMismatch",
             Error::CorruptManifest { .. } => "CorruptManifest",
             Error::Table { .. } => "TableError",
             Error::Internal(_) => "InternalError",
@@ -302,6 +320,7 @@ impl Error {
                 | Error::Config(_)
                 | Error::Request(_)
                 | Error::RunnerNotDeclared { .. }
+                | Error::StoredStateMismatch { .. }
         ) || matches!(self, Error::Connector(e) if e.kind() == ConnectorErrorKind::Config)
     }
 

@@ -21,7 +21,9 @@ use serde::{Deserialize, Serialize};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use crate::connector::{Connector, Cursor, Partition, ReadContext, ReadItem, StreamDescriptor};
+use crate::connector::{
+    Connector, Partition, ReadContext, ReadItem, Stored, StoredValue, StreamDescriptor,
+};
 use crate::dataset::{DataFile, Dataset, PartitionProgress};
 use crate::error::{ConnectorError, Error, Result};
 use crate::manifest::ConnectorManifest;
@@ -87,9 +89,9 @@ pub struct RunPlan {
     /// Sequence of the manifest this plan builds on (0: none yet).
     pub base_sequence: u64,
     /// The stream cursor before this run.
-    pub previous_cursor: Option<Cursor>,
+    pub previous_cursor: Option<StoredValue>,
     /// The stream cursor once every partition is done.
-    pub target_cursor: Option<Cursor>,
+    pub target_cursor: Option<StoredValue>,
     /// Every partition of the plan, with progress from earlier runs.
     pub work: Vec<PartitionProgress>,
     /// Whether this run continues a plan an earlier run left pending.
@@ -137,7 +139,7 @@ pub struct PartitionResult {
     /// Bytes written.
     pub bytes: u64,
     /// Last checkpoint reached (the resume point if not done).
-    pub checkpoint: Option<Cursor>,
+    pub checkpoint: Option<StoredValue>,
     /// Whether the partition was read to its end.
     pub done: bool,
     /// Milliseconds spent.
@@ -349,20 +351,35 @@ impl<C: Connector> ExtractCore<C> {
                 pending.staged,
             ),
             None => {
+                let cursor: Option<C::Cursor> = state
+                    .cursor
+                    .as_ref()
+                    .map(|c| from_stored(stream, "cursor", c))
+                    .transpose()?;
                 let plan = self
                     .connector
-                    .plan(&self.config, &descriptor, state.cursor.as_ref())
+                    .plan(&self.config, &descriptor, cursor.as_ref())
                     .await?;
-                validate_partitions(&plan.partitions)?;
-                if plan.cursor.as_ref().is_some_and(serde_json::Value::is_null) {
-                    // Stored as JSON, `Some(null)` reads back as no cursor: the next run
-                    // would extract everything again.
-                    return Err(Error::Connector(ConnectorError::internal(
-                        "plan returned the cursor JSON null; return `cursor: None` for no cursor, or a non-null value",
-                    )));
-                }
-                let work = plan
+                let partitions = plan
                     .partitions
+                    .iter()
+                    .map(|p| p.try_map_spec(|spec| to_stored("partition spec", spec)))
+                    .collect::<Result<Vec<_>>>()?;
+                validate_partitions(&partitions)?;
+                let target_cursor = match &plan.cursor {
+                    None => None,
+                    Some(c) => match to_stored("cursor", c)? {
+                        // Stored as JSON, `Some(null)` reads back as no cursor: the next
+                        // run would extract everything again.
+                        StoredValue::Null => {
+                            return Err(Error::Connector(ConnectorError::internal(
+                                "plan returned a cursor that is JSON null; return `cursor: None` for no cursor, or a value that is not null",
+                            )));
+                        }
+                        c => Some(c),
+                    },
+                };
+                let work = partitions
                     .into_iter()
                     .map(|partition| PartitionProgress {
                         partition,
@@ -370,7 +387,7 @@ impl<C: Connector> ExtractCore<C> {
                         done: false,
                     })
                     .collect();
-                (work, plan.cursor, false, Vec::new())
+                (work, target_cursor, false, Vec::new())
             }
         };
         let plan = RunPlan {
@@ -412,6 +429,24 @@ impl<C: Connector> ExtractCore<C> {
         partition_id: &str,
         stop: &StopSignal,
     ) -> Result<PartitionResult> {
+        let run = self.open_run(plan).await?;
+        self.extract_partition_of_run(&run, plan, partition_id, stop)
+            .await
+    }
+
+    /// The connector's value for a run of `plan` in this process.
+    async fn open_run(&self, plan: &RunPlan) -> Result<C::Run> {
+        Ok(self.connector.open_run(&self.config, &plan.stream).await?)
+    }
+
+    /// [`ExtractCore::extract_partition`] with the run already opened.
+    async fn extract_partition_of_run(
+        &self,
+        run: &C::Run,
+        plan: &RunPlan,
+        partition_id: &str,
+        stop: &StopSignal,
+    ) -> Result<PartitionResult> {
         let work = plan
             .work
             .iter()
@@ -436,6 +471,7 @@ impl<C: Connector> ExtractCore<C> {
         }
         let mut reader = PartitionReader {
             core: self,
+            run,
             plan,
             partition: &work.partition,
             writer: None,
@@ -490,6 +526,10 @@ impl<C: Connector> ExtractCore<C> {
         stop: &StopSignal,
     ) -> Result<Vec<PartitionResult>> {
         let ids: Vec<String> = plan.remaining().map(|w| w.partition.id.clone()).collect();
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let run = Arc::new(self.open_run(plan).await?);
         let inner_stop = stop.child();
         let limit = Arc::new(tokio::sync::Semaphore::new(
             self.options.max_concurrent_partitions,
@@ -507,10 +547,11 @@ impl<C: Connector> ExtractCore<C> {
                 // Not started: left for the next run.
                 break;
             }
-            let (core, plan, stop) = (self.clone(), plan.clone(), inner_stop.clone());
+            let (core, run, plan, stop) =
+                (self.clone(), run.clone(), plan.clone(), inner_stop.clone());
             tasks.spawn(async move {
                 let _permit = permit;
-                let result = core.extract_partition(&plan, &id, &stop).await;
+                let result = core.extract_partition_of_run(&run, &plan, &id, &stop).await;
                 if result.is_err() {
                     // Stop the other partitions at their next checkpoint.
                     stop.cancel.cancel();
@@ -635,6 +676,7 @@ impl<C: Connector> ExtractCore<C> {
 /// Reads one partition; owns the file being written so it can be aborted on failure.
 struct PartitionReader<'a, C: Connector> {
     core: &'a ExtractCore<C>,
+    run: &'a C::Run,
     plan: &'a RunPlan,
     partition: &'a Partition,
     writer: Option<ParquetObjectWriter>,
@@ -650,19 +692,25 @@ impl<C: Connector> PartitionReader<'_, C> {
     /// Returns the last checkpoint and whether the partition was read to the end.
     async fn read(
         &mut self,
-        resume: Option<Cursor>,
+        resume: Option<StoredValue>,
         stop: &StopSignal,
-    ) -> Result<(Option<Cursor>, bool)> {
+    ) -> Result<(Option<StoredValue>, bool)> {
+        let (core, plan, stored) = (self.core, self.plan, self.partition);
+        let name = plan.stream.name.as_str();
+        let partition = stored
+            .try_map_spec(|spec| from_stored::<C::PartitionSpec>(name, "partition spec", spec))?;
         let ctx = ReadContext {
-            checkpoint: resume.clone(),
+            checkpoint: resume
+                .as_ref()
+                .map(|c| from_stored::<C::Checkpoint>(name, "checkpoint", c))
+                .transpose()?,
             cancel: stop.cancel.clone(),
             deadline: stop.deadline,
         };
-        let (core, plan, partition) = (self.core, self.plan, self.partition);
         let schema = plan.stream.schema.clone();
         let mut stream = core
             .connector
-            .read(&core.config, &plan.stream, partition, ctx);
+            .read(&core.config, self.run, &plan.stream, &partition, ctx);
         let mut checkpoint = resume;
         let mut rows_since_checkpoint = 0u64;
         let done = loop {
@@ -679,18 +727,20 @@ impl<C: Connector> PartitionReader<'_, C> {
             match item {
                 None => break true,
                 Some(Err(e)) => return Err(Error::Connector(e)),
-                Some(Ok(ReadItem::Checkpoint(c))) if c.is_null() => {
+                Some(Ok(ReadItem::Checkpoint(c))) => match to_stored("checkpoint", &c)? {
                     // Stored as JSON, a null checkpoint reads back as none: the resumed
                     // partition would start over and write its rows twice.
-                    return Err(Error::Connector(ConnectorError::internal(format!(
-                        "partition `{}` emitted the checkpoint JSON null; a checkpoint must be a non-null value that says where to resume",
-                        partition.id
-                    ))));
-                }
-                Some(Ok(ReadItem::Checkpoint(c))) => {
-                    checkpoint = Some(c);
-                    rows_since_checkpoint = 0;
-                }
+                    StoredValue::Null => {
+                        return Err(Error::Connector(ConnectorError::internal(format!(
+                            "partition `{}` emitted a checkpoint that is JSON null; a checkpoint must be a value that is not null and says where to resume",
+                            partition.id
+                        ))));
+                    }
+                    c => {
+                        checkpoint = Some(c);
+                        rows_since_checkpoint = 0;
+                    }
+                },
                 Some(Ok(ReadItem::Batch(batch))) => {
                     if batch.num_rows() == 0 {
                         continue;
@@ -930,6 +980,36 @@ fn validate_partitions(partitions: &[Partition]) -> Result<()> {
 }
 
 /// A new run id: UTC time plus randomness, sortable, file-name safe.
+/// The stored (JSON) form of a connector's cursor, checkpoint or partition spec.
+fn to_stored<T: Stored>(what: &str, value: &T) -> Result<StoredValue> {
+    serde_json::to_value(value).map_err(|e| {
+        Error::Connector(ConnectorError::internal(format!(
+            "the {what} {value:?} does not serialize to JSON ({e}); a {what} type must serialize to JSON (maps need string keys)"
+        )))
+    })
+}
+
+/// A connector's cursor, checkpoint or partition spec from its stored (JSON) form.
+fn from_stored<T: Stored>(stream: &str, what: &'static str, value: &StoredValue) -> Result<T> {
+    serde_json::from_value(value.clone()).map_err(|source| {
+        let mut shown = value.to_string();
+        if shown.len() > 200 {
+            let cut = (0..=200)
+                .rev()
+                .find(|&i| shown.is_char_boundary(i))
+                .unwrap_or(0);
+            shown.truncate(cut);
+            shown.push('…');
+        }
+        Error::StoredStateMismatch {
+            stream: stream.to_string(),
+            what,
+            value: shown,
+            source,
+        }
+    })
+}
+
 fn new_run_id() -> String {
     format!(
         "{}{:08x}",

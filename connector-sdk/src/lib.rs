@@ -20,7 +20,8 @@ mod sink;
 pub mod table;
 
 pub use connector::{
-    Connector, Cursor, Partition, Plan, ReadContext, ReadItem, ReadStream, StreamDescriptor,
+    Connector, Partition, Plan, PlanOf, ReadContext, ReadItem, ReadStream, Stored, StoredValue,
+    StreamDescriptor,
 };
 pub use dataset::{DataFile, Dataset, DatasetManifest, RunStatus, StreamState};
 pub use error::{ConnectorError, ConnectorErrorKind, Error, Result, exit, one_line};

@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::connector::Cursor;
+use crate::connector::StoredValue;
 use crate::dataset::{RunStatus, Timings};
 
 /// Counters the core updates while it runs; a runner may poll them (progress bar,
@@ -89,7 +89,7 @@ pub struct RunReport {
     /// S3 request attempts that were retries (throttling, 5xx, network).
     pub s3_retries: u64,
     /// Stream cursor after this run.
-    pub cursor: Option<Cursor>,
+    pub cursor: Option<StoredValue>,
     /// When it started.
     pub started_at: DateTime<Utc>,
     /// When it ended.

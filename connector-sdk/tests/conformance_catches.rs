@@ -12,7 +12,7 @@ use connector_sdk::conformance as kit;
 use connector_sdk::conformance::{Check, ConformanceFailure, ConformanceReport, LocalS3Target};
 use connector_sdk::futures::StreamExt;
 use connector_sdk::{
-    Connector, ConnectorError, Cursor, Partition, Plan, ReadContext, ReadItem, ReadStream,
+    Connector, ConnectorError, Partition, Plan, ReadContext, ReadItem, ReadStream,
     StreamDescriptor, async_trait,
 };
 use serde_json::{Value, json};
@@ -60,6 +60,9 @@ enum Flaw {
     /// Once the run is asked to stop, yields no checkpoint until the partition's end, so
     /// the run cannot stop and reads everything.
     WithholdsCheckpointsOnCancel,
+    /// Resumes from a checkpoint field that is `#[serde(skip)]`: right in memory, lost
+    /// when the core stores the checkpoint, so a resumed partition starts over.
+    ResumeFieldNotStored,
 }
 
 #[derive(Debug, Clone)]
@@ -120,15 +123,38 @@ fn batch(flaw: Flaw, reads: u64, partition: u64, first: u64, last: u64) -> Recor
     .expect("valid batch")
 }
 
-fn id_of(c: &Cursor) -> Result<u64, ConnectorError> {
-    c.get("id")
-        .and_then(Value::as_u64)
-        .ok_or_else(|| ConnectorError::internal(format!("bad cursor {c}")))
+/// The cursor and checkpoint: the last id read.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+struct Id {
+    id: u64,
+    /// Where to resume, kept only in memory (`Flaw::ResumeFieldNotStored`).
+    #[serde(skip)]
+    resume_at: Option<u64>,
+}
+
+impl Id {
+    fn new(id: u64) -> Self {
+        Self {
+            id,
+            resume_at: None,
+        }
+    }
+}
+
+/// A partition: ids from `first` on.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+struct Span {
+    partition: u64,
+    first: u64,
 }
 
 #[async_trait]
 impl Connector for Numbers {
     type Config = NumbersConfig;
+    type Cursor = Id;
+    type PartitionSpec = Span;
+    type Checkpoint = Id;
+    type Run = ();
     const MANIFEST: &'static str = MANIFEST;
 
     async fn check(&self, config: &NumbersConfig) -> Result<(), ConnectorError> {
@@ -158,9 +184,9 @@ impl Connector for Numbers {
         &self,
         config: &NumbersConfig,
         _: &StreamDescriptor,
-        cursor: Option<&Cursor>,
-    ) -> Result<Plan, ConnectorError> {
-        let first = cursor.map(id_of).transpose()?.unwrap_or(0) + 1;
+        cursor: Option<&Id>,
+    ) -> Result<Plan<Span, Id>, ConnectorError> {
+        let first = cursor.map_or(0, |c| c.id) + 1;
         let partitions = if first > config.rows {
             vec![]
         } else {
@@ -168,30 +194,43 @@ impl Connector for Numbers {
                 .map(|p| Partition {
                     id: format!("p{p}-{first}"),
                     hive: vec![],
-                    spec: json!({"partition": p, "first": first}),
+                    spec: Span {
+                        partition: p,
+                        first,
+                    },
                 })
                 .collect()
         };
         Ok(Plan {
             partitions,
-            cursor: Some(json!({"id": config.rows})),
+            cursor: Some(Id::new(config.rows)),
         })
+    }
+
+    async fn open_run(
+        &self,
+        _: &NumbersConfig,
+        _: &StreamDescriptor,
+    ) -> Result<(), ConnectorError> {
+        Ok(())
     }
 
     fn read<'a>(
         &'a self,
         config: &'a NumbersConfig,
+        _: &'a (),
         _: &'a StreamDescriptor,
-        partition: &'a Partition,
-        ctx: ReadContext,
-    ) -> ReadStream<'a> {
+        partition: &'a Partition<Span>,
+        ctx: ReadContext<Id>,
+    ) -> ReadStream<'a, Id> {
         let reads = self.reads.fetch_add(1, Ordering::SeqCst);
-        let p = partition.spec["partition"].as_u64().unwrap_or(0);
+        let p = partition.spec.partition;
         let mut next = match &ctx.checkpoint {
-            None => partition.spec["first"].as_u64().unwrap_or(1),
+            None => partition.spec.first,
             Some(c) => {
-                let id = id_of(c).unwrap_or(0);
+                let id = c.id;
                 match self.flaw {
+                    Flaw::ResumeFieldNotStored => c.resume_at.unwrap_or(partition.spec.first),
                     Flaw::ResumeRepeatsRow => id,
                     Flaw::ResumeSkipsRow => id + 2,
                     _ => id + 1,
@@ -199,7 +238,7 @@ impl Connector for Numbers {
             }
         };
         let (flaw, rows, size) = (self.flaw, config.rows, config.batch);
-        let mut items: Vec<(Duration, ReadItem)> = Vec::new();
+        let mut items: Vec<(Duration, ReadItem<Id>)> = Vec::new();
         while next <= rows {
             let end = rows.min(next + size - 1);
             let delay = match flaw {
@@ -208,7 +247,13 @@ impl Connector for Numbers {
             };
             items.push((delay, ReadItem::Batch(batch(flaw, reads, p, next, end))));
             if flaw != Flaw::CheckpointsOnlyAtEnd || end == rows {
-                items.push((Duration::ZERO, ReadItem::Checkpoint(json!({"id": end}))));
+                items.push((
+                    Duration::ZERO,
+                    ReadItem::Checkpoint(Id {
+                        id: end,
+                        resume_at: (flaw == Flaw::ResumeFieldNotStored).then_some(end + 1),
+                    }),
+                ));
             }
             next = end + 1;
         }
@@ -218,7 +263,7 @@ impl Connector for Numbers {
             .filter(move |(_, item)| {
                 let skip = flaw == Flaw::WithholdsCheckpointsOnCancel
                     && withhold.is_cancelled()
-                    && matches!(item, ReadItem::Checkpoint(c) if c["id"] != json!(rows));
+                    && matches!(item, ReadItem::Checkpoint(c) if c.id != rows);
                 async move { !skip }
             })
             .take_while(move |_| {
@@ -326,6 +371,32 @@ async fn lost_row_after_a_checkpoint_is_caught() {
                 diff.lost,
                 vec!["{partition=1, id=11, value=v11}".to_string()]
             );
+        }
+        other => panic!("expected RowsDiffer from resume_from_checkpoints, got {other}"),
+    }
+}
+
+/// The kit resumes from checkpoints as the core stores them (through JSON), so a field
+/// that is not stored is caught even though resuming from the value in memory works.
+#[tokio::test]
+async fn a_checkpoint_field_lost_in_storage_is_caught() {
+    let f = failure(
+        kit::resume_from_checkpoints(&Numbers::new(Flaw::ResumeFieldNotStored), &config()).await,
+    );
+    match &f {
+        ConformanceFailure::RowsDiffer {
+            check: Check::ResumeFromCheckpoints,
+            context,
+            diff,
+            ..
+        } => {
+            assert!(
+                context.starts_with("partition `p1-1` re-read from checkpoint {\"id\":10}"),
+                "{context}"
+            );
+            // Started over: the 10 rows before the checkpoint come again.
+            assert_eq!((diff.expected, diff.actual), (90, 100));
+            assert_eq!((diff.lost_count, diff.extra_count), (0, 10));
         }
         other => panic!("expected RowsDiffer from resume_from_checkpoints, got {other}"),
     }

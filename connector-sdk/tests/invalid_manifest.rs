@@ -2,8 +2,8 @@
 //! the field. No I/O happens before that check.
 
 use connector_sdk::{
-    Connector, ConnectorError, Cursor, Error, ExtractCore, ExtractOptions, Partition, Plan,
-    ReadContext, ReadStream, S3Options, S3Store, StreamDescriptor, async_trait,
+    Connector, ConnectorError, Error, ExtractCore, ExtractOptions, Partition, Plan, ReadContext,
+    ReadStream, S3Options, S3Store, StreamDescriptor, async_trait,
 };
 
 #[derive(Debug)]
@@ -16,6 +16,10 @@ struct Empty {}
 #[async_trait]
 impl Connector for BadManifest {
     type Config = Empty;
+    type Cursor = u64;
+    type PartitionSpec = ();
+    type Checkpoint = u64;
+    type Run = ();
     const MANIFEST: &'static str = r#"
 name = "bad"
 version = "1.0.0"
@@ -41,17 +45,21 @@ endpoints = ["db:5432"]
         &self,
         _: &Empty,
         _: &StreamDescriptor,
-        _: Option<&Cursor>,
-    ) -> Result<Plan, ConnectorError> {
+        _: Option<&u64>,
+    ) -> Result<Plan<(), u64>, ConnectorError> {
         panic!("plan must not be called")
+    }
+    async fn open_run(&self, _: &Empty, _: &StreamDescriptor) -> Result<(), ConnectorError> {
+        panic!("open_run must not be called")
     }
     fn read<'a>(
         &'a self,
         _: &'a Empty,
+        _: &'a (),
         _: &'a StreamDescriptor,
-        _: &'a Partition,
-        _: ReadContext,
-    ) -> ReadStream<'a> {
+        _: &'a Partition<()>,
+        _: ReadContext<u64>,
+    ) -> ReadStream<'a, u64> {
         panic!("read must not be called")
     }
 }

@@ -312,7 +312,7 @@ mod shape {
     use arrow::array::{ArrayRef, Int32Array, Int64Array, RecordBatch, StringArray};
     use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
     use connector_sdk::{
-        Connector, ConnectorError, Cursor, Partition, Plan, ReadContext, ReadItem, ReadStream,
+        Connector, ConnectorError, Partition, Plan, ReadContext, ReadItem, ReadStream,
         StreamDescriptor, async_trait,
     };
     use serde::Deserialize;
@@ -440,6 +440,11 @@ endpoints = ["s3.amazonaws.com:443"]
     #[async_trait]
     impl Connector for Shape {
         type Config = ShapeConfig;
+        // JSON values, so a test can make the plan's cursor and a checkpoint `null`.
+        type Cursor = serde_json::Value;
+        type PartitionSpec = i64;
+        type Checkpoint = serde_json::Value;
+        type Run = ();
         const MANIFEST: &'static str = MANIFEST;
 
         async fn check(&self, _: &ShapeConfig) -> Result<(), ConnectorError> {
@@ -460,8 +465,8 @@ endpoints = ["s3.amazonaws.com:443"]
             &self,
             c: &ShapeConfig,
             _: &StreamDescriptor,
-            _: Option<&Cursor>,
-        ) -> Result<Plan, ConnectorError> {
+            _: Option<&serde_json::Value>,
+        ) -> Result<Plan<i64, serde_json::Value>, ConnectorError> {
             Ok(Plan {
                 partitions: (0..c.partitions)
                     .map(|k| Partition {
@@ -471,7 +476,7 @@ endpoints = ["s3.amazonaws.com:443"]
                         } else {
                             vec![]
                         },
-                        spec: serde_json::json!(k),
+                        spec: k,
                     })
                     .collect(),
                 cursor: c.incremental.then(|| {
@@ -484,15 +489,24 @@ endpoints = ["s3.amazonaws.com:443"]
             })
         }
 
+        async fn open_run(
+            &self,
+            _: &ShapeConfig,
+            _: &StreamDescriptor,
+        ) -> Result<(), ConnectorError> {
+            Ok(())
+        }
+
         fn read<'a>(
             &'a self,
             c: &'a ShapeConfig,
+            _: &'a (),
             _: &'a StreamDescriptor,
-            p: &'a Partition,
-            _: ReadContext,
-        ) -> ReadStream<'a> {
+            p: &'a Partition<i64>,
+            _: ReadContext<serde_json::Value>,
+        ) -> ReadStream<'a, serde_json::Value> {
             use connector_sdk::futures::StreamExt;
-            let k = p.spec.as_i64().unwrap_or(0);
+            let k = p.spec;
             let delay = std::time::Duration::from_millis(c.delay_ms);
             let batch = connector_sdk::futures::stream::once(async move {
                 tokio::time::sleep(delay).await;
@@ -505,6 +519,75 @@ endpoints = ["s3.amazonaws.com:443"]
             };
             let done = connector_sdk::futures::stream::iter([Ok(ReadItem::Checkpoint(checkpoint))]);
             Box::pin(batch.chain(done))
+        }
+    }
+}
+
+/// A connector whose cursor, partition spec and checkpoint are of other types than
+/// `Shape`'s, on the same stream: a table `Shape` wrote is not its table.
+mod other_state {
+    use connector_sdk::{
+        Connector, ConnectorError, Partition, Plan, ReadContext, ReadStream, StreamDescriptor,
+        async_trait,
+    };
+    use serde::{Deserialize, Serialize};
+
+    use super::shape::{MANIFEST, Shape, ShapeConfig};
+
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct Named {
+        pub n: i64,
+    }
+
+    pub struct OtherState;
+
+    #[async_trait]
+    impl Connector for OtherState {
+        type Config = ShapeConfig;
+        type Cursor = Named;
+        type PartitionSpec = Named;
+        type Checkpoint = Named;
+        type Run = ();
+        const MANIFEST: &'static str = MANIFEST;
+
+        async fn check(&self, _: &ShapeConfig) -> Result<(), ConnectorError> {
+            Ok(())
+        }
+        async fn discover(&self, c: &ShapeConfig) -> Result<Vec<StreamDescriptor>, ConnectorError> {
+            Shape.discover(c).await
+        }
+        async fn plan(
+            &self,
+            _: &ShapeConfig,
+            _: &StreamDescriptor,
+            _: Option<&Named>,
+        ) -> Result<Plan<Named, Named>, ConnectorError> {
+            Ok(Plan {
+                partitions: vec![Partition {
+                    id: "named".into(),
+                    hive: vec![],
+                    spec: Named { n: 0 },
+                }],
+                cursor: Some(Named { n: 0 }),
+            })
+        }
+        async fn open_run(
+            &self,
+            _: &ShapeConfig,
+            _: &StreamDescriptor,
+        ) -> Result<(), ConnectorError> {
+            Ok(())
+        }
+        fn read<'a>(
+            &'a self,
+            _: &'a ShapeConfig,
+            _: &'a (),
+            _: &'a StreamDescriptor,
+            _: &'a Partition<Named>,
+            _: ReadContext<Named>,
+        ) -> ReadStream<'a, Named> {
+            Box::pin(connector_sdk::futures::stream::empty())
         }
     }
 }
@@ -1230,14 +1313,14 @@ async fn a_null_cursor_or_checkpoint_is_refused_and_nothing_commits() {
                 null_checkpoint: true,
                 ..base.clone()
             },
-            "checkpoint JSON null",
+            "a checkpoint that is JSON null",
         ),
         (
             shape::ShapeConfig {
                 null_cursor: true,
                 ..base.clone()
             },
-            "cursor JSON null",
+            "a cursor that is JSON null",
         ),
     ] {
         let err = run_shape(&env, &out, config, connector_sdk::SchemaEvolution::Evolve)
@@ -1248,4 +1331,109 @@ async fn a_null_cursor_or_checkpoint_is_refused_and_nothing_commits() {
         let ds = connector_sdk::Dataset::new(env.store().await, out.clone(), "items");
         assert!(ds.latest().await.unwrap().is_none(), "nothing committed");
     }
+}
+
+/// The core stores a connector's typed cursor, partition specs and checkpoints as JSON
+/// and hands them back typed. A table whose stored state does not read as the connector's
+/// types (another connector's table, an incompatible version) is refused with one line
+/// naming the stream, what did not read and the value, before anything is read or
+/// written; the table and its pending plan stay as they were.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stored_state_of_another_type_is_refused_and_the_table_is_unchanged() {
+    let env = TestEnv::start().await;
+    let core_of = |out: &connector_sdk::OutputLocation, store| {
+        connector_sdk::ExtractCore::new(
+            other_state::OtherState,
+            shape::ShapeConfig::default(),
+            store,
+            connector_sdk::ExtractOptions::new(out.clone()),
+            "test",
+        )
+        .unwrap()
+    };
+    let config = shape::ShapeConfig {
+        columns: cols(&[("a", "int32")]),
+        first: 1,
+        rows: 2,
+        partitions: 2,
+        incremental: true,
+        ..Default::default()
+    };
+
+    // A committed cursor (`Shape`'s is the last id, 4) that is not `{"n": ...}`.
+    let out = env.output("other-cursor");
+    let done = run_shape(
+        &env,
+        &out,
+        config.clone(),
+        connector_sdk::SchemaEvolution::Evolve,
+    )
+    .await
+    .unwrap();
+    assert_eq!(done.cursor, Some(json!(4)));
+    let ds = connector_sdk::Dataset::new(env.store().await, out.clone(), "items");
+    let before = ds.latest().await.unwrap().unwrap();
+    let err = core_of(&out, env.store().await)
+        .run("items", &connector_sdk::StopSignal::new())
+        .await
+        .unwrap_err();
+    let msg = err.to_string();
+    assert!(
+        msg.contains(
+            "stream `items`: the committed cursor 4 does not read as this connector's cursor type"
+        ) && !msg.contains('\n'),
+        "{msg}"
+    );
+    assert_eq!((err.class(), err.exit_code()), ("StoredStateMismatch", 2));
+    assert_eq!(
+        ds.latest().await.unwrap().unwrap(),
+        before,
+        "nothing committed"
+    );
+
+    // A pending plan (a run stopped before reading) whose partition specs are `Shape`'s.
+    let out = env.output("other-spec");
+    let stop = connector_sdk::StopSignal::new();
+    stop.cancel.cancel();
+    let partial = run_with(
+        &env,
+        config,
+        connector_sdk::ExtractOptions::new(out.clone()),
+        stop,
+    )
+    .await
+    .unwrap();
+    assert_eq!(partial.status, connector_sdk::RunStatus::Partial);
+    let ds = connector_sdk::Dataset::new(env.store().await, out.clone(), "items");
+    let before = ds.latest().await.unwrap().unwrap();
+    assert!(
+        before.state.pending.is_some(),
+        "the stopped run left its plan pending"
+    );
+    let err = core_of(&out, env.store().await)
+        .run("items", &connector_sdk::StopSignal::new())
+        .await
+        .unwrap_err();
+    let msg = err.to_string();
+    assert!(
+        msg.contains("stream `items`: the committed partition spec 0 does not read as this connector's partition spec type")
+            && !msg.contains('\n'),
+        "{msg}"
+    );
+    assert_eq!(err.class(), "StoredStateMismatch");
+    assert_eq!(
+        ds.latest().await.unwrap().unwrap(),
+        before,
+        "nothing committed"
+    );
+    let files = env
+        .store()
+        .await
+        .list(&out.bucket, &out.key("items/"))
+        .await
+        .unwrap();
+    assert!(
+        files.iter().all(|f| !f.key.ends_with(".parquet")),
+        "no data file written: {files:?}"
+    );
 }

@@ -15,12 +15,11 @@ use arrow::array::{
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use arrow::record_batch::RecordBatch;
 use connector_sdk::{
-    Connector, ConnectorError, ConnectorErrorKind, Cursor, Partition, Plan, ReadContext, ReadItem,
+    Connector, ConnectorError, ConnectorErrorKind, Partition, Plan, ReadContext, ReadItem,
     ReadStream, StreamDescriptor, async_trait,
 };
 use schemars::JsonSchema;
-use serde::Deserialize;
-use serde_json::json;
+use serde::{Deserialize, Serialize};
 
 /// The one stream.
 pub const ORDERS: &str = "orders";
@@ -202,12 +201,20 @@ fn day_label(day: u64) -> String {
     format!("{y:04}-{m:02}-{d:02}")
 }
 
-fn cursor_id(c: &Cursor) -> Result<u64, ConnectorError> {
-    c.get("order_id").and_then(|v| v.as_u64()).ok_or_else(|| {
-        ConnectorError::internal(format!(
-            "cursor {c} is not {{\"order_id\": <n>}}; was it written by another connector?"
-        ))
-    })
+/// The stream cursor and a partition's checkpoint: the last order id extracted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrderId {
+    /// The order id.
+    pub order_id: u64,
+}
+
+/// A partition: the orders `first..=last` (one day's).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrderRange {
+    /// The first order id.
+    pub first: u64,
+    /// The last order id.
+    pub last: u64,
 }
 
 fn validate(config: &OrdersDemoConfig) -> Result<(), ConnectorError> {
@@ -223,6 +230,10 @@ fn validate(config: &OrdersDemoConfig) -> Result<(), ConnectorError> {
 #[async_trait]
 impl Connector for OrdersDemo {
     type Config = OrdersDemoConfig;
+    type Cursor = OrderId;
+    type PartitionSpec = OrderRange;
+    type Checkpoint = OrderId;
+    type Run = ();
     const MANIFEST: &'static str = include_str!("../connector.toml");
 
     async fn check(&self, config: &Self::Config) -> Result<(), ConnectorError> {
@@ -247,8 +258,8 @@ impl Connector for OrdersDemo {
         &self,
         config: &Self::Config,
         stream: &StreamDescriptor,
-        cursor: Option<&Cursor>,
-    ) -> Result<Plan, ConnectorError> {
+        cursor: Option<&OrderId>,
+    ) -> Result<Plan<OrderRange, OrderId>, ConnectorError> {
         validate(config)?;
         if stream.name != ORDERS {
             return Err(ConnectorError::config(format!(
@@ -256,13 +267,13 @@ impl Connector for OrdersDemo {
                 stream.name
             )));
         }
-        let after = cursor.map(cursor_id).transpose()?.unwrap_or(0);
+        let after = cursor.map_or(0, |c| c.order_id);
         let first = after + 1;
         let last = config.rows;
         if first > last {
             return Ok(Plan {
                 partitions: vec![],
-                cursor: cursor.cloned(),
+                cursor: cursor.copied(),
             });
         }
         let rpd = config.rows_per_day;
@@ -274,32 +285,37 @@ impl Connector for OrdersDemo {
                 Partition {
                     id: format!("{dt}_{lo}"),
                     hive: vec![("dt".into(), dt)],
-                    spec: json!({"first": lo, "last": hi}),
+                    spec: OrderRange {
+                        first: lo,
+                        last: hi,
+                    },
                 }
             })
             .collect();
         Ok(Plan {
             partitions,
-            cursor: Some(json!({"order_id": last})),
+            cursor: Some(OrderId { order_id: last }),
         })
+    }
+
+    async fn open_run(&self, _: &Self::Config, _: &StreamDescriptor) -> Result<(), ConnectorError> {
+        Ok(())
     }
 
     fn read<'a>(
         &'a self,
         config: &'a Self::Config,
+        _run: &'a (),
         _stream: &'a StreamDescriptor,
-        partition: &'a Partition,
-        ctx: ReadContext,
-    ) -> ReadStream<'a> {
+        partition: &'a Partition<OrderRange>,
+        ctx: ReadContext<OrderId>,
+    ) -> ReadStream<'a, OrderId> {
+        let OrderRange {
+            first: lo,
+            last: hi,
+        } = partition.spec;
+        let mut next = ctx.checkpoint.map_or(lo, |c| c.order_id + 1);
         Box::pin(async_stream::try_stream! {
-            let bound = |k: &str| partition.spec.get(k).and_then(|v| v.as_u64()).ok_or_else(|| {
-                ConnectorError::internal(format!("partition {} has no `{k}` bound", partition.id))
-            });
-            let (lo, hi) = (bound("first")?, bound("last")?);
-            let mut next = match &ctx.checkpoint {
-                Some(c) => cursor_id(c)? + 1,
-                None => lo,
-            };
             let mut batches = 0u64;
             while next <= hi {
                 if config.batch_delay_ms > 0 {
@@ -315,7 +331,7 @@ impl Connector for OrdersDemo {
                 yield ReadItem::Batch(orders_batch(config, next, end));
                 batches += 1;
                 if end == hi || batches.is_multiple_of(config.checkpoint_every.max(1)) {
-                    yield ReadItem::Checkpoint(json!({"order_id": end}));
+                    yield ReadItem::Checkpoint(OrderId { order_id: end });
                 }
                 next = end + 1;
             }
@@ -352,22 +368,17 @@ mod tests {
             ..Default::default()
         };
         let s = &OrdersDemo.discover(&c).await.unwrap()[0];
-        let cursor = json!({"order_id": 250});
+        let cursor = OrderId { order_id: 250 };
         let plan = OrdersDemo.plan(&c, s, Some(&cursor)).await.unwrap();
         let ranges: Vec<(u64, u64)> = plan
             .partitions
             .iter()
-            .map(|p| {
-                (
-                    p.spec["first"].as_u64().unwrap(),
-                    p.spec["last"].as_u64().unwrap(),
-                )
-            })
+            .map(|p| (p.spec.first, p.spec.last))
             .collect();
         assert_eq!(
             ranges,
             vec![(251, 300), (301, 600), (601, 900), (901, 1000)]
         );
-        assert_eq!(plan.cursor, Some(json!({"order_id": 1000})));
+        assert_eq!(plan.cursor, Some(OrderId { order_id: 1000 }));
     }
 }

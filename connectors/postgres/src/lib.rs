@@ -9,7 +9,7 @@
 //! after it. See the README for the type mapping and the consistency note.
 
 use connector_sdk::{
-    Connector, ConnectorError, Cursor, Partition, Plan, ReadContext, ReadStream, StreamDescriptor,
+    Connector, ConnectorError, Partition, Plan, ReadContext, ReadStream, StreamDescriptor,
     async_trait,
 };
 
@@ -20,6 +20,9 @@ pub mod copy_binary;
 mod plan;
 mod read;
 mod types;
+
+pub use plan::{PartitionSpec, StreamCursor};
+pub use read::{KeyCheckpoint, KeyValue, PostgresRun};
 
 pub use config::{
     PasswordSource, PostgresConfig, SslMode, StreamConfig, UnconstrainedNumeric, UnsupportedColumns,
@@ -32,6 +35,10 @@ pub struct PostgresConnector;
 #[async_trait]
 impl Connector for PostgresConnector {
     type Config = PostgresConfig;
+    type Cursor = StreamCursor;
+    type PartitionSpec = PartitionSpec;
+    type Checkpoint = KeyCheckpoint;
+    type Run = PostgresRun;
     const MANIFEST: &'static str = include_str!("../connector.toml");
 
     async fn check(&self, config: &Self::Config) -> Result<(), ConnectorError> {
@@ -61,8 +68,8 @@ impl Connector for PostgresConnector {
         &self,
         config: &Self::Config,
         stream: &StreamDescriptor,
-        cursor: Option<&Cursor>,
-    ) -> Result<Plan, ConnectorError> {
+        cursor: Option<&StreamCursor>,
+    ) -> Result<Plan<PartitionSpec, StreamCursor>, ConnectorError> {
         config.validate()?;
         let client = connect::connect(config).await?;
         let resolved = catalog::resolve_named(&client, config, &stream.name).await?;
@@ -77,27 +84,28 @@ impl Connector for PostgresConnector {
         Ok(plan)
     }
 
+    async fn open_run(
+        &self,
+        config: &Self::Config,
+        _stream: &StreamDescriptor,
+    ) -> Result<PostgresRun, ConnectorError> {
+        Ok(PostgresRun::new(config))
+    }
+
     fn read<'a>(
         &'a self,
         config: &'a Self::Config,
+        run: &'a PostgresRun,
         stream: &'a StreamDescriptor,
-        partition: &'a Partition,
-        ctx: ReadContext,
-    ) -> ReadStream<'a> {
-        let spec: Result<plan::PartitionSpec, _> = serde_json::from_value(partition.spec.clone());
-        match spec {
-            Ok(spec) => Box::pin(read::read_partition(
-                config,
-                &stream.name,
-                spec,
-                ctx.checkpoint,
-            )),
-            Err(e) => Box::pin(futures::stream::once(async move {
-                Err(ConnectorError::internal(format!(
-                    "partition `{}` has an invalid spec: {e}",
-                    partition.id
-                )))
-            })),
-        }
+        partition: &'a Partition<PartitionSpec>,
+        ctx: ReadContext<KeyCheckpoint>,
+    ) -> ReadStream<'a, KeyCheckpoint> {
+        Box::pin(read::read_partition(
+            config,
+            run,
+            &stream.name,
+            &partition.spec,
+            ctx.checkpoint,
+        ))
     }
 }

@@ -1,8 +1,7 @@
 //! Planning: the incremental window (cursor) and the partition ranges of a stream.
 
-use connector_sdk::{ConnectorError, Cursor, Partition, Plan};
+use connector_sdk::{ConnectorError, Partition, Plan};
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 use tokio_postgres::Client;
 
 use crate::catalog::{ResolvedStream, column_sql, text_literal};
@@ -12,7 +11,7 @@ use crate::types::KeyKind;
 /// What one partition reads (the partition's `spec`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(crate) struct PartitionSpec {
+pub struct PartitionSpec {
     /// Random id of the plan: partitions of one plan share an exported snapshot.
     pub plan: String,
     /// Index of this partition in the plan.
@@ -29,17 +28,13 @@ pub(crate) struct PartitionSpec {
     pub cursor_upto: Option<String>,
 }
 
-/// The committed stream cursor: `{"value": "<server text of the cursor column>"}`.
-fn cursor_text(cursor: &Cursor) -> Result<String, ConnectorError> {
-    cursor
-        .get("value")
-        .and_then(|v| v.as_str())
-        .map(str::to_string)
-        .ok_or_else(|| {
-            ConnectorError::internal(format!(
-                "cursor {cursor} is not {{\"value\": \"...\"}}; was it written by another connector?"
-            ))
-        })
+/// The stream cursor: the cursor column's maximum when the plan was made, as the
+/// server's text of it (`{"value": "..."}`), so every cursor type compares exactly.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StreamCursor {
+    /// The server's text of the cursor column's value.
+    pub value: String,
 }
 
 /// SQL of a partition-column value (an i64 in the column's numeric view).
@@ -113,8 +108,8 @@ pub(crate) fn range_predicates(stream: &ResolvedStream, spec: &PartitionSpec) ->
 pub(crate) async fn plan(
     client: &Client,
     stream: &ResolvedStream,
-    cursor: Option<&Cursor>,
-) -> Result<Plan, ConnectorError> {
+    cursor: Option<&StreamCursor>,
+) -> Result<Plan<PartitionSpec, StreamCursor>, ConnectorError> {
     let from = stream.source.sql_from_clause();
     let mut spec = PartitionSpec {
         plan: format!("{:016x}", rand::random::<u64>()),
@@ -128,7 +123,7 @@ pub(crate) async fn plan(
     let mut next_cursor = None;
     if let Some(ci) = stream.cursor {
         let col = column_sql(&stream.columns[ci]);
-        spec.cursor_after = cursor.map(cursor_text).transpose()?;
+        spec.cursor_after = cursor.map(|c| c.value.clone());
         let filter = spec
             .cursor_after
             .as_ref()
@@ -151,7 +146,7 @@ pub(crate) async fn plan(
                 });
             }
             Some(m) => {
-                next_cursor = Some(json!({ "value": m }));
+                next_cursor = Some(StreamCursor { value: m.clone() });
                 spec.cursor_upto = Some(m);
             }
         }
@@ -199,7 +194,7 @@ pub(crate) async fn plan(
             Partition {
                 id: format!("p{:03}-of-{count:03}", i),
                 hive: vec![],
-                spec: serde_json::to_value(&spec).unwrap_or_default(),
+                spec,
             }
         })
         .collect();

@@ -1,17 +1,17 @@
 //! Reading one partition: a snapshot, one `COPY (SELECT ...) TO STDOUT (FORMAT binary)`,
 //! decoded into Arrow batches, each followed by a checkpoint (the last key read).
 
-use std::collections::HashMap;
-use std::sync::LazyLock;
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use arrow::array::{Array, AsArray, RecordBatch};
 use arrow::datatypes::{
     DataType, Date32Type, Int16Type, Int32Type, Int64Type, SchemaRef, TimestampMicrosecondType,
 };
-use connector_sdk::{ConnectorError, ConnectorErrorKind, Cursor, ReadItem};
+use connector_sdk::{ConnectorError, ConnectorErrorKind, ReadItem};
 use futures::StreamExt;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
+use tokio::sync::Mutex;
 use tokio_postgres::Client;
 
 use crate::catalog::{ResolvedStream, column_sql, text_literal};
@@ -21,65 +21,124 @@ use crate::copy_binary::{CopyParser, DecodeError, Decoder, Fed};
 use crate::plan::{PartitionSpec, bound_sql, cursor_predicates, range_predicates};
 use crate::types::KeyKind;
 
-/// Snapshots exported for the plans being read in this process, by plan id.
-static SNAPSHOTS: LazyLock<tokio::sync::Mutex<HashMap<String, Exported>>> =
-    LazyLock::new(Default::default);
+/// A partition's resume point: the key of the last row read (`{"key": [...]}`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeyCheckpoint {
+    /// One value per key column, in key order.
+    pub key: Vec<KeyValue>,
+}
+
+/// One key column's value in a checkpoint.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum KeyValue {
+    /// Integers, and dates (days) and timestamps (microseconds) since 1970-01-01.
+    Int(i64),
+    /// Text, uuid and numeric keys, as the server's text.
+    Text(String),
+}
+
+impl std::fmt::Display for KeyValue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            KeyValue::Int(i) => write!(f, "{i}"),
+            KeyValue::Text(t) => write!(f, "{t:?}"),
+        }
+    }
+}
+
+/// What the partitions of one run share in this process: the snapshot exported for them,
+/// so that partitions read on separate connections see one consistent state of the source.
+/// Dropping it (the run's reads ended) closes the connection that holds the snapshot.
+#[derive(Debug)]
+pub struct PostgresRun {
+    snapshot: Arc<Mutex<Option<Exported>>>,
+    hold: Duration,
+}
 
 /// An exported snapshot and the connection whose open transaction keeps it importable.
 #[derive(Debug)]
 struct Exported {
+    /// The plan whose partitions import it.
+    plan: String,
     id: String,
     /// Partitions of the plan that have not imported it yet.
     remaining: u32,
     _holder: Client,
 }
 
-/// The id of the snapshot shared by the partitions of `spec.plan`, exporting it on first use.
-async fn shared_snapshot(config: &PostgresConfig, spec: &PartitionSpec) -> Option<String> {
-    let mut map = SNAPSHOTS.lock().await;
-    if let Some(e) = map.get(&spec.plan) {
-        return Some(e.id.clone());
-    }
-    let holder = connect(config).await.ok()?;
-    let exported = async {
-        holder
-            .batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-            .await?;
-        let row = holder.query_one("SELECT pg_export_snapshot()", &[]).await?;
-        Ok::<String, tokio_postgres::Error>(row.get(0))
-    }
-    .await;
-    let id = match exported {
-        Ok(id) => id,
-        Err(e) => {
-            tracing::warn!(error = %e, "cannot export a snapshot; partitions read their own snapshots");
-            return None;
+impl PostgresRun {
+    /// A run that exports its snapshot on first use and releases it after
+    /// `snapshot_hold_secs` even if some partitions never come.
+    pub fn new(config: &PostgresConfig) -> Self {
+        Self {
+            snapshot: Arc::default(),
+            hold: Duration::from_secs(config.snapshot_hold_secs),
         }
-    };
-    map.insert(
-        spec.plan.clone(),
-        Exported {
+    }
+
+    /// The id of the snapshot shared by the partitions of `spec.plan`, exporting it on
+    /// first use.
+    async fn shared_snapshot(
+        &self,
+        config: &PostgresConfig,
+        spec: &PartitionSpec,
+    ) -> Option<String> {
+        let mut slot = self.snapshot.lock().await;
+        if let Some(e) = slot.as_ref()
+            && e.plan == spec.plan
+        {
+            return Some(e.id.clone());
+        }
+        let holder = connect(config).await.ok()?;
+        let exported = async {
+            holder
+                .batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+                .await?;
+            let row = holder.query_one("SELECT pg_export_snapshot()", &[]).await?;
+            Ok::<String, tokio_postgres::Error>(row.get(0))
+        }
+        .await;
+        let id = match exported {
+            Ok(id) => id,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot export a snapshot; partitions read their own snapshots");
+                return None;
+            }
+        };
+        *slot = Some(Exported {
+            plan: spec.plan.clone(),
             id: id.clone(),
             remaining: spec.count,
             _holder: holder,
-        },
-    );
-    // Release the snapshot after the hold time even if some partitions never come.
-    let plan = spec.plan.clone();
-    let hold = Duration::from_secs(config.snapshot_hold_secs);
-    tokio::spawn(async move {
-        tokio::time::sleep(hold).await;
-        SNAPSHOTS.lock().await.remove(&plan);
-    });
-    Some(id)
+        });
+        // Release the snapshot after the hold time even if some partitions never come.
+        let (weak, plan, hold) = (Arc::downgrade(&self.snapshot), spec.plan.clone(), self.hold);
+        tokio::spawn(release_after(weak, plan, hold));
+        Some(id)
+    }
+
+    /// One more partition of `plan` imported the snapshot; the last one releases it.
+    async fn snapshot_imported(&self, plan: &str) {
+        let mut slot = self.snapshot.lock().await;
+        if let Some(e) = slot.as_mut()
+            && e.plan == plan
+        {
+            e.remaining = e.remaining.saturating_sub(1);
+            if e.remaining == 0 {
+                *slot = None;
+            }
+        }
+    }
 }
 
-async fn snapshot_imported(plan: &str) {
-    let mut map = SNAPSHOTS.lock().await;
-    if let Some(e) = map.get_mut(plan) {
-        e.remaining = e.remaining.saturating_sub(1);
-        if e.remaining == 0 {
-            map.remove(plan);
+async fn release_after(slot: Weak<Mutex<Option<Exported>>>, plan: String, hold: Duration) {
+    tokio::time::sleep(hold).await;
+    if let Some(slot) = slot.upgrade() {
+        let mut slot = slot.lock().await;
+        if slot.as_ref().is_some_and(|e| e.plan == plan) {
+            *slot = None;
         }
     }
 }
@@ -88,10 +147,11 @@ async fn snapshot_imported(plan: &str) {
 /// snapshot when there is one.
 pub(crate) async fn open(
     config: &PostgresConfig,
+    run: &PostgresRun,
     spec: &PartitionSpec,
 ) -> Result<Client, ConnectorError> {
     let snapshot = if config.shared_snapshot && spec.count > 1 {
-        shared_snapshot(config, spec).await
+        run.shared_snapshot(config, spec).await
     } else {
         None
     };
@@ -108,7 +168,7 @@ pub(crate) async fn open(
         {
             Ok(()) => {
                 tracing::debug!(plan = %spec.plan, partition = spec.index, snapshot = %id, "imported the plan's snapshot");
-                snapshot_imported(&spec.plan).await;
+                run.snapshot_imported(&spec.plan).await;
             }
             Err(e) => {
                 tracing::warn!(error = %e, partition = spec.index, "cannot import the plan's snapshot; this partition reads its own");
@@ -122,32 +182,17 @@ pub(crate) async fn open(
     Ok(client)
 }
 
-/// The resume point of a checkpoint: the key of the last row read.
-fn checkpoint_key(c: &Cursor, kinds: &[KeyKind]) -> Result<Vec<Value>, ConnectorError> {
-    let key = c
-        .get("key")
-        .and_then(|v| v.as_array())
-        .filter(|a| a.len() == kinds.len())
-        .ok_or_else(|| {
-            ConnectorError::internal(format!(
-                "checkpoint {c} is not {{\"key\": [...]}} with {} values; did the stream's key change?",
-                kinds.len()
-            ))
-        })?;
-    Ok(key.clone())
-}
-
 /// SQL of one key value of a checkpoint.
-fn key_value_sql(kind: KeyKind, v: &Value) -> Result<String, ConnectorError> {
-    let bad = || {
-        ConnectorError::internal(format!(
-            "checkpoint key value {v} does not match its column type"
-        ))
-    };
-    Ok(match kind {
-        KeyKind::Text => text_literal(v.as_str().ok_or_else(bad)?),
-        KeyKind::Int => v.as_i64().ok_or_else(bad)?.to_string(),
-        k => bound_sql(k, v.as_i64().ok_or_else(bad)?),
+fn key_value_sql(kind: KeyKind, v: &KeyValue) -> Result<String, ConnectorError> {
+    Ok(match (kind, v) {
+        (KeyKind::Text, KeyValue::Text(t)) => text_literal(t),
+        (KeyKind::Int, KeyValue::Int(i)) => i.to_string(),
+        (KeyKind::Text, KeyValue::Int(_)) | (_, KeyValue::Text(_)) => {
+            return Err(ConnectorError::internal(format!(
+                "checkpoint key value {v} does not match its column type ({kind:?}); did the stream's key change?"
+            )));
+        }
+        (k, KeyValue::Int(i)) => bound_sql(k, *i),
     })
 }
 
@@ -155,7 +200,7 @@ fn key_value_sql(kind: KeyKind, v: &Value) -> Result<String, ConnectorError> {
 pub(crate) fn copy_sql(
     stream: &ResolvedStream,
     spec: &PartitionSpec,
-    checkpoint: Option<&Cursor>,
+    checkpoint: Option<&KeyCheckpoint>,
 ) -> Result<String, ConnectorError> {
     let select: Vec<String> = stream.columns.iter().map(column_sql).collect();
     let mut predicates = range_predicates(stream, spec);
@@ -173,10 +218,17 @@ pub(crate) fn copy_sql(
             )));
         }
         let kinds = stream.key_kinds();
-        let values = checkpoint_key(c, &kinds)?;
+        if c.key.len() != kinds.len() {
+            return Err(ConnectorError::internal(format!(
+                "stream `{}`: the checkpoint has {} key values, the stream's key has {} columns; did the stream's key change?",
+                stream.name,
+                c.key.len(),
+                kinds.len()
+            )));
+        }
         let lits = kinds
             .iter()
-            .zip(&values)
+            .zip(&c.key)
             .map(|(k, v)| key_value_sql(*k, v))
             .collect::<Result<Vec<_>, _>>()?;
         predicates.push(format!("({}) > ({})", key_cols.join(", "), lits.join(", ")));
@@ -202,7 +254,7 @@ pub(crate) fn copy_sql(
 fn checkpoint_after(
     stream: &ResolvedStream,
     batch: &RecordBatch,
-) -> Result<Option<Cursor>, ConnectorError> {
+) -> Result<Option<KeyCheckpoint>, ConnectorError> {
     if stream.key.is_empty() || batch.num_rows() == 0 {
         return Ok(None);
     }
@@ -218,20 +270,18 @@ fn checkpoint_after(
             )));
         }
         let v = match a.data_type() {
-            DataType::Int16 => json!(a.as_primitive::<Int16Type>().value(row)),
-            DataType::Int32 => json!(a.as_primitive::<Int32Type>().value(row)),
-            DataType::Int64 => json!(a.as_primitive::<Int64Type>().value(row)),
-            DataType::Date32 => json!(a.as_primitive::<Date32Type>().value(row)),
+            DataType::Int16 => KeyValue::Int(a.as_primitive::<Int16Type>().value(row).into()),
+            DataType::Int32 => KeyValue::Int(a.as_primitive::<Int32Type>().value(row).into()),
+            DataType::Int64 => KeyValue::Int(a.as_primitive::<Int64Type>().value(row)),
+            DataType::Date32 => KeyValue::Int(a.as_primitive::<Date32Type>().value(row).into()),
             DataType::Timestamp(_, _) => {
-                json!(a.as_primitive::<TimestampMicrosecondType>().value(row))
+                KeyValue::Int(a.as_primitive::<TimestampMicrosecondType>().value(row))
             }
-            DataType::Utf8 => json!(a.as_string::<i32>().value(row)),
-            DataType::Decimal128(_, _) => {
-                json!(
-                    a.as_primitive::<arrow::datatypes::Decimal128Type>()
-                        .value_as_string(row)
-                )
-            }
+            DataType::Utf8 => KeyValue::Text(a.as_string::<i32>().value(row).to_string()),
+            DataType::Decimal128(_, _) => KeyValue::Text(
+                a.as_primitive::<arrow::datatypes::Decimal128Type>()
+                    .value_as_string(row),
+            ),
             other => {
                 return Err(ConnectorError::internal(format!(
                     "stream `{}`: key column `{}` has Arrow type {other}",
@@ -242,7 +292,7 @@ fn checkpoint_after(
         };
         values.push(v);
     }
-    Ok(Some(json!({ "key": values })))
+    Ok(Some(KeyCheckpoint { key: values }))
 }
 
 /// Turn a decode error into a connector error naming the stream and column.
@@ -301,15 +351,16 @@ fn value_bytes(array: &dyn Array) -> usize {
 /// Read one partition: batches, each followed by its checkpoint when the stream has a key.
 pub(crate) fn read_partition<'a>(
     config: &'a PostgresConfig,
+    run: &'a PostgresRun,
     stream_name: &'a str,
-    spec: PartitionSpec,
-    checkpoint: Option<Cursor>,
-) -> impl futures::Stream<Item = Result<ReadItem, ConnectorError>> + Send + 'a {
+    spec: &'a PartitionSpec,
+    checkpoint: Option<KeyCheckpoint>,
+) -> impl futures::Stream<Item = Result<ReadItem<KeyCheckpoint>, ConnectorError>> + Send + 'a {
     async_stream::try_stream! {
-        let client = open(config, &spec).await?;
+        let client = open(config, run, spec).await?;
         let stream = crate::catalog::resolve_named(&client, config, stream_name).await?;
         let schema = stream.descriptor().schema;
-        let sql = copy_sql(&stream, &spec, checkpoint.as_ref())?;
+        let sql = copy_sql(&stream, spec, checkpoint.as_ref())?;
         tracing::debug!(stream = %stream.name, partition = spec.index, resumed = checkpoint.is_some(), "copy started");
         let copy = client
             .copy_out(sql.as_str())

@@ -513,6 +513,84 @@ async fn million_rows_and_four_partitions_equal_select() {
     assert_same_rows(&parts, &single);
 }
 
+/// Every `v` the partition's read yields, through the typed connector API.
+async fn read_v(
+    config: &PostgresConfig,
+    run: &postgres_connector::PostgresRun,
+    stream: &connector_sdk::StreamDescriptor,
+    partition: &connector_sdk::Partition<postgres_connector::PartitionSpec>,
+) -> Vec<i32> {
+    use arrow::array::AsArray;
+    use connector_sdk::futures::StreamExt;
+    let ctx = connector_sdk::ReadContext {
+        checkpoint: None,
+        cancel: connector_sdk::CancellationToken::new(),
+        deadline: None,
+    };
+    let mut items = PostgresConnector.read(config, run, stream, partition, ctx);
+    let mut v = Vec::new();
+    while let Some(item) = items.next().await {
+        if let connector_sdk::ReadItem::Batch(b) = item.expect("read") {
+            let col = b.column_by_name("v").expect("column v");
+            v.extend(col.as_primitive::<arrow::datatypes::Int32Type>().values());
+        }
+    }
+    v
+}
+
+/// The partitions of one run read one exported snapshot (a change at the source between
+/// two of its partitions is not seen), and that snapshot belongs to the run's own value
+/// (`open_run`), not to the process: another run of the same plan in the same process,
+/// while the first still holds its snapshot, takes its own and sees the change.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_shares_one_snapshot_among_its_partitions_and_another_run_has_its_own() {
+    let pg = PgServer::start();
+    let client = pg.client().await;
+    client
+        .batch_execute(
+            "CREATE TABLE snap (id int8 PRIMARY KEY, v int4 NOT NULL);\
+             INSERT INTO snap SELECT g, 0 FROM generate_series(1, 1000) g;",
+        )
+        .await
+        .unwrap();
+    let config = parse(pg.config(json!([
+        {"table": "snap", "partition_column": "id", "partitions": 2}
+    ])));
+    let stream = PostgresConnector
+        .discover(&config)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|s| s.name == "snap")
+        .unwrap();
+    let plan = PostgresConnector
+        .plan(&config, &stream, None)
+        .await
+        .unwrap();
+    assert_eq!(plan.partitions.len(), 2);
+    let (p0, p1) = (&plan.partitions[0], &plan.partitions[1]);
+
+    let run_a = PostgresConnector.open_run(&config, &stream).await.unwrap();
+    let a0 = read_v(&config, &run_a, &stream, p0).await;
+    client.batch_execute("UPDATE snap SET v = 1").await.unwrap();
+    let run_b = PostgresConnector.open_run(&config, &stream).await.unwrap();
+    let b1 = read_v(&config, &run_b, &stream, p1).await;
+    let a1 = read_v(&config, &run_a, &stream, p1).await;
+
+    assert_eq!(
+        a0.len() + a1.len(),
+        1000,
+        "the two partitions cover the table"
+    );
+    assert!(!a0.is_empty() && !a1.is_empty());
+    assert!(
+        a0.iter().chain(&a1).all(|&v| v == 0),
+        "run A saw the update: {a1:?}"
+    );
+    assert_eq!(b1.len(), a1.len());
+    assert!(b1.iter().all(|&v| v == 1), "run B read run A's snapshot");
+}
+
 /// Incremental: a second run reads only the rows after the committed cursor.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn incremental_reads_only_new_rows() {

@@ -3,7 +3,9 @@
 //! Every sensor reports once a minute; reading `(sensor, minute)` is a pure function of
 //! `(seed, sensor, minute)` ([`readings_batch`]), so any extract can be checked exactly.
 //! The source holds minutes `1..=minutes`: raise `minutes` between runs to simulate time
-//! passing. Each sensor is one partition; the cursor is the last minute extracted.
+//! passing. Each sensor is one partition; the cursor is the last minute extracted, and a
+//! checkpoint the last minute read in a partition. The core stores these typed values as
+//! JSON in the table's state: the connector never parses JSON.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,11 +14,10 @@ use arrow::array::{ArrayRef, Float64Array, Int64Array, StringArray, TimestampMic
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use arrow::record_batch::RecordBatch;
 use connector_sdk::{
-    Connector, ConnectorError, Cursor, Partition, Plan, ReadContext, ReadItem, ReadStream,
+    Connector, ConnectorError, Partition, Plan, ReadContext, ReadItem, ReadStream,
     StreamDescriptor, async_trait,
 };
-use serde::Deserialize;
-use serde_json::json;
+use serde::{Deserialize, Serialize};
 
 /// The one stream.
 pub const READINGS: &str = "readings";
@@ -98,16 +99,31 @@ fn validate(config: &SensorReadingsConfig) -> Result<(), ConnectorError> {
     Ok(())
 }
 
-/// `{"minute": n}` -> n.
-fn minute_of(c: &Cursor) -> Result<u64, ConnectorError> {
-    c.get("minute")
-        .and_then(|m| m.as_u64())
-        .ok_or_else(|| ConnectorError::internal(format!("cursor {c} is not {{\"minute\": <n>}}")))
+/// The stream cursor and a partition's checkpoint: the last minute extracted.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Minute {
+    /// The minute.
+    pub minute: u64,
+}
+
+/// One sensor's minutes `first..=last`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SensorSpan {
+    /// The sensor.
+    pub sensor: u32,
+    /// The first minute to read.
+    pub first: u64,
+    /// The last minute to read.
+    pub last: u64,
 }
 
 #[async_trait]
 impl Connector for SensorReadings {
     type Config = SensorReadingsConfig;
+    type Cursor = Minute;
+    type PartitionSpec = SensorSpan;
+    type Checkpoint = Minute;
+    type Run = ();
     const MANIFEST: &'static str = include_str!("../connector.toml");
 
     async fn check(&self, config: &Self::Config) -> Result<(), ConnectorError> {
@@ -132,46 +148,55 @@ impl Connector for SensorReadings {
         &self,
         config: &Self::Config,
         _stream: &StreamDescriptor,
-        cursor: Option<&Cursor>,
-    ) -> Result<Plan, ConnectorError> {
+        cursor: Option<&Minute>,
+    ) -> Result<Plan<SensorSpan, Minute>, ConnectorError> {
         validate(config)?;
-        let first = cursor.map(minute_of).transpose()?.unwrap_or(0) + 1;
+        let first = cursor.map_or(0, |c| c.minute) + 1;
         if first > config.minutes {
             return Ok(Plan {
                 partitions: vec![],
-                cursor: cursor.cloned(),
+                cursor: cursor.copied(),
             });
         }
         let partitions = (1..=config.sensors)
-            .map(|s| Partition {
-                id: format!("s{s:03}-{first}"),
-                hive: vec![("sensor".into(), format!("s{s:03}"))],
-                spec: json!({"sensor": s, "first": first, "last": config.minutes}),
+            .map(|sensor| Partition {
+                id: format!("s{sensor:03}-{first}"),
+                hive: vec![("sensor".into(), format!("s{sensor:03}"))],
+                spec: SensorSpan {
+                    sensor,
+                    first,
+                    last: config.minutes,
+                },
             })
             .collect();
         Ok(Plan {
             partitions,
-            cursor: Some(json!({"minute": config.minutes})),
+            cursor: Some(Minute {
+                minute: config.minutes,
+            }),
         })
+    }
+
+    async fn open_run(&self, _: &Self::Config, _: &StreamDescriptor) -> Result<(), ConnectorError> {
+        Ok(())
     }
 
     fn read<'a>(
         &'a self,
         config: &'a Self::Config,
+        _run: &'a (),
         _stream: &'a StreamDescriptor,
-        partition: &'a Partition,
-        ctx: ReadContext,
-    ) -> ReadStream<'a> {
+        partition: &'a Partition<SensorSpan>,
+        ctx: ReadContext<Minute>,
+    ) -> ReadStream<'a, Minute> {
+        let SensorSpan {
+            sensor,
+            first,
+            last,
+        } = partition.spec;
+        // Resume right after the checkpoint, if the core hands one back.
+        let mut next = ctx.checkpoint.map_or(first, |c| c.minute + 1);
         Box::pin(async_stream::try_stream! {
-            let spec = |k: &str| partition.spec.get(k).and_then(|v| v.as_u64()).ok_or_else(|| {
-                ConnectorError::internal(format!("partition {} has no `{k}`", partition.id))
-            });
-            let (sensor, last) = (spec("sensor")? as u32, spec("last")?);
-            // Resume right after the checkpoint, if the core hands one back.
-            let mut next = match &ctx.checkpoint {
-                Some(c) => minute_of(c)? + 1,
-                None => spec("first")?,
-            };
             while next <= last {
                 if config.batch_delay_ms > 0 {
                     tokio::time::sleep(Duration::from_millis(config.batch_delay_ms)).await;
@@ -179,7 +204,7 @@ impl Connector for SensorReadings {
                 let end = last.min(next + config.batch_minutes - 1);
                 yield ReadItem::Batch(readings_batch(config.seed, sensor, next, end));
                 // A checkpoint after every batch: the core can stop (and resume) here.
-                yield ReadItem::Checkpoint(json!({"minute": end}));
+                yield ReadItem::Checkpoint(Minute { minute: end });
                 next = end + 1;
             }
         })

@@ -11,10 +11,10 @@ use std::path::PathBuf;
 
 use connector_sdk::futures::StreamExt;
 use connector_sdk::{
-    Connector, ConnectorError, ConnectorErrorKind, Cursor, Partition, Plan, ReadContext, ReadItem,
+    Connector, ConnectorError, ConnectorErrorKind, Partition, Plan, ReadContext, ReadItem,
     ReadStream, StreamDescriptor, async_trait,
 };
-use orders_demo::{OrdersDemo, OrdersDemoConfig};
+use orders_demo::{OrderId, OrderRange, OrdersDemo, OrdersDemoConfig};
 use schemars::JsonSchema;
 use serde::Deserialize;
 
@@ -99,6 +99,10 @@ fn fire_once(marker: &PathBuf) -> bool {
 #[async_trait]
 impl<const GLUE: bool> Connector for TestConnector<GLUE> {
     type Config = TestConfig;
+    type Cursor = OrderId;
+    type PartitionSpec = OrderRange;
+    type Checkpoint = OrderId;
+    type Run = ();
     const MANIFEST: &'static str = if GLUE { WITH_GLUE } else { WITHOUT_GLUE };
 
     async fn check(&self, config: &TestConfig) -> Result<(), ConnectorError> {
@@ -115,21 +119,26 @@ impl<const GLUE: bool> Connector for TestConnector<GLUE> {
         &self,
         config: &TestConfig,
         stream: &StreamDescriptor,
-        cursor: Option<&Cursor>,
-    ) -> Result<Plan, ConnectorError> {
+        cursor: Option<&OrderId>,
+    ) -> Result<Plan<OrderRange, OrderId>, ConnectorError> {
         record("plan");
         OrdersDemo.plan(&config.demo, stream, cursor).await
+    }
+
+    async fn open_run(&self, _: &TestConfig, _: &StreamDescriptor) -> Result<(), ConnectorError> {
+        Ok(())
     }
 
     fn read<'a>(
         &'a self,
         config: &'a TestConfig,
+        run: &'a (),
         stream: &'a StreamDescriptor,
-        partition: &'a Partition,
-        ctx: ReadContext,
-    ) -> ReadStream<'a> {
+        partition: &'a Partition<OrderRange>,
+        ctx: ReadContext<OrderId>,
+    ) -> ReadStream<'a, OrderId> {
         record("read");
-        let inner = OrdersDemo.read(&config.demo, stream, partition, ctx);
+        let inner = OrdersDemo.read(&config.demo, run, stream, partition, ctx);
         let fault = config
             .fail_once_at_order_id
             .zip(config.fail_once_marker.clone());

@@ -8,7 +8,7 @@ use std::io::Write;
 
 use connector_sdk::arrow::datatypes::{DataType, Field, Schema};
 use connector_sdk::{
-    Connector, ConnectorError, Cursor, Partition, Plan, ReadContext, ReadStream, StreamDescriptor,
+    Connector, ConnectorError, Partition, Plan, ReadContext, ReadStream, StreamDescriptor,
     async_trait,
 };
 use schemars::JsonSchema;
@@ -81,6 +81,10 @@ fn record(call: &str) {
 #[async_trait]
 impl<const MODE: u8> Connector for TestConnector<MODE> {
     type Config = TestConfig;
+    type Cursor = u64;
+    type PartitionSpec = ();
+    type Checkpoint = u64;
+    type Run = ();
     const MANIFEST: &'static str = match MODE {
         1 => INVALID_MANIFEST,
         2 => EC2_ONLY,
@@ -113,8 +117,8 @@ impl<const MODE: u8> Connector for TestConnector<MODE> {
         &self,
         _config: &TestConfig,
         _stream: &StreamDescriptor,
-        _cursor: Option<&Cursor>,
-    ) -> Result<Plan, ConnectorError> {
+        _cursor: Option<&u64>,
+    ) -> Result<Plan<(), u64>, ConnectorError> {
         record("plan");
         Ok(Plan {
             partitions: vec![],
@@ -122,13 +126,19 @@ impl<const MODE: u8> Connector for TestConnector<MODE> {
         })
     }
 
+    async fn open_run(&self, _: &TestConfig, _: &StreamDescriptor) -> Result<(), ConnectorError> {
+        record("open_run");
+        Ok(())
+    }
+
     fn read<'a>(
         &'a self,
         _config: &'a TestConfig,
+        _run: &'a (),
         _stream: &'a StreamDescriptor,
-        _partition: &'a Partition,
-        _ctx: ReadContext,
-    ) -> ReadStream<'a> {
+        _partition: &'a Partition<()>,
+        _ctx: ReadContext<u64>,
+    ) -> ReadStream<'a, u64> {
         record("read");
         Box::pin(connector_sdk::futures::stream::empty())
     }

@@ -3,7 +3,7 @@
 use std::path::Path;
 
 use connector_sdk::{
-    Connector, ConnectorError, ConnectorManifest, Cursor, Partition, Plan, ReadContext, ReadStream,
+    Connector, ConnectorError, ConnectorManifest, Partition, Plan, ReadContext, ReadStream,
     StreamDescriptor, async_trait,
 };
 use schemars::JsonSchema;
@@ -33,6 +33,10 @@ macro_rules! test_connector {
         #[async_trait]
         impl Connector for $name {
             type Config = TestConfig;
+            type Cursor = u64;
+            type PartitionSpec = ();
+            type Checkpoint = u64;
+            type Run = ();
             const MANIFEST: &'static str = $runners;
 
             async fn check(&self, _: &TestConfig) -> Result<(), ConnectorError> {
@@ -48,20 +52,28 @@ macro_rules! test_connector {
                 &self,
                 _: &TestConfig,
                 _: &StreamDescriptor,
-                _: Option<&Cursor>,
-            ) -> Result<Plan, ConnectorError> {
+                _: Option<&u64>,
+            ) -> Result<Plan<(), u64>, ConnectorError> {
                 Ok(Plan {
                     partitions: vec![],
                     cursor: None,
                 })
             }
+            async fn open_run(
+                &self,
+                _: &TestConfig,
+                _: &StreamDescriptor,
+            ) -> Result<(), ConnectorError> {
+                Ok(())
+            }
             fn read<'a>(
                 &'a self,
                 _: &'a TestConfig,
+                _: &'a (),
                 _: &'a StreamDescriptor,
-                _: &'a Partition,
-                _: ReadContext,
-            ) -> ReadStream<'a> {
+                _: &'a Partition<()>,
+                _: ReadContext<u64>,
+            ) -> ReadStream<'a, u64> {
                 Box::pin(connector_sdk::futures::stream::empty())
             }
         }
