@@ -195,6 +195,15 @@ pub trait Connector: Send + Sync + 'static {
         stream: &StreamDescriptor,
     ) -> Result<Self::Run, ConnectorError>;
 
+    /// The point in time `cursor` stands for, when the cursor follows time (e.g. the
+    /// maximum `updated_at` read). The run report's `cursor_lag_secs`, and the metric every
+    /// runner exports from it, is how far it is behind the end of the run. Default: not
+    /// known (no lag is reported).
+    fn cursor_time(&self, cursor: &Self::Cursor) -> Option<chrono::DateTime<chrono::Utc>> {
+        let _ = cursor;
+        None
+    }
+
     /// Read one partition: batches interleaved with checkpoints, starting after
     /// `ctx.checkpoint` when it is set. `run` is this run's value from `open_run`.
     fn read<'a>(

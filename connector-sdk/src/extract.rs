@@ -20,6 +20,7 @@ use parquet::file::properties::WriterProperties;
 use serde::{Deserialize, Serialize};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 use crate::connector::{
     Connector, Partition, ReadContext, ReadItem, Stored, StoredValue, StreamDescriptor,
@@ -234,6 +235,11 @@ impl<C: Connector> ExtractCore<C> {
         self
     }
 
+    /// The connector.
+    pub fn connector(&self) -> &C {
+        &self.connector
+    }
+
     /// The connector manifest.
     pub fn manifest(&self) -> &ConnectorManifest {
         &self.manifest
@@ -286,7 +292,10 @@ impl<C: Connector> ExtractCore<C> {
 
     /// Load the committed state of `stream` and decide what this run reads: the pending
     /// plan of a stopped run, or a new plan after the committed cursor.
+    #[tracing::instrument(name = "plan", skip_all, fields(stream, run_id = tracing::field::Empty))]
     pub async fn prepare(&self, stream: &str) -> Result<RunPlan> {
+        let run_id = new_run_id();
+        tracing::Span::current().record("run_id", run_id.as_str());
         let started = Instant::now();
         let started_at = Utc::now();
         self.manifest.require_stream(stream)?;
@@ -391,7 +400,7 @@ impl<C: Connector> ExtractCore<C> {
             }
         };
         let plan = RunPlan {
-            run_id: new_run_id(),
+            run_id,
             stream: descriptor,
             base_sequence,
             previous_cursor: state.cursor,
@@ -440,6 +449,7 @@ impl<C: Connector> ExtractCore<C> {
     }
 
     /// [`ExtractCore::extract_partition`] with the run already opened.
+    #[tracing::instrument(name = "partition", skip_all, fields(run_id = %plan.run_id, stream = %plan.stream.name, partition = partition_id))]
     async fn extract_partition_of_run(
         &self,
         run: &C::Run,
@@ -475,6 +485,7 @@ impl<C: Connector> ExtractCore<C> {
             plan,
             partition: &work.partition,
             writer: None,
+            upload: None,
             stats: None,
             props: None,
             files: Vec::new(),
@@ -515,9 +526,21 @@ impl<C: Connector> ExtractCore<C> {
     /// once) and commit. Stops early at a checkpoint when `stop` fires and commits the
     /// progress (status `partial`).
     pub async fn run(&self, stream: &str, stop: &StopSignal) -> Result<RunReport> {
-        let plan = Arc::new(self.prepare(stream).await?);
-        let results = self.extract_all(&plan, stop).await?;
-        self.commit(&plan, results).await
+        let span = tracing::info_span!(
+            "run",
+            connector = %self.manifest.name,
+            stream,
+            runner = %self.runner,
+            run_id = tracing::field::Empty,
+        );
+        async {
+            let plan = Arc::new(self.prepare(stream).await?);
+            tracing::Span::current().record("run_id", plan.run_id.as_str());
+            let results = self.extract_all(&plan, stop).await?;
+            self.commit(&plan, results).await
+        }
+        .instrument(span)
+        .await
     }
 
     async fn extract_all(
@@ -549,9 +572,14 @@ impl<C: Connector> ExtractCore<C> {
             }
             let (core, run, plan, stop) =
                 (self.clone(), run.clone(), plan.clone(), inner_stop.clone());
+            // The partition's span is a child of the run's, across the spawn.
+            let parent = tracing::Span::current();
             tasks.spawn(async move {
                 let _permit = permit;
-                let result = core.extract_partition_of_run(&run, &plan, &id, &stop).await;
+                let result = core
+                    .extract_partition_of_run(&run, &plan, &id, &stop)
+                    .instrument(parent)
+                    .await;
                 if result.is_err() {
                     // Stop the other partitions at their next checkpoint.
                     stop.cancel.cancel();
@@ -680,6 +708,9 @@ struct PartitionReader<'a, C: Connector> {
     plan: &'a RunPlan,
     partition: &'a Partition,
     writer: Option<ParquetObjectWriter>,
+    /// The span of the file being written and uploaded (`upload`), from its first batch
+    /// to its completed upload.
+    upload: Option<tracing::Span>,
     /// Delta statistics of the file being written.
     stats: Option<StatsCollector>,
     /// The partition's writer properties, settled on its first batch (`dictionary: auto`).
@@ -797,6 +828,13 @@ impl<C: Connector> PartitionReader<'_, C> {
     async fn write(&mut self, schema: &SchemaRef, batch: &RecordBatch) -> Result<()> {
         if self.writer.is_none() {
             let key = self.file_key();
+            self.upload = Some(tracing::info_span!(
+                "upload",
+                run_id = %self.plan.run_id,
+                key = %key,
+                rows = tracing::field::Empty,
+                bytes = tracing::field::Empty,
+            ));
             let props = self
                 .props
                 .get_or_insert_with(|| match self.core.options.parquet.dictionary {
@@ -818,7 +856,8 @@ impl<C: Connector> PartitionReader<'_, C> {
             .writer
             .as_mut()
             .ok_or_else(|| Error::Internal("no writer".into()))?;
-        writer.write(batch).await?;
+        let span = self.upload.clone().unwrap_or_else(tracing::Span::none);
+        writer.write(batch).instrument(span).await?;
         if let Some(stats) = self.stats.as_mut() {
             stats.add(batch)?;
         }
@@ -834,12 +873,14 @@ impl<C: Connector> PartitionReader<'_, C> {
             return Ok(());
         };
         let stats = self.stats.take();
+        let span = self.upload.take().unwrap_or_else(tracing::Span::none);
         if writer.rows() == 0 {
             writer.abort().await;
             return Ok(());
         }
         let key = writer.key().to_string();
-        let (rows, bytes) = writer.finish().await?;
+        let (rows, bytes) = writer.finish().instrument(span.clone()).await?;
+        span.record("rows", rows).record("bytes", bytes);
         self.core.progress.add_file(bytes);
         tracing::debug!(%key, rows, bytes, "file written");
         self.files.push(DataFile {

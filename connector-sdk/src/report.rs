@@ -90,6 +90,13 @@ pub struct RunReport {
     pub s3_retries: u64,
     /// Stream cursor after this run.
     pub cursor: Option<StoredValue>,
+    /// How far the cursor is behind the end of the run, in seconds, when the connector
+    /// knows the point in time its cursor stands for ([`Connector::cursor_time`]); a
+    /// cursor ahead of the clock gives a negative lag.
+    ///
+    /// [`Connector::cursor_time`]: crate::Connector::cursor_time
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cursor_lag_secs: Option<f64>,
     /// When it started.
     pub started_at: DateTime<Utc>,
     /// When it ended.

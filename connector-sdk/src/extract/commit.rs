@@ -156,6 +156,7 @@ impl<C: Connector> ExtractCore<C> {
     /// deleted and [`Error::CommitConflict`] is returned; if a file it wrote is gone
     /// (deleted under the run), nothing is committed and [`Error::DataFileMissing`] is
     /// returned.
+    #[tracing::instrument(name = "commit", skip_all, fields(run_id = %plan.run_id, stream = %plan.stream.name))]
     pub async fn commit(&self, plan: &RunPlan, results: Vec<PartitionResult>) -> Result<RunReport> {
         let commit_started = Instant::now();
         let merged = merge_progress(plan, &results)?;
@@ -359,6 +360,11 @@ impl<C: Connector> ExtractCore<C> {
             s3_requests: self.store.requests(),
             s3_retries: self.store.retries(),
             cursor: decision.state.cursor.clone(),
+            cursor_lag_secs: decision.state.cursor.as_ref().and_then(|c| {
+                let cursor: C::Cursor = serde_json::from_value(c.clone()).ok()?;
+                let at = self.connector().cursor_time(&cursor)?;
+                Some((finished_at - at).num_milliseconds() as f64 / 1000.0)
+            }),
             started_at: plan.started_at,
             finished_at,
             runtime: self.runtime.as_ref().clone(),

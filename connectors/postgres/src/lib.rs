@@ -84,6 +84,12 @@ impl Connector for PostgresConnector {
         Ok(plan)
     }
 
+    /// A cursor column of a date or time type is a point in time: runners report how far
+    /// the committed cursor is behind. Other cursor types have no lag.
+    fn cursor_time(&self, cursor: &StreamCursor) -> Option<chrono::DateTime<chrono::Utc>> {
+        plan::cursor_time(&cursor.value)
+    }
+
     async fn open_run(
         &self,
         config: &Self::Config,

@@ -37,6 +37,24 @@ pub struct StreamCursor {
     pub value: String,
 }
 
+/// The point in time a cursor's server text stands for, when the cursor column is a
+/// `timestamptz` (`2024-01-04 11:20:00.5+00`, offsets in hours or hours and minutes),
+/// `timestamp` (taken as UTC) or `date` (its midnight UTC); `None` for any other text.
+pub(crate) fn cursor_time(text: &str) -> Option<chrono::DateTime<chrono::Utc>> {
+    use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
+    // PostgreSQL prints an offset as `+00` or `+05:30`; chrono's `%#z` reads both.
+    if let Ok(t) = DateTime::parse_from_str(text, "%Y-%m-%d %H:%M:%S%.f%#z") {
+        return Some(t.with_timezone(&Utc));
+    }
+    if let Ok(t) = NaiveDateTime::parse_from_str(text, "%Y-%m-%d %H:%M:%S%.f") {
+        return Some(t.and_utc());
+    }
+    NaiveDate::parse_from_str(text, "%Y-%m-%d")
+        .ok()
+        .and_then(|d| d.and_hms_opt(0, 0, 0))
+        .map(|t| t.and_utc())
+}
+
 /// SQL of a partition-column value (an i64 in the column's numeric view).
 pub(crate) fn bound_sql(kind: KeyKind, v: i64) -> String {
     let micros = |base: &str| {
@@ -225,6 +243,42 @@ pub(crate) fn split(min: i64, max: i64, n: u32) -> Vec<(Option<i64>, Option<i64>
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cursor_times_of_every_date_and_time_text() {
+        let at = |s: &str| cursor_time(s).map(|t| t.to_rfc3339());
+        assert_eq!(
+            at("2024-01-04 11:20:00+00").as_deref(),
+            Some("2024-01-04T11:20:00+00:00")
+        );
+        assert_eq!(
+            at("2024-01-04 11:20:00.123456+05:30").as_deref(),
+            Some("2024-01-04T05:50:00.123456+00:00")
+        );
+        assert_eq!(
+            at("2024-01-04 11:20:00-08").as_deref(),
+            Some("2024-01-04T19:20:00+00:00")
+        );
+        assert_eq!(
+            at("2024-01-04 11:20:00.5").as_deref(),
+            Some("2024-01-04T11:20:00.500+00:00")
+        );
+        assert_eq!(
+            at("2024-01-04").as_deref(),
+            Some("2024-01-04T00:00:00+00:00")
+        );
+        // Not points in time, or outside what chrono holds: no lag, never a panic.
+        for text in [
+            "12345",
+            "abc",
+            "",
+            "294276-12-31 23:59:59.999999+00",
+            "4713-01-01 00:00:00+00 BC",
+            "infinity",
+        ] {
+            assert_eq!(at(text), None, "{text}");
+        }
+    }
 
     #[test]
     fn ranges_cover_everything_once() {

@@ -177,6 +177,13 @@ impl Connector for SensorReadings {
         })
     }
 
+    /// The cursor's minute is a point in time: runners report how far it is behind.
+    fn cursor_time(&self, cursor: &Minute) -> Option<chrono::DateTime<chrono::Utc>> {
+        let micros =
+            EPOCH_US.checked_add(i64::try_from(cursor.minute).ok()?.checked_mul(60_000_000)?)?;
+        chrono::DateTime::from_timestamp_micros(micros)
+    }
+
     async fn open_run(&self, _: &Self::Config, _: &StreamDescriptor) -> Result<(), ConnectorError> {
         Ok(())
     }

@@ -189,12 +189,19 @@ pub fn main<C: Connector>(connector: C) -> ExitCode {
             return ExitCode::from(EXIT_INTERNAL);
         }
     };
-    ExitCode::from(runtime.block_on(run(connector, cli.command)))
+    let interactive = std::io::stderr().is_terminal();
+    let service = ConnectorManifest::of::<C>()
+        .map(|m| m.name.clone())
+        .unwrap_or_else(|_| "connector".into());
+    let telemetry = init_tracing(interactive, &service);
+    let code = runtime.block_on(run(connector, cli.command, interactive));
+    // The exporters flush from their own threads, once the async runtime is gone.
+    drop(runtime);
+    telemetry.shutdown();
+    ExitCode::from(code)
 }
 
-async fn run<C: Connector>(connector: C, command: Command) -> u8 {
-    let interactive = std::io::stderr().is_terminal();
-    init_tracing(interactive);
+async fn run<C: Connector>(connector: C, command: Command, interactive: bool) -> u8 {
     let result = match command {
         Command::Spec => spec::<C>(),
         Command::Check(a) => check(connector, &a.config).await,

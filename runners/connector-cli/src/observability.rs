@@ -5,25 +5,26 @@ use std::time::Duration;
 
 use connector_sdk::Progress;
 use indicatif::{HumanBytes, ProgressBar, ProgressStyle};
+use runner_layer::telemetry::{LogFormat, Telemetry};
 use tracing_subscriber::EnvFilter;
 
 /// Human-readable logs on a terminal, JSON lines otherwise; level from `RUST_LOG`
-/// (default `info`). Logs go to stderr; stdout carries only command output.
-pub fn init_tracing(interactive: bool) {
-    init_tracing_with_default(interactive, "info");
+/// (default `info`). Logs go to stderr; stdout carries only command output. Spans and run
+/// metrics also go to OTLP when `OTEL_EXPORTER_OTLP_ENDPOINT` is set (see
+/// [`runner_layer::telemetry`]); shut the returned value down at the end of the process.
+pub fn init_tracing(interactive: bool, service: &str) -> Telemetry {
+    init_tracing_with_default(interactive, "info", service)
 }
 
 /// [`init_tracing`] with another default level when `RUST_LOG` is unset.
-pub fn init_tracing_with_default(interactive: bool, default: &str) {
+pub fn init_tracing_with_default(interactive: bool, default: &str, service: &str) -> Telemetry {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    let _ = if interactive {
-        builder.compact().try_init()
+    let format = if interactive {
+        LogFormat::Compact
     } else {
-        builder.json().flatten_event(true).try_init()
+        LogFormat::Json
     };
+    runner_layer::telemetry::init(format, filter, service)
 }
 
 /// A spinner with rows, bytes and rate, refreshed from the core's counters until it is

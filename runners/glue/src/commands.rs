@@ -116,6 +116,7 @@ pub async fn commit<C: Connector>(connector: C, a: CommitCommand) -> u8 {
         let plan = crate::read_plan(&a.glue.plan)?;
         let results = crate::read_results(&a.glue.results)?;
         let report = crate::commit(&core, &plan, results, &a.glue.results).await?;
+        runner_layer::log_report(&report);
         crate::print_json_line("the run report", &report)?;
         Ok::<_, crate::Error>(report.status)
     }

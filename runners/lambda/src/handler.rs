@@ -233,7 +233,10 @@ impl<C: Connector> LambdaHandler<C> {
             Some(id) => {
                 let result = run_partition(&core, &request.stream, id, &stop).await;
                 match &result {
-                    Ok(report) => runner_layer::emf::emit(report),
+                    Ok(report) => {
+                        runner_layer::log_report(report);
+                        runner_layer::emf::emit(report);
+                    }
                     Err(_) => {
                         core.abort_open_uploads().await;
                     }

@@ -87,8 +87,9 @@ pub fn check_environment() -> Result<(), LambdaError> {
 }
 
 /// JSON log lines on stderr (Lambda sends them to CloudWatch); level from `RUST_LOG`, else
-/// `AWS_LAMBDA_LOG_LEVEL`, else `info`.
-pub fn init_tracing() {
+/// `AWS_LAMBDA_LOG_LEVEL`, else `info`. Spans and run metrics also go to OTLP when
+/// `OTEL_EXPORTER_OTLP_ENDPOINT` is set (flushed at the end of every invocation).
+pub fn init_tracing(service: &str) -> runner_layer::telemetry::Telemetry {
     let filter = EnvFilter::try_from_default_env()
         .ok()
         .or_else(|| {
@@ -97,12 +98,7 @@ pub fn init_tracing() {
                 .and_then(|l| EnvFilter::try_new(l.to_ascii_lowercase()).ok())
         })
         .unwrap_or_else(|| EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .json()
-        .flatten_event(true)
-        .try_init();
+    runner_layer::telemetry::init(runner_layer::telemetry::LogFormat::Json, filter, service)
 }
 
 /// Report an initialization failure on the Runtime API (`/runtime/init/error`).
@@ -187,7 +183,6 @@ async fn spawn_shutdown_handler(active: ActiveSlot) {
 /// reported on `/runtime/init/error`. A manifest that does not declare `lambda` makes
 /// every invocation fail (nothing is read).
 pub async fn run<C: Connector>(connector: C) -> Result<(), LambdaError> {
-    init_tracing();
     if let Err(e) = check_environment() {
         if std::env::var("AWS_LAMBDA_RUNTIME_API").is_ok_and(|v| v.parse::<http::Uri>().is_ok()) {
             report_init_error(&e).await;
@@ -233,9 +228,10 @@ pub async fn run<C: Connector>(connector: C) -> Result<(), LambdaError> {
             };
             // Boxed: the extract's future (connector, core, Delta commit) is deeper than
             // rustc's default layout query limit once the Runtime API loop holds it.
-            Box::pin(handler.handle(payload, &invocation))
-                .await
-                .map_err(Diagnostic::from)
+            let result = Box::pin(handler.handle(payload, &invocation)).await;
+            // The function may be frozen once the response is sent.
+            runner_layer::telemetry::flush().await;
+            result.map_err(Diagnostic::from)
         }
     });
     lambda_runtime::Runtime::new(service)
@@ -257,7 +253,14 @@ pub fn main<C: Connector>(connector: C) -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    match runtime.block_on(run(connector)) {
+    let service = ConnectorManifest::of::<C>()
+        .map(|m| m.name.clone())
+        .unwrap_or_else(|_| "connector".into());
+    let telemetry = init_tracing(&service);
+    let result = runtime.block_on(run(connector));
+    drop(runtime);
+    telemetry.shutdown();
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {}", e.one_line());

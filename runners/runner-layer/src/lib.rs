@@ -15,6 +15,7 @@ pub mod emf;
 mod run;
 mod settings;
 mod signals;
+pub mod telemetry;
 
 pub use args::{ConfigArg, OutputArgs, load_config};
 pub use run::{

@@ -228,7 +228,7 @@ async fn run_each<C: Connector>(
     }
 }
 
-/// The one "run report" log line.
+/// The one "run report" log line, and the run metrics of the report (OTLP, when on).
 pub fn log_report(report: &RunReport) {
     tracing::info!(
         stream = %report.stream,
@@ -242,6 +242,7 @@ pub fn log_report(report: &RunReport) {
         manifest = report.manifest.as_deref().unwrap_or("-"),
         "run report"
     );
+    crate::telemetry::record(report);
 }
 
 fn log_error(stream: Option<&str>, e: &Error) {

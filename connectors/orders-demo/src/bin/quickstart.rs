@@ -13,7 +13,7 @@ const BUCKET: &str = "quickstart";
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    connector_cli::init_tracing_with_default(true, "warn");
+    let _telemetry = connector_cli::init_tracing_with_default(true, "warn", "orders-demo");
     match run().await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
