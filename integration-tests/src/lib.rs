@@ -322,6 +322,10 @@ pub fn assert_emf_matches_report(emf: &serde_json::Value, report: &serde_json::V
         assert!(names.contains(&metric), "{metric} not declared: {emf}");
         assert_eq!(emf[metric], report[field], "{metric}: {emf} vs {report}");
     }
+    // The cursor lag, when the connector knows it, and only then.
+    let lag = report.get("cursor_lag_secs").filter(|v| !v.is_null());
+    assert_eq!(names.contains(&"CursorLagSeconds"), lag.is_some(), "{emf}");
+    assert_eq!(emf.get("CursorLagSeconds"), lag, "{emf} vs {report}");
     assert_eq!(emf["Connector"], report["connector"]);
     assert_eq!(emf["Stream"], report["stream"]);
     assert_eq!(emf["Runner"], report["runner"]);

@@ -165,6 +165,11 @@ async fn a_run_exports_its_span_tree_and_metrics_equal_to_its_report() {
     let lag = (report.finished_at - cursor_at.to_utc()).num_milliseconds() as f64 / 1000.0;
     assert_eq!(report.cursor_lag_secs, Some(lag));
     assert_eq!(point(&points, "connector.cursor.lag", None).value, lag);
+    // The CloudWatch EMF line carries the same figures (the CLI does not print one; the
+    // runner layer's line for this report does).
+    let emf = runner_layer::emf::emf_line(&report);
+    integration_tests::assert_emf_matches_report(&emf, &serde_json::to_value(&report).unwrap());
+    assert_eq!(emf["CursorLagSeconds"], json!(lag));
 }
 
 /// An OTLP endpoint that is not a URL turns export off with one warning line; the run

@@ -29,16 +29,20 @@ pub fn metrics(report: &RunReport) -> Vec<(&'static str, &'static str, u64)> {
 /// and the run id and status as properties (searchable in Logs Insights, not metrics).
 pub fn emf_line(report: &RunReport) -> Value {
     let metrics = metrics(report);
+    let mut definitions: Vec<Value> = metrics
+        .iter()
+        .map(|(name, unit, _)| json!({"Name": name, "Unit": unit}))
+        .collect();
+    if report.cursor_lag_secs.is_some() {
+        definitions.push(json!({"Name": "CursorLagSeconds", "Unit": "Seconds"}));
+    }
     let mut line = json!({
         "_aws": {
             "Timestamp": report.finished_at.timestamp_millis(),
             "CloudWatchMetrics": [{
                 "Namespace": NAMESPACE,
                 "Dimensions": [["Connector", "Stream", "Runner"]],
-                "Metrics": metrics
-                    .iter()
-                    .map(|(name, unit, _)| json!({"Name": name, "Unit": unit}))
-                    .collect::<Vec<_>>(),
+                "Metrics": definitions,
             }],
         },
         "Connector": report.connector,
@@ -50,6 +54,9 @@ pub fn emf_line(report: &RunReport) -> Value {
     if let Some(obj) = line.as_object_mut() {
         for (name, _, value) in metrics {
             obj.insert(name.to_string(), json!(value));
+        }
+        if let Some(lag) = report.cursor_lag_secs {
+            obj.insert("CursorLagSeconds".into(), json!(lag));
         }
     }
     line
