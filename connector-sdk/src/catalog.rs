@@ -33,13 +33,13 @@ pub fn render_catalog_tables(
             .bytes()
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
     {
-        return Err(Error::Request(format!(
+        return Err(Error::request(format!(
             "database name {database:?} is not a Glue database name; use 1-255 characters of [a-z0-9_]"
         )));
     }
     let streams: Vec<String> = if streams.is_empty() {
         if manifest.streams.is_empty() {
-            return Err(Error::Request(format!(
+            return Err(Error::request(format!(
                 "connector `{}` discovers its streams at run time; name them with --stream",
                 manifest.name
             )));
@@ -48,7 +48,7 @@ pub fn render_catalog_tables(
     } else {
         for s in streams {
             if !crate::manifest::is_stream_name(s) {
-                return Err(Error::Request(format!(
+                return Err(Error::request(format!(
                     "stream name {s:?} is not a stream name ([a-z][a-z0-9_]*)"
                 )));
             }
@@ -119,7 +119,7 @@ pub fn render_catalog_tables(
                 "Resources": Value::Object(resources)
             });
             serde_json::to_string_pretty(&template)
-                .map_err(|e| Error::Internal(format!("serializing the template: {e}")))
+                .map_err(|e| Error::internal_caused(format!("serializing the template: {e}"), e))
         }
     }
 }

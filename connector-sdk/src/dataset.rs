@@ -193,7 +193,7 @@ impl Dataset {
     pub fn table(&self) -> Result<&DeltaTable> {
         self.table
             .as_ref()
-            .map_err(|message| Error::Request(message.clone()))
+            .map_err(|message| Error::request(message.clone()))
     }
 
     /// The store.
@@ -365,7 +365,7 @@ impl Dataset {
         }
         // Staged files keep their statistics: the completing commit adds them.
         let record = serde_json::to_string(&record)
-            .map_err(|e| Error::Internal(format!("serializing the run record: {e}")))?;
+            .map_err(|e| Error::internal_caused(format!("serializing the run record: {e}"), e))?;
         let to_add: Vec<FileToAdd> = files
             .iter()
             .map(|f| {
@@ -373,7 +373,7 @@ impl Dataset {
                     key: f.key.clone(),
                     bytes: f.bytes,
                     stats: f.stats.clone().ok_or_else(|| {
-                        Error::Internal(format!("file {} has no statistics", f.key))
+                        Error::internal(format!("file {} has no statistics", f.key))
                     })?,
                 })
             })
@@ -405,7 +405,7 @@ impl Dataset {
                 }
                 Ok(())
             }
-            CommitOutcome::Committed(v) => Err(Error::Internal(format!(
+            CommitOutcome::Committed(v) => Err(Error::internal(format!(
                 "the table committed version {v}, not the planned {version}"
             ))),
             CommitOutcome::Conflict { .. } => {
@@ -437,7 +437,7 @@ impl Dataset {
     /// Store a run report beside the manifest with the same sequence.
     pub async fn put_report(&self, sequence: u64, report: &impl Serialize) -> Result<()> {
         let body = serde_json::to_vec_pretty(report)
-            .map_err(|e| Error::Internal(format!("serializing the report: {e}")))?;
+            .map_err(|e| Error::internal_caused(format!("serializing the report: {e}"), e))?;
         self.store
             .put(
                 &self.output.bucket,
@@ -468,7 +468,7 @@ impl Dataset {
         let manifests = self.manifests().await?;
         let live_files = self.committed_files().await?;
         if manifests.is_empty() {
-            return Err(Error::Request(format!(
+            return Err(Error::request(format!(
                 "stream `{}` has no committed run under {}; gc only removes the leftovers of uncommitted runs beside a committed dataset — check --output and --stream",
                 self.stream, self.output
             )));

@@ -106,14 +106,32 @@ impl std::error::Error for ConnectorError {
 #[non_exhaustive]
 pub enum Error {
     /// The connector manifest (`connector.toml`) is invalid.
-    #[error("invalid connector manifest: {0}")]
-    Manifest(String),
+    #[error("invalid connector manifest: {message}")]
+    Manifest {
+        /// What is wrong and what would be right, one line.
+        message: String,
+        /// The parser's error, if one was the cause.
+        #[source]
+        source: Option<BoxError>,
+    },
     /// The connector configuration is invalid.
-    #[error("invalid connector config: {0}")]
-    Config(String),
+    #[error("invalid connector config: {message}")]
+    Config {
+        /// What is wrong and what would be right, one line (never a config value).
+        message: String,
+        /// The parser's or the file system's error, if one was the cause.
+        #[source]
+        source: Option<BoxError>,
+    },
     /// The extract request (output, stream, options) is invalid.
-    #[error("invalid request: {0}")]
-    Request(String),
+    #[error("invalid request: {message}")]
+    Request {
+        /// What is wrong and what would be right, one line.
+        message: String,
+        /// The underlying error, if one was the cause.
+        #[source]
+        source: Option<BoxError>,
+    },
     /// The runner is not among those the connector's manifest declares.
     #[error(
         "connector `{connector}` does not declare the `{runner}` runner in its manifest (declared: {declared}); add [runners.{runner}] to connector.toml or use a declared runner"
@@ -261,12 +279,85 @@ pub enum Error {
         #[source]
         source: Option<BoxError>,
     },
-    /// A background task failed unexpectedly.
-    #[error("internal error: {0}")]
-    Internal(String),
+    /// An invariant broke or a background task failed: a bug, never retryable.
+    #[error("internal error: {message}")]
+    Internal {
+        /// What broke.
+        message: String,
+        /// The underlying error, if one was the cause.
+        #[source]
+        source: Option<BoxError>,
+    },
 }
 
 impl Error {
+    /// [`Error::Manifest`] with no underlying error.
+    pub fn manifest(message: impl Into<String>) -> Self {
+        Error::Manifest {
+            message: message.into(),
+            source: None,
+        }
+    }
+
+    /// [`Error::Config`] with no underlying error.
+    pub fn config(message: impl Into<String>) -> Self {
+        Error::Config {
+            message: message.into(),
+            source: None,
+        }
+    }
+
+    /// [`Error::Config`] caused by `source` (a parser's or the file system's error).
+    pub fn config_caused(message: impl Into<String>, source: impl Into<BoxError>) -> Self {
+        Error::Config {
+            message: message.into(),
+            source: Some(source.into()),
+        }
+    }
+
+    /// [`Error::Request`] with no underlying error.
+    pub fn request(message: impl Into<String>) -> Self {
+        Error::Request {
+            message: message.into(),
+            source: None,
+        }
+    }
+
+    /// [`Error::Request`] caused by `source`.
+    pub fn request_caused(message: impl Into<String>, source: impl Into<BoxError>) -> Self {
+        Error::Request {
+            message: message.into(),
+            source: Some(source.into()),
+        }
+    }
+
+    /// [`Error::Internal`] with no underlying error.
+    pub fn internal(message: impl Into<String>) -> Self {
+        Error::Internal {
+            message: message.into(),
+            source: None,
+        }
+    }
+
+    /// [`Error::Internal`] caused by `source`.
+    pub fn internal_caused(message: impl Into<String>, source: impl Into<BoxError>) -> Self {
+        Error::Internal {
+            message: message.into(),
+            source: Some(source.into()),
+        }
+    }
+
+    /// The one-line message of an input error ([`Error::Manifest`], [`Error::Config`],
+    /// [`Error::Request`]) without its prefix; `None` for the other variants.
+    pub fn input_message(&self) -> Option<&str> {
+        match self {
+            Error::Manifest { message, .. }
+            | Error::Config { message, .. }
+            | Error::Request { message, .. } => Some(message),
+            _ => None,
+        }
+    }
+
     /// Whether retrying the same request may succeed.
     pub fn is_retryable(&self) -> bool {
         match self {
@@ -277,7 +368,7 @@ impl Error {
             // A re-run extracts the rows again.
             Error::UploadAborted { .. } | Error::DataFileMissing { .. } => true,
             // A bug or an invariant broken: retrying the same request would fail the same way.
-            Error::Internal(_) => false,
+            Error::Internal { .. } => false,
             _ => false,
         }
     }
@@ -285,9 +376,9 @@ impl Error {
     /// A short, stable name for the class of error (used as Lambda `errorType`, in reports).
     pub fn class(&self) -> &'static str {
         match self {
-            Error::Manifest(_) => "ManifestError",
-            Error::Config(_) => "ConfigError",
-            Error::Request(_) => "RequestError",
+            Error::Manifest { .. } => "ManifestError",
+            Error::Config { .. } => "ConfigError",
+            Error::Request { .. } => "RequestError",
             Error::RunnerNotDeclared { .. } => "RunnerNotDeclared",
             Error::Connector(e) => match e.kind() {
                 ConnectorErrorKind::Config => "ConfigError",
@@ -307,7 +398,7 @@ impl Error {
             Error::StoredStateMismatch { .. } => "StoredStateMismatch",
             Error::CorruptManifest { .. } => "CorruptManifest",
             Error::Table { .. } => "TableError",
-            Error::Internal(_) => "InternalError",
+            Error::Internal { .. } => "InternalError",
         }
     }
 
@@ -316,9 +407,9 @@ impl Error {
     pub fn is_input_error(&self) -> bool {
         matches!(
             self,
-            Error::Manifest(_)
-                | Error::Config(_)
-                | Error::Request(_)
+            Error::Manifest { .. }
+                | Error::Config { .. }
+                | Error::Request { .. }
                 | Error::RunnerNotDeclared { .. }
                 | Error::StoredStateMismatch { .. }
         ) || matches!(self, Error::Connector(e) if e.kind() == ConnectorErrorKind::Config)

@@ -307,7 +307,7 @@ impl<C: Connector> ExtractCore<C> {
             .into_iter()
             .find(|s| s.name == stream)
             .ok_or_else(|| {
-                Error::Request(format!(
+                Error::request(format!(
                     "stream `{stream}` was not found by discover; run `discover` to list the streams"
                 ))
             })?;
@@ -320,7 +320,7 @@ impl<C: Connector> ExtractCore<C> {
         // Every column must have a Delta Lake type before anything is read.
         let stream_schema =
             crate::table::table_schema(&descriptor.schema).map_err(|e| match e {
-                Error::Request(m) => {
+                Error::Request { message: m, .. } => {
                     Error::Connector(ConnectorError::internal(format!("stream `{stream}`: {m}")))
                 }
                 other => other,
@@ -349,7 +349,7 @@ impl<C: Connector> ExtractCore<C> {
             });
         if disposition == WriteDisposition::Merge {
             merge_key_problem(&descriptor).map_or(Ok(()), |m| {
-                Err(Error::Request(format!("stream `{stream}`: {m}")))
+                Err(Error::request(format!("stream `{stream}`: {m}")))
             })?;
         }
         let (work, target_cursor, resumed, staged) = match state.pending {
@@ -462,7 +462,7 @@ impl<C: Connector> ExtractCore<C> {
             .iter()
             .find(|w| w.partition.id == partition_id)
             .ok_or_else(|| {
-                Error::Request(format!(
+                Error::request(format!(
                     "partition `{partition_id}` is not in the plan of run {}",
                     plan.run_id
                 ))
@@ -565,7 +565,7 @@ impl<C: Connector> ExtractCore<C> {
                 .clone()
                 .acquire_owned()
                 .await
-                .map_err(|_| Error::Internal("partition semaphore closed".into()))?;
+                .map_err(|_| Error::internal("partition semaphore closed"))?;
             if inner_stop.fired() {
                 // Not started: left for the next run.
                 break;
@@ -601,8 +601,10 @@ impl<C: Connector> ExtractCore<C> {
                 }
                 Err(e) => {
                     inner_stop.cancel.cancel();
-                    first_error
-                        .get_or_insert(Error::Internal(format!("partition task failed: {e}")));
+                    first_error.get_or_insert(Error::internal_caused(
+                        format!("partition task failed: {e}"),
+                        e,
+                    ));
                 }
             }
         }
@@ -631,7 +633,7 @@ impl<C: Connector> ExtractCore<C> {
             Some(g) if g.as_secs() >= floor => g.as_secs(),
             Some(g) => {
                 let (runner, longest) = self.manifest.longest_runtime();
-                return Err(Error::Request(format!(
+                return Err(Error::request(format!(
                     "a grace period of {} s is too short: connector `{}` declares runs of up to {longest} s (runners.{runner}.max_runtime_secs), and gc must leave the files of a run in flight alone; use at least {floor} s ({longest} + a {} s margin), or omit it",
                     g.as_secs(),
                     self.manifest.name,
@@ -641,7 +643,7 @@ impl<C: Connector> ExtractCore<C> {
         };
         let streams = self.default_streams().await?;
         if !streams.iter().any(|s| s == stream) {
-            return Err(Error::Request(format!(
+            return Err(Error::request(format!(
                 "stream `{stream}` is not a stream of connector `{}`; gc only cleans declared streams: {}",
                 self.manifest.name,
                 streams.join(", ")
@@ -666,7 +668,7 @@ impl<C: Connector> ExtractCore<C> {
         source_kernel: &delta_kernel::schema::StructType,
     ) -> Result<SchemaRef> {
         let diff = crate::table::compare_schemas(table, source_kernel)
-            .map_err(|e| Error::Request(format!("stream `{stream}`: {e}")))?;
+            .map_err(|e| Error::request_caused(format!("stream `{stream}`: {e}"), e))?;
         if diff.new_columns.is_empty() {
             return Ok(source.clone());
         }
@@ -681,7 +683,7 @@ impl<C: Connector> ExtractCore<C> {
                 tracing::info!(stream, columns = %named, "new source columns: this run adds them to the table");
                 Ok(source.clone())
             }
-            SchemaEvolution::Freeze => Err(Error::Request(format!(
+            SchemaEvolution::Freeze => Err(Error::request(format!(
                 "stream `{stream}`: the source has column(s) {named} that its table does not (schema_evolution = freeze); set schema_evolution to evolve to add them, or to discard_columns to leave them out"
             ))),
             SchemaEvolution::DiscardColumns => {
@@ -855,7 +857,7 @@ impl<C: Connector> PartitionReader<'_, C> {
         let writer = self
             .writer
             .as_mut()
-            .ok_or_else(|| Error::Internal("no writer".into()))?;
+            .ok_or_else(|| Error::internal("no writer"))?;
         let span = self.upload.clone().unwrap_or_else(tracing::Span::none);
         writer.write(batch).instrument(span).await?;
         if let Some(stats) = self.stats.as_mut() {
@@ -1020,13 +1022,12 @@ fn validate_partitions(partitions: &[Partition]) -> Result<()> {
     Ok(())
 }
 
-/// A new run id: UTC time plus randomness, sortable, file-name safe.
 /// The stored (JSON) form of a connector's cursor, checkpoint or partition spec.
 fn to_stored<T: Stored>(what: &str, value: &T) -> Result<StoredValue> {
     serde_json::to_value(value).map_err(|e| {
         Error::Connector(ConnectorError::internal(format!(
             "the {what} {value:?} does not serialize to JSON ({e}); a {what} type must serialize to JSON (maps need string keys)"
-        )))
+        )).with_source(e))
     })
 }
 
@@ -1051,6 +1052,7 @@ fn from_stored<T: Stored>(stream: &str, what: &'static str, value: &StoredValue)
     })
 }
 
+/// A new run id: UTC time plus randomness, sortable, file-name safe.
 fn new_run_id() -> String {
     format!(
         "{}{:08x}",
@@ -1062,31 +1064,38 @@ fn new_run_id() -> String {
 /// Parse a connector config from JSON text, with a one-line error. Values from the input
 /// are not echoed (they may be secrets).
 pub fn parse_config<C: Connector>(text: &str) -> Result<C::Config> {
-    serde_json::from_str(text).map_err(|e| Error::Config(redact_serde_message(&e.to_string())))
+    serde_json::from_str(text).map_err(|e| Error::config(redact_serde_message(&e.to_string())))
 }
 
 /// Parse a connector config from a JSON value.
+///
+/// The parser's error is not kept as the error's source: its message quotes input
+/// values, and a misplaced secret must never be echoed.
 pub fn config_from_value<C: Connector>(value: serde_json::Value) -> Result<C::Config> {
-    serde_json::from_value(value).map_err(|e| Error::Config(redact_serde_message(&e.to_string())))
+    serde_json::from_value(value).map_err(|e| Error::config(redact_serde_message(&e.to_string())))
 }
 
 /// Read a connector config file: JSON, or TOML when the name ends in `.toml`. Errors name
 /// the file and never echo values.
 pub fn config_from_file<C: Connector>(path: &std::path::Path) -> Result<C::Config> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| Error::Config(format!("cannot read config file {}: {e}", path.display())))?;
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        Error::config_caused(
+            format!("cannot read config file {}: {e}", path.display()),
+            e,
+        )
+    })?;
     let value: serde_json::Value = if path.extension().is_some_and(|x| x == "toml") {
         let v: toml::Value = toml::from_str(&text).map_err(|e| {
-            Error::Config(format!(
+            Error::config(format!(
                 "{}: {}",
                 path.display(),
                 crate::one_line(e.message())
             ))
         })?;
-        serde_json::to_value(v).map_err(|e| Error::Config(e.to_string()))?
+        serde_json::to_value(v).map_err(|e| Error::config(e.to_string()))?
     } else {
         serde_json::from_str(&text).map_err(|e| {
-            Error::Config(format!(
+            Error::config(format!(
                 "{} is not valid JSON: {} (expected a JSON object of the connector's config; see `spec`)",
                 path.display(),
                 redact_serde_message(&e.to_string())
@@ -1094,7 +1103,10 @@ pub fn config_from_file<C: Connector>(path: &std::path::Path) -> Result<C::Confi
         })?
     };
     config_from_value::<C>(value).map_err(|e| match e {
-        Error::Config(m) => Error::Config(format!("{}: {m}", path.display())),
+        Error::Config { message, source } => Error::Config {
+            message: format!("{}: {message}", path.display()),
+            source,
+        },
         other => other,
     })
 }

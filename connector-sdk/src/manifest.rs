@@ -162,7 +162,7 @@ impl ConnectorManifest {
     /// be valid.
     pub fn parse(text: &str) -> Result<Self> {
         let manifest: ConnectorManifest = toml::from_str(text).map_err(|e| {
-            Error::Manifest(
+            Error::manifest(
                 e.to_string()
                     .lines()
                     .filter(|l| !l.trim().is_empty())
@@ -176,7 +176,7 @@ impl ConnectorManifest {
 
     /// Check every rule serde cannot express.
     pub fn validate(&self) -> Result<()> {
-        let bad = |field: &str, msg: String| Err(Error::Manifest(format!("`{field}` {msg}")));
+        let bad = |field: &str, msg: String| Err(Error::manifest(format!("`{field}` {msg}")));
         if !is_kebab(&self.name) || self.name.len() > 64 {
             return bad(
                 "name",
@@ -354,11 +354,11 @@ impl ConnectorManifest {
             .entry(C::MANIFEST)
             .or_insert_with(|| match ConnectorManifest::parse(C::MANIFEST) {
                 Ok(m) => Ok(Arc::new(m)),
-                Err(Error::Manifest(m)) => Err(m),
+                Err(Error::Manifest { message: m, .. }) => Err(m),
                 Err(other) => Err(other.to_string()),
             })
             .clone()
-            .map_err(Error::Manifest)
+            .map_err(Error::manifest)
     }
 
     /// `Ok` if `stream` is one of the declared streams (always, for a connector with
@@ -367,7 +367,7 @@ impl ConnectorManifest {
         if self.dynamic_streams || self.streams.iter().any(|s| s.name == stream) {
             return Ok(());
         }
-        Err(Error::Request(format!(
+        Err(Error::request(format!(
             "stream `{stream}` is not declared by connector `{}`; declared streams: {}",
             self.name,
             self.stream_names().join(", ")

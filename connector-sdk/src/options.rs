@@ -33,7 +33,7 @@ impl FromStr for OutputLocation {
     type Err = Error;
     fn from_str(s: &str) -> Result<Self> {
         let bad = |why: &str| {
-            Err(Error::Request(format!(
+            Err(Error::request(format!(
                 "output {s:?} is not a valid S3 location: {why}; expected s3://bucket/prefix"
             )))
         };
@@ -108,7 +108,7 @@ impl FromStr for Codec {
             "snappy" => Ok(Codec::Snappy),
             "lz4" => Ok(Codec::Lz4),
             "none" | "uncompressed" => Ok(Codec::None),
-            _ => Err(Error::Request(format!(
+            _ => Err(Error::request(format!(
                 "codec {s:?} is unknown; use zstd, snappy, lz4 or none"
             ))),
         }
@@ -138,7 +138,7 @@ impl FromStr for Dictionary {
             "auto" => Ok(Dictionary::Auto),
             "always" => Ok(Dictionary::Always),
             "never" => Ok(Dictionary::Never),
-            _ => Err(Error::Request(format!(
+            _ => Err(Error::request(format!(
                 "dictionary mode {s:?} is unknown; use auto, always or never"
             ))),
         }
@@ -166,7 +166,7 @@ impl FromStr for SchemaEvolution {
             "evolve" => Ok(SchemaEvolution::Evolve),
             "freeze" => Ok(SchemaEvolution::Freeze),
             "discard_columns" => Ok(SchemaEvolution::DiscardColumns),
-            _ => Err(Error::Request(format!(
+            _ => Err(Error::request(format!(
                 "schema evolution policy {s:?} is unknown; use evolve, freeze or discard_columns"
             ))),
         }
@@ -200,7 +200,7 @@ impl FromStr for WriteDisposition {
             "append" => Ok(WriteDisposition::Append),
             "replace" => Ok(WriteDisposition::Replace),
             "merge" => Ok(WriteDisposition::Merge),
-            _ => Err(Error::Request(format!(
+            _ => Err(Error::request(format!(
                 "write disposition {s:?} is unknown; use append, replace or merge"
             ))),
         }
@@ -310,7 +310,7 @@ impl ExtractOptions {
 
     /// Check the values; no I/O.
     pub fn validate(&self) -> Result<()> {
-        let bad = |m: String| Err(Error::Request(m));
+        let bad = |m: String| Err(Error::request(m));
         if self.upload.part_bytes < 5 * 1024 * 1024 {
             return bad(format!(
                 "upload.part_bytes = {} is below S3's 5 MiB multipart minimum (5242880)",

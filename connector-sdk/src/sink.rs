@@ -109,7 +109,7 @@ impl UploadLimits {
             .clone()
             .acquire_owned()
             .await
-            .map_err(|_| Error::Internal("upload semaphore closed".into()))?;
+            .map_err(|_| Error::internal("upload semaphore closed"))?;
         let reused = self.free.lock().ok().and_then(|mut f| f.pop());
         let data = reused.unwrap_or_else(|| Vec::with_capacity(self.part_bytes));
         Ok(PartBuffer {
@@ -346,7 +346,7 @@ impl ObjectUpload {
 fn join_result(
     r: std::result::Result<Result<CompletedPart>, tokio::task::JoinError>,
 ) -> Result<CompletedPart> {
-    r.map_err(|e| Error::Internal(format!("part upload task failed: {e}")))?
+    r.map_err(|e| Error::internal_caused(format!("part upload task failed: {e}"), e))?
 }
 
 /// Writer properties for `options`.
@@ -354,7 +354,7 @@ pub(crate) fn writer_properties(options: &ParquetOptions) -> Result<WriterProper
     let compression = match options.codec {
         Codec::Zstd => Compression::ZSTD(
             ZstdLevel::try_new(options.zstd_level)
-                .map_err(|e| Error::Request(format!("parquet.zstd_level: {e}")))?,
+                .map_err(|e| Error::request_caused(format!("parquet.zstd_level: {e}"), e))?,
         ),
         Codec::Snappy => Compression::SNAPPY,
         Codec::Lz4 => Compression::LZ4_RAW,

@@ -156,9 +156,10 @@ impl DeltaTable {
         let root = Url::parse(&format!("s3://{bucket}/"))
             .and_then(|u| u.join(&root_key))
             .map_err(|e| {
-                Error::Request(format!(
-                    "s3://{bucket}/{root_key} is not a valid table location: {e}"
-                ))
+                Error::request_caused(
+                    format!("s3://{bucket}/{root_key} is not a valid table location: {e}"),
+                    e,
+                )
             })?;
         let object_store = Arc::new(BucketStore::new(store.clone(), bucket)?);
         let engine = Arc::new(DefaultEngineBuilder::new(object_store).build());
@@ -191,7 +192,7 @@ impl DeltaTable {
         let uri = self.root.to_string();
         tokio::task::spawn_blocking(move || f(&engine, &root))
             .await
-            .map_err(|e| Error::Internal(format!("{what}: the kernel task failed: {e}")))?
+            .map_err(|e| Error::internal_caused(format!("{what}: the kernel task failed: {e}"), e))?
             .map_err(|e| from_kernel(&uri, what, e))
     }
 
@@ -282,7 +283,7 @@ impl DeltaTable {
         let snapshot = Box::pin(self.snapshot(Some(version)))
             .await?
             .ok_or_else(|| {
-                Error::Internal(format!("{}: no version {version} to checkpoint", self.root))
+                Error::internal(format!("{}: no version {version} to checkpoint", self.root))
             })?;
         let (store, bucket, runtime) = (
             self.store.clone(),
@@ -334,7 +335,7 @@ impl DeltaTable {
         };
         let base = match commit.base_version {
             Some(v) => Some(Box::pin(self.snapshot(Some(v))).await?.ok_or_else(|| {
-                Error::Internal(format!(
+                Error::internal(format!(
                     "{}: version {v} was planned from, but the table is gone",
                     self.root
                 ))
@@ -620,15 +621,15 @@ fn add_files<S>(
 /// The table schema: the stream's columns, each with its Delta Lake type.
 pub fn table_schema(schema: &Schema) -> Result<Arc<StructType>> {
     if schema.fields().is_empty() {
-        return Err(Error::Request(
-            "the stream has no columns; a Delta Lake table needs at least one".into(),
+        return Err(Error::request(
+            "the stream has no columns; a Delta Lake table needs at least one",
         ));
     }
     let mut fields = Vec::with_capacity(schema.fields().len());
     for f in schema.fields() {
         // The kernel's error carries a backtrace in its text: name the column instead.
         fields.push(StructField::try_from_arrow(f.as_ref()).map_err(|_| {
-            Error::Request(format!(
+            Error::request(format!(
                 "column `{}` has Arrow type {}, which a Delta Lake table cannot hold (no time-of-day, duration or interval types); convert it in the connector, e.g. to a string or an integer",
                 f.name(),
                 f.data_type()
@@ -636,9 +637,10 @@ pub fn table_schema(schema: &Schema) -> Result<Arc<StructType>> {
         })?);
     }
     StructType::try_new(fields).map(Arc::new).map_err(|e| {
-        Error::Request(format!(
-            "the stream's schema is not a valid table schema: {e}"
-        ))
+        Error::request_caused(
+            format!("the stream's schema is not a valid table schema: {e}"),
+            e,
+        )
     })
 }
 
@@ -662,7 +664,7 @@ pub fn compare_schemas(table: &StructType, stream: &StructType) -> Result<Schema
         match table.field(f.name()) {
             None => diff.new_columns.push(f.name().clone()),
             Some(t) if t.data_type() != f.data_type() => {
-                return Err(Error::Request(format!(
+                return Err(Error::request(format!(
                     "column `{}` is {} in the table but {} at the source; a Delta table keeps a column's type (only adding columns is supported) — cast it in the connector, or write to a new output",
                     f.name(),
                     t.data_type(),
@@ -694,7 +696,10 @@ impl StatsCollector {
     /// its configuration indexes).
     pub fn new(schema: &ArrowSchemaRef) -> Result<Self> {
         let physical = StructType::try_from_arrow(schema.as_ref()).map_err(|e| {
-            Error::Request(format!("the stream's schema has no Delta Lake type: {e}"))
+            Error::request_caused(
+                format!("the stream's schema has no Delta Lake type: {e}"),
+                e,
+            )
         })?;
         // Leaf paths, as the kernel's own write state lists them: a struct's fields each
         // get their own statistics (a struct named as a whole would be a single leaf).
@@ -725,7 +730,7 @@ impl StatsCollector {
     pub fn add(&mut self, batch: &RecordBatch) -> Result<()> {
         self.inner
             .merge(batch)
-            .map_err(|e| Error::Internal(format!("collecting file statistics: {e}")))
+            .map_err(|e| Error::internal_caused(format!("collecting file statistics: {e}"), e))
     }
 
     /// The statistics as Delta's JSON.
@@ -733,8 +738,8 @@ impl StatsCollector {
         let stats = self
             .inner
             .finish()
-            .map_err(|e| Error::Internal(format!("collecting file statistics: {e}")))?
-            .ok_or_else(|| Error::Internal("statistics of a file with no batch".into()))?;
+            .map_err(|e| Error::internal_caused(format!("collecting file statistics: {e}"), e))?
+            .ok_or_else(|| Error::internal("statistics of a file with no batch"))?;
         stats_json(&within_delta_range(&stats))
     }
 }
@@ -790,10 +795,10 @@ fn stats_json(stats: &StructArray) -> Result<String> {
         writer
             .write(&batch)
             .and_then(|_| writer.finish())
-            .map_err(|e| Error::Internal(format!("encoding file statistics: {e}")))?;
+            .map_err(|e| Error::internal_caused(format!("encoding file statistics: {e}"), e))?;
     }
     let text = String::from_utf8(out)
-        .map_err(|e| Error::Internal(format!("encoding file statistics: {e}")))?;
+        .map_err(|e| Error::internal_caused(format!("encoding file statistics: {e}"), e))?;
     Ok(text.trim_end().to_string())
 }
 

@@ -73,7 +73,7 @@ async fn invalid_manifest_is_refused_with_the_field_named() {
     .await;
     let options = ExtractOptions::new("s3://bucket/prefix".parse().unwrap());
     let err = ExtractCore::new(BadManifest, Empty {}, store, options, "test").unwrap_err();
-    assert!(matches!(err, Error::Manifest(_)));
+    assert!(matches!(err, Error::Manifest { .. }));
     let msg = err.to_string();
     assert!(
         msg.contains("runners.lambda.memory_mb") && msg.contains("128..=10240"),

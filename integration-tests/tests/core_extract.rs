@@ -536,7 +536,7 @@ async fn garbage_collection_removes_only_files_of_uncommitted_runs() {
         msg.contains("too short") && msg.contains(&format!("at least {ORDERS_GC_FLOOR} s")),
         "{msg}"
     );
-    assert!(matches!(err, Error::Request(_)));
+    assert!(matches!(err, Error::Request { .. }));
     // Streams the connector does not declare are refused.
     let err = c.collect_garbage("invoices", None, true).await.unwrap_err();
     assert!(

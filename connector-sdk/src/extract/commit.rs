@@ -51,7 +51,7 @@ pub(super) fn merge_progress(
         .copied()
         .collect();
     if !unknown.is_empty() {
-        return Err(Error::Request(format!(
+        return Err(Error::request(format!(
             "results for partitions not in the plan: {}",
             unknown.join(", ")
         )));

@@ -130,16 +130,16 @@ impl RunKeys {
             .iter()
             .map(|(name, ty)| {
                 let column = batch.column_by_name(name).ok_or_else(|| {
-                    Error::Internal(format!("{what} has no key column `{name}`"))
+                    Error::internal(format!("{what} has no key column `{name}`"))
                 })?;
                 if column.data_type() == ty {
                     Ok(column.clone())
                 } else {
                     cast(column, ty).map_err(|e| {
-                        Error::Internal(format!(
+                        Error::internal_caused(format!(
                             "{what}: key column `{name}` of type {} cannot be compared with the run's {ty}: {e}",
                             column.data_type()
-                        ))
+                        ), e)
                     })
                 }
             })
@@ -175,7 +175,7 @@ impl<C: Connector> ExtractCore<C> {
             .iter()
             .map(|name| {
                 let f = stream.schema.field_with_name(name).map_err(|_| {
-                    Error::Request(format!(
+                    Error::request(format!(
                         "stream `{}`: primary_key column `{name}` is not a column of the stream",
                         stream.name
                     ))
@@ -190,11 +190,14 @@ impl<C: Connector> ExtractCore<C> {
                 .collect(),
         )
         .map_err(|e| {
-            Error::Request(format!(
-                "stream `{}`: its key ({}) cannot be compared: {e}",
-                stream.name,
-                stream.primary_key.join(", ")
-            ))
+            Error::request_caused(
+                format!(
+                    "stream `{}`: its key ({}) cannot be compared: {e}",
+                    stream.name,
+                    stream.primary_key.join(", ")
+                ),
+                e,
+            )
         })?;
         let rows = converter.empty_rows(0, 0);
         let mut keys = RunKeys {
@@ -212,9 +215,9 @@ impl<C: Connector> ExtractCore<C> {
                 })?;
                 let arrays = keys.key_arrays(&batch, &f.key)?;
                 let mut rows = std::mem::replace(&mut keys.rows, keys.converter.empty_rows(0, 0));
-                keys.converter
-                    .append(&mut rows, &arrays)
-                    .map_err(|e| Error::Internal(format!("encoding the keys of {}: {e}", f.key)))?;
+                keys.converter.append(&mut rows, &arrays).map_err(|e| {
+                    Error::internal_caused(format!("encoding the keys of {}: {e}", f.key), e)
+                })?;
                 keys.rows = rows;
             }
         }
@@ -235,7 +238,7 @@ impl<C: Connector> ExtractCore<C> {
         let table = table.table()?;
         let base = plan.base_sequence - 1;
         let snapshot = Box::pin(table.snapshot(Some(base))).await?.ok_or_else(|| {
-            Error::Internal(format!(
+            Error::internal(format!(
                 "{}: version {base} was planned from, but the table is gone",
                 table.uri()
             ))
@@ -291,10 +294,9 @@ impl<C: Connector> ExtractCore<C> {
                 source: e,
             })?;
             let arrays = keys.key_arrays(&batch, &file.key)?;
-            let rows = keys
-                .converter
-                .convert_columns(&arrays)
-                .map_err(|e| Error::Internal(format!("encoding the keys of {}: {e}", file.key)))?;
+            let rows = keys.converter.convert_columns(&arrays).map_err(|e| {
+                Error::internal_caused(format!("encoding the keys of {}: {e}", file.key), e)
+            })?;
             drop.extend(rows.iter().map(|r| set.contains(&r)));
         }
         let replaced = drop.iter().filter(|d| **d).count() as u64;
@@ -337,7 +339,7 @@ impl<C: Connector> ExtractCore<C> {
                 let keep: BooleanArray = drop
                     .get(offset..offset + n)
                     .ok_or_else(|| {
-                        Error::Internal(format!(
+                        Error::internal(format!(
                             "{} changed between two reads (more rows the second time)",
                             file.key
                         ))
@@ -347,7 +349,7 @@ impl<C: Connector> ExtractCore<C> {
                     .collect();
                 offset += n;
                 let kept = filter_record_batch(&batch, &keep).map_err(|e| {
-                    Error::Internal(format!("filtering the rows of {}: {e}", file.key))
+                    Error::internal_caused(format!("filtering the rows of {}: {e}", file.key), e)
                 })?;
                 if kept.num_rows() > 0 {
                     writer.write(&kept).await?;
@@ -355,7 +357,7 @@ impl<C: Connector> ExtractCore<C> {
                 }
             }
             if offset != drop.len() {
-                return Err(Error::Internal(format!(
+                return Err(Error::internal(format!(
                     "{} changed between two reads (fewer rows the second time)",
                     file.key
                 )));
@@ -396,7 +398,7 @@ impl<C: Connector> ExtractCore<C> {
             .iter()
             .map(|(name, _)| {
                 builder.schema().index_of(name).map_err(|_| {
-                    Error::Internal(format!(
+                    Error::internal(format!(
                         "data file s3://{}/{key} has no key column `{name}`",
                         self.options.output.bucket
                     ))

@@ -43,9 +43,8 @@ impl BucketStore {
     /// The adapter for `bucket`, on the current Tokio runtime (S3 requests run on it);
     /// an error outside one.
     pub fn new(store: S3Store, bucket: impl Into<String>) -> crate::error::Result<Self> {
-        let runtime = Handle::try_current().map_err(|_| {
-            Error::Internal("a Delta table was opened outside a Tokio runtime".into())
-        })?;
+        let runtime = Handle::try_current()
+            .map_err(|_| Error::internal("a Delta table was opened outside a Tokio runtime"))?;
         Ok(Self {
             store,
             bucket: bucket.into(),

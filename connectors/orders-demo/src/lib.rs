@@ -343,6 +343,34 @@ impl Connector for OrdersDemo {
 mod tests {
     use super::*;
 
+    /// A config error keeps the file system's error as its source; a parse error keeps
+    /// none, since the parser's message quotes values (a misplaced secret).
+    #[test]
+    fn config_errors_keep_the_file_error_and_never_a_config_value() {
+        let e = connector_sdk::config_from_file::<OrdersDemo>(std::path::Path::new(
+            "/nonexistent/orders.json",
+        ))
+        .unwrap_err();
+        assert_eq!((e.class(), e.exit_code()), ("ConfigError", 2));
+        let io = std::error::Error::source(&e)
+            .and_then(|s| s.downcast_ref::<std::io::Error>())
+            .expect("the io error is kept");
+        assert_eq!(io.kind(), std::io::ErrorKind::NotFound);
+        assert!(
+            e.to_string().starts_with(
+                "invalid connector config: cannot read config file /nonexistent/orders.json: "
+            ),
+            "{e}"
+        );
+
+        let e =
+            connector_sdk::config_from_value::<OrdersDemo>(serde_json::json!({"rows": "hunter2"}))
+                .unwrap_err();
+        assert_eq!(e.class(), "ConfigError");
+        assert!(!e.to_string().contains("hunter2"), "{e}");
+        assert!(std::error::Error::source(&e).is_none());
+    }
+
     #[test]
     fn day_labels() {
         assert_eq!(day_label(0), "2024-01-01");

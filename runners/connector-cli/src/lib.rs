@@ -239,7 +239,7 @@ pub fn report_error(e: &Error) -> u8 {
 
 fn print_json(value: &impl serde::Serialize) -> Result<(), Error> {
     let text = serde_json::to_string_pretty(value)
-        .map_err(|e| Error::Internal(format!("serializing output: {e}")))?;
+        .map_err(|e| Error::internal_caused(format!("serializing output: {e}"), e))?;
     println!("{text}");
     Ok(())
 }

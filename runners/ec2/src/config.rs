@@ -364,7 +364,8 @@ impl LoadedConfig {
 /// The message of an SDK config/request error without its "invalid ...:" prefix.
 fn sdk_message(e: &connector_sdk::Error) -> String {
     match e {
-        connector_sdk::Error::Config(m) | connector_sdk::Error::Request(m) => m.clone(),
+        connector_sdk::Error::Config { message: m, .. }
+        | connector_sdk::Error::Request { message: m, .. } => m.clone(),
         other => other.to_string(),
     }
 }

@@ -125,7 +125,7 @@ pub fn resolve<C: Connector>(args: &ContainerArgs) -> Result<ContainerPlan<C>> {
                 ))
             })?;
             config_from_value::<C>(value).map_err(|e| match e {
-                connector_sdk::Error::Config(m) => {
+                connector_sdk::Error::Config { message: m, .. } => {
                     Error::ConfigSource(format!("CONNECTOR_CONFIG: {m}"))
                 }
                 other => other.into(),

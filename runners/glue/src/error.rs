@@ -108,7 +108,8 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 /// The message of an SDK request/config error without its "invalid ...:" prefix.
 pub(crate) fn sdk_message(e: &connector_sdk::Error) -> String {
     match e {
-        connector_sdk::Error::Config(m) | connector_sdk::Error::Request(m) => m.clone(),
+        connector_sdk::Error::Config { message: m, .. }
+        | connector_sdk::Error::Request { message: m, .. } => m.clone(),
         other => connector_sdk::one_line(&other.to_string()),
     }
 }

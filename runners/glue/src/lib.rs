@@ -97,7 +97,7 @@ pub fn extract_options(
     settings: &ExtractSettings,
 ) -> Result<ExtractOptions> {
     if let Some(n) = settings.concurrency {
-        return Err(connector_sdk::Error::Request(format!(
+        return Err(connector_sdk::Error::request(format!(
             "concurrency = {n} does not apply to extract-partition: each Spark task reads one partition; set the job's --spark_partitions instead"
         ))
         .into());
@@ -118,12 +118,12 @@ pub fn resolve_stream(manifest: &ConnectorManifest, requested: Option<&str>) -> 
         None if !manifest.dynamic_streams && manifest.streams.len() == 1 => {
             Ok(manifest.streams[0].name.clone())
         }
-        None if manifest.dynamic_streams => Err(connector_sdk::Error::Request(format!(
+        None if manifest.dynamic_streams => Err(connector_sdk::Error::request(format!(
             "connector `{}` discovers its streams at run time: pass --stream NAME (see `discover`)",
             manifest.name
         ))
         .into()),
-        None => Err(connector_sdk::Error::Request(format!(
+        None => Err(connector_sdk::Error::request(format!(
             "connector `{}` has several streams: pass --stream with one of {}",
             manifest.name,
             manifest.stream_names().join(", ")
@@ -157,7 +157,7 @@ pub async fn extract_partition<C: Connector>(
         .await
         .map_err(|source| match source {
             // "partition X is not in the plan" already names it.
-            e @ connector_sdk::Error::Request(_) => Error::Sdk(e),
+            e @ connector_sdk::Error::Request { .. } => Error::Sdk(e),
             source => Error::Partition {
                 partition: partition.to_string(),
                 stream: plan.stream.name.clone(),
@@ -219,7 +219,7 @@ fn check_plan_output<C: Connector>(core: &ExtractCore<C>, plan: &RunPlan) -> Res
     core.manifest()
         .require_stream(&plan.stream.name)
         .map_err(|e| {
-            connector_sdk::Error::Request(format!(
+            connector_sdk::Error::request(format!(
                 "the plan is for a stream this connector does not have ({}); was it made by another connector?",
                 error::sdk_message(&e)
             ))

@@ -54,7 +54,7 @@ pub enum LambdaError {
     Environment(String),
     /// The Lambda runtime loop failed (Runtime API unreachable...).
     #[error("the Lambda runtime failed: {0}")]
-    Runtime(String),
+    Runtime(#[source] lambda_runtime::Error),
 }
 
 impl LambdaError {
@@ -121,7 +121,7 @@ mod tests {
             "boom",
         )));
         assert_eq!(source.error_type(), "Retryable.SourceError");
-        let config = LambdaError::from(Error::Config("bad".into()));
+        let config = LambdaError::from(Error::config("bad"));
         assert_eq!(config.error_type(), "NonRetryable.ConfigError");
         assert_eq!(
             LambdaError::Event("x".into()).error_type(),

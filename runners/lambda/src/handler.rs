@@ -224,7 +224,7 @@ impl<C: Connector> LambdaHandler<C> {
                 match outcome.streams.pop() {
                     Some((_, StreamOutcome::Ran(report))) => Ok(*report),
                     Some((_, StreamOutcome::Failed(e))) => Err(e),
-                    _ => Err(Error::Internal(format!(
+                    _ => Err(Error::internal(format!(
                         "stream `{}` did not run",
                         request.stream
                     ))),
@@ -308,7 +308,7 @@ async fn run_partition<C: Connector>(
     let plan = core.prepare(stream).await?;
     if !plan.work.iter().any(|w| w.partition.id == partition) {
         let ids: Vec<&str> = plan.work.iter().map(|w| w.partition.id.as_str()).collect();
-        return Err(Error::Request(format!(
+        return Err(Error::request(format!(
             "partition `{partition}` is not in the plan of stream `{stream}`; its partitions: {}",
             if ids.is_empty() {
                 "(none)".to_string()
@@ -328,12 +328,12 @@ fn resolve_config<C: Connector>(request: &ExtractRequest) -> Result<C::Config, L
         (Some(v), _) => v.clone(),
         (None, Some(name)) => {
             let text = std::env::var(name).map_err(|_| {
-                Error::Config(format!(
+                Error::config(format!(
                     "config_env names the environment variable `{name}`, which is not set (or not UTF-8) in the function's environment"
                 ))
             })?;
             serde_json::from_str(&text).map_err(|e| {
-                Error::Config(format!(
+                Error::config(format!(
                     "the environment variable `{name}` (config_env) is not JSON: {}",
                     e.to_string()
                         .split(" at line")

@@ -238,7 +238,7 @@ pub async fn run<C: Connector>(connector: C) -> Result<(), LambdaError> {
         .layer(lambda_runtime::layers::TracingLayer::new())
         .run()
         .await
-        .map_err(|e| LambdaError::Runtime(e.to_string()))
+        .map_err(LambdaError::Runtime)
 }
 
 /// Run [`run`] on a new async runtime; returns the process exit code (1 on failure).

@@ -208,7 +208,7 @@ fn parse_write_disposition(s: &str) -> Result<WriteDisposition, String> {
 
 fn request_message(e: &Error) -> String {
     match e {
-        Error::Request(m) => m.clone(),
+        Error::Request { message: m, .. } => m.clone(),
         other => other.to_string(),
     }
 }
@@ -256,7 +256,7 @@ impl ExtractSettings {
     /// Check every value and build the core's options for `output`. No I/O. Errors name
     /// the option and the range that would be valid.
     pub fn resolve(&self, output: OutputLocation) -> Result<ExtractOptions, Error> {
-        let bad = |m: String| Err(Error::Request(m));
+        let bad = |m: String| Err(Error::request(m));
         let mut o = ExtractOptions::new(output);
         if let Some(c) = self.codec {
             o.parquet.codec = c;
@@ -505,7 +505,10 @@ mod tests {
         for (settings, name) in cases {
             let e = settings.resolve(out()).unwrap_err().to_string();
             assert!(e.contains(name), "{settings:?}: {e}");
-            assert!(matches!(settings.resolve(out()), Err(Error::Request(_))));
+            assert!(matches!(
+                settings.resolve(out()),
+                Err(Error::Request { .. })
+            ));
         }
         // The edges themselves are accepted.
         let edges = ExtractSettings {
