@@ -628,3 +628,69 @@ async fn lambda_chain_without_progress_stops_with_a_clear_error() {
     assert_eq!(manifests.len(), 1, "only the plan was committed");
     assert_eq!(manifests[0].rows, 0);
 }
+
+/// With `OTEL_EXPORTER_OTLP_ENDPOINT` set, each invocation's spans and run metrics reach
+/// the OTLP receiver before the invocation's response (a function may be frozen right
+/// after), while the function keeps serving; metrics are cumulative over invocations.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lambda_exports_spans_and_metrics_before_each_response() {
+    use integration_tests::otlp_receiver::OtlpReceiver;
+    let env = TestEnv::start().await;
+    let receiver = OtlpReceiver::start().await;
+    let endpoint = receiver.endpoint();
+    let mut f = Function::start(
+        &env,
+        &demo_bin(),
+        "orders-otlp",
+        &[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.as_str()),
+            // No periodic export within the test: only the flush at each response.
+            ("OTEL_METRIC_EXPORT_INTERVAL", "3600000"),
+        ],
+    )
+    .await;
+    let last_rows = |r: &OtlpReceiver| {
+        r.points()
+            .iter()
+            .rev()
+            .find(|p| p.metric == "connector.rows")
+            .map(|p| p.value)
+    };
+    let mut expected_rows = 0.0;
+    for (prefix, rows) in [("otlp-a", 2_500), ("otlp-b", 1_200)] {
+        let c = config(rows, 1_000, 300);
+        let event = json!({"config": config_json(&c), "output": format!("s3://test-bucket/{prefix}"), "stream": "orders"});
+        let r = f.invoke(&event, Duration::from_secs(120)).await.json();
+        assert_eq!(r["status"], "complete", "{r}");
+        let run_id = r["run_id"].as_str().expect("run id").to_string();
+        f.assert_alive();
+        let spans = receiver.spans();
+        let run: Vec<_> = spans
+            .iter()
+            .filter(|s| s.name == "run" && s.attribute("run_id") == Some(run_id.as_str()))
+            .collect();
+        assert_eq!(
+            run.len(),
+            1,
+            "the run's span arrived before the response: {spans:#?}"
+        );
+        assert_eq!(run[0].attribute("runner"), Some("lambda"));
+        let children: Vec<&str> = spans
+            .iter()
+            .filter(|s| s.parent_span_id == run[0].span_id)
+            .map(|s| s.name.as_str())
+            .collect();
+        assert_eq!(
+            children.iter().filter(|n| **n == "partition").count(),
+            rows.div_ceil(1_000) as usize,
+            "{children:?}"
+        );
+        assert!(
+            children.contains(&"plan") && children.contains(&"commit"),
+            "{children:?}"
+        );
+        expected_rows += rows as f64;
+        assert_eq!(last_rows(&receiver), Some(expected_rows), "cumulative rows");
+    }
+    assert_eq!(receiver.errors(), Vec::<String>::new());
+}
