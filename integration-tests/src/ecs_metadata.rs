@@ -2,7 +2,6 @@
 //! task document (the shape AWS documents), `GET /v4/<id>` the container document. It
 //! counts the requests it served, so a test can prove the runner asked.
 
-use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -10,8 +9,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::{Response, StatusCode};
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::server::conn::auto::Builder as ConnBuilder;
 use serde_json::json;
 use tokio::net::TcpListener;
 
@@ -44,23 +41,10 @@ impl EcsMetadataServer {
         let addr = listener.local_addr().expect("addr");
         let requests = Arc::new(AtomicU64::new(0));
         let counter = requests.clone();
-        let task = tokio::spawn(async move {
-            loop {
-                let Ok((socket, _)) = listener.accept().await else {
-                    continue;
-                };
-                let counter = counter.clone();
-                tokio::spawn(async move {
-                    let service = hyper::service::service_fn(move |req| {
-                        counter.fetch_add(1, Ordering::SeqCst);
-                        let path = req.uri().path().to_string();
-                        async move { Ok::<_, Infallible>(answer(&path, vcpu)) }
-                    });
-                    let _ = ConnBuilder::new(TokioExecutor::new())
-                        .serve_connection(TokioIo::new(socket), service)
-                        .await;
-                });
-            }
+        let task = crate::http_server::spawn_http_server(listener, move |req| {
+            counter.fetch_add(1, Ordering::SeqCst);
+            let path = req.uri().path().to_string();
+            async move { answer(&path, vcpu) }
         });
         EcsMetadataServer {
             addr,

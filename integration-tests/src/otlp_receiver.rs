@@ -3,15 +3,12 @@
 //! metric data point, so a test can assert the span tree and the metric values a real run
 //! exported. (No OTLP collector is packaged in crates.io, PyPI, Debian or npm.)
 
-use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::{Response, StatusCode};
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::server::conn::auto::Builder as ConnBuilder;
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
@@ -101,42 +98,22 @@ impl OtlpReceiver {
         let addr = listener.local_addr().expect("addr");
         let received = Arc::new(Mutex::new(Received::default()));
         let store = received.clone();
-        let task = tokio::spawn(async move {
-            loop {
-                let Ok((socket, _)) = listener.accept().await else {
-                    continue;
+        let task = crate::http_server::spawn_http_server(listener, move |req| {
+            let store = store.clone();
+            async move {
+                let path = req.uri().path().to_string();
+                let body = match req.into_body().collect().await {
+                    Ok(b) => b.to_bytes(),
+                    Err(e) => return answer(StatusCode::BAD_REQUEST, e.to_string()),
                 };
-                let store = store.clone();
-                tokio::spawn(async move {
-                    let service = hyper::service::service_fn(
-                        move |req: hyper::Request<hyper::body::Incoming>| {
-                            let store = store.clone();
-                            async move {
-                                let path = req.uri().path().to_string();
-                                let body = match req.into_body().collect().await {
-                                    Ok(b) => b.to_bytes(),
-                                    Err(e) => {
-                                        return Ok::<_, Infallible>(answer(
-                                            StatusCode::BAD_REQUEST,
-                                            e.to_string(),
-                                        ));
-                                    }
-                                };
-                                let mut r = store.lock().unwrap_or_else(|e| e.into_inner());
-                                match take(&mut r, &path, &body) {
-                                    Ok(()) => Ok(answer(StatusCode::OK, String::new())),
-                                    Err(e) => {
-                                        r.errors.push(e.clone());
-                                        Ok(answer(StatusCode::BAD_REQUEST, e))
-                                    }
-                                }
-                            }
-                        },
-                    );
-                    let _ = ConnBuilder::new(TokioExecutor::new())
-                        .serve_connection(TokioIo::new(socket), service)
-                        .await;
-                });
+                let mut r = store.lock().unwrap_or_else(|e| e.into_inner());
+                match take(&mut r, &path, &body) {
+                    Ok(()) => answer(StatusCode::OK, String::new()),
+                    Err(e) => {
+                        r.errors.push(e.clone());
+                        answer(StatusCode::BAD_REQUEST, e)
+                    }
+                }
             }
         });
         OtlpReceiver {

@@ -9,7 +9,6 @@
 //! compare it with the deadline) and answers 413 to responses over 6 MB, like Lambda.
 
 use std::collections::{HashMap, VecDeque};
-use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -19,8 +18,6 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::server::conn::auto::Builder as ConnBuilder;
 use tokio::net::TcpListener;
 use tokio::sync::{Notify, oneshot};
 
@@ -154,22 +151,9 @@ impl RuntimeApiServer {
         let addr = listener.local_addr().expect("addr");
         let state = Arc::new(StateHandle(State::default()));
         let s = state.clone();
-        let task = tokio::spawn(async move {
-            loop {
-                let Ok((socket, _)) = listener.accept().await else {
-                    continue;
-                };
-                let s = s.clone();
-                tokio::spawn(async move {
-                    let service = hyper::service::service_fn(move |req| {
-                        let s = s.clone();
-                        async move { Ok::<_, Infallible>(route(&s.0, req).await) }
-                    });
-                    let _ = ConnBuilder::new(TokioExecutor::new())
-                        .serve_connection(TokioIo::new(socket), service)
-                        .await;
-                });
-            }
+        let task = crate::http_server::spawn_http_server(listener, move |req| {
+            let s = s.clone();
+            async move { route(&s.0, req).await }
         });
         RuntimeApiServer { addr, state, task }
     }
