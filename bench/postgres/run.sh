@@ -2,19 +2,24 @@
 # Side-by-side extract benchmark on one lineitem-like table (16 columns: int8, numeric(15,2),
 # date, char, varchar), everything writing Parquet (ZSTD) to the same local S3 endpoint:
 #   - postgres-connector (release build, 2 partitions, --concurrency 2)
-#   - ConnectorX (partition_num=2) + pyarrow ParquetWriter to S3
+#   - ConnectorX + pyarrow ParquetWriter to S3 (2 key ranges, each in its own thread)
 #   - dlt sql_table -> filesystem (parquet): default backend, backend="pyarrow", backend="connectorx"
 #   - the floor: COPY (SELECT * FROM lineitem) TO STDOUT (FORMAT binary) discarded (psql)
-# Reports wall time, rows/s, client CPU seconds (user+sys of the process and its children;
-# the PostgreSQL server's CPU is not included) and peak RSS (GNU time).
+# Reports work time (median, min-max), rows/s, start-up, client CPU seconds (user+sys of the
+# process and its children; the PostgreSQL server's CPU is not included), peak RSS, and
+# what each contender wrote (files, MB, codec, and whether rows and types match ours).
 #
-# Usage (from anywhere):  bash bench/postgres/run.sh [ROWS] [CONTENDERS...]
+# Usage (from anywhere):  [ROUNDS=3] bash bench/postgres/run.sh [ROWS] [CONTENDERS...]
+#   Rules (bench/fair.py): ROUNDS interleaved rounds (median and min-max), work time apart
+#   from start-up, every contender's files checked (rows, codec, column types) against the
+#   connector's; every contender as parallel as the connector (2).
 #   ROWS defaults to 10000000; CONTENDERS default to all of:
 #   copy_floor postgres_connector connectorx_pyarrow dlt_pyarrow dlt_connectorx dlt_default
 # Needs: PostgreSQL server binaries (scripts/setup.d/20-postgres.sh installs them), python3,
 # PyPI access for the venv (bench/postgres/.venv), cargo. Work files: bench/postgres/work/.
 set -euo pipefail
 ROWS=${1:-10000000}
+ROUNDS=${ROUNDS:-3}
 shift || true
 CONTENDERS=${*:-copy_floor postgres_connector connectorx_pyarrow dlt_pyarrow dlt_connectorx dlt_default}
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -103,34 +108,10 @@ cat > "$WORK/connector.json" <<JSON
  "streams": [{"table": "lineitem", "partition_column": "l_orderkey", "partitions": 2}]}
 JSON
 
-run_one() {
-  local name=$1
-  case $name in
-    copy_floor) "${PSQL[@]}" -c "COPY (SELECT * FROM lineitem) TO STDOUT (FORMAT binary)" >/dev/null ;;
-    postgres_connector) "$TARGET/postgres-connector" extract --config "$WORK/connector.json" \
-        --output s3://bench/postgres-connector --concurrency 2 --codec zstd ;;
-    connectorx_pyarrow) "$PY" "$HERE/cx_pyarrow.py" "$CONN" lineitem "$ENDPOINT" bench/connectorx/lineitem.parquet ;;
-    dlt_default) "$PY" "$HERE/dlt_run.py" "$CONN" lineitem "$ENDPOINT" s3://bench/dlt-default default ;;
-    dlt_pyarrow) "$PY" "$HERE/dlt_run.py" "$CONN" lineitem "$ENDPOINT" s3://bench/dlt-pyarrow pyarrow ;;
-    dlt_connectorx) "$PY" "$HERE/dlt_run.py" "$CONN" lineitem "$ENDPOINT" s3://bench/dlt-connectorx connectorx ;;
-    *) echo "unknown contender $name" >&2; return 2 ;;
-  esac
-}
-
 # Warm the cache once so no contender pays for the first read.
 "${PSQL[@]}" -c "COPY (SELECT * FROM lineitem) TO STDOUT (FORMAT binary)" >/dev/null
 
-printf '\n%-22s %10s %14s %10s %12s %8s\n' contender wall_s rows_per_s cpu_s peak_rss_mib status | tee "$WORK/results.txt"
-for name in $CONTENDERS; do
-  status=ok
-  /usr/bin/time -f '%e %U %S %M' -o "$WORK/$name.time" bash -c "$(declare -f run_one); $(declare -p PSQL TARGET WORK PY HERE CONN ENDPOINT); run_one $name" \
-    >"$WORK/$name.out" 2>"$WORK/$name.err" || status=failed
-  read -r wall user sys rss_kb < <(tail -n 1 "$WORK/$name.time")
-  printf '%-22s %10.2f %14.0f %10.2f %12.1f %8s\n' "$name" "$wall" "$(echo "$ROWS / $wall" | bc -l)" \
-    "$(echo "$user + $sys" | bc -l)" "$(echo "$rss_kb / 1024" | bc -l)" "$status" | tee -a "$WORK/results.txt"
-done
-echo
-echo "rows=$ROWS; outputs and logs in $WORK; parquet objects per contender:"
-for p in postgres-connector connectorx dlt-default dlt-pyarrow dlt-connectorx; do
-  [ -d "$WORK/s3/bench/$p" ] && echo "  $p: $(find "$WORK/s3/bench/$p" -name '*.parquet' | wc -l) files, $(du -sh "$WORK/s3/bench/$p" | cut -f1)"
-done
+# The contenders, interleaved over $ROUNDS rounds, outputs checked (bench/fair.py).
+WORK=$WORK TARGET=$TARGET PY=$PY CONN=$CONN ENDPOINT=$ENDPOINT CONCURRENCY=2 \
+  PSQL_ARGS="${PSQL[*]}" "$PY" "$HERE/bench.py" "$ROUNDS" "$ROWS" $CONTENDERS | tee "$WORK/results.md"
+echo "rows=$ROWS; outputs and logs in $WORK"

@@ -1,7 +1,11 @@
-"""Side-by-side benchmark: orders-demo -> Parquet (ZSTD) -> local S3 vs pyarrow writing
-the same data to the same server. Reports rows/s, MB/s and peak RSS of each process.
+"""Side-by-side benchmark: orders-demo -> Parquet (ZSTD level 1) -> local S3 vs pyarrow
+writing the same data, same codec and row groups, to the same server, under the rules of
+bench/fair.py (interleaved rounds, work time apart from start-up, every output checked).
 
-Usage: python bench/sdk/bench.py [ROWS ...]   (default: 1000000 10000000)
+Both write the 4 day-partitions 2 at a time: orders-demo with --concurrency 2, pyarrow in
+2 threads.
+
+Usage: python bench/sdk/bench.py [--rounds N] [ROWS ...]   (default: 3 rounds of 1000000 and 10000000)
 Run through bench/sdk/run.sh, which builds the release binaries and the virtualenv.
 """
 import json
@@ -10,11 +14,15 @@ import socket
 import subprocess
 import sys
 import tempfile
-import time
+from pathlib import Path
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+import fair  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-BIN = os.path.join(ROOT, "target", "release")
+BIN = os.path.join(os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target")), "release")
 BUCKET = "bench-bucket"
+CONCURRENCY = 2
 
 
 def free_port():
@@ -25,21 +33,12 @@ def free_port():
     return port
 
 
-def measured(cmd, env=None):
-    """Run cmd; return (stdout, wall seconds, peak RSS MiB, cpu seconds)."""
-    start = time.perf_counter()
-    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
-    out = p.stdout.read()
-    err = p.stderr.read()
-    _, status, usage = os.wait4(p.pid, 0)
-    wall = time.perf_counter() - start
-    if status != 0:
-        sys.exit(f"{cmd[0]} failed ({status}): {err.decode()[-2000:]}")
-    return out.decode(), wall, usage.ru_maxrss / 1024, usage.ru_utime + usage.ru_stime
-
-
 def main():
-    sizes = [int(a) for a in sys.argv[1:]] or [1_000_000, 10_000_000]
+    args = sys.argv[1:]
+    rounds = 3
+    if args[:1] == ["--rounds"]:
+        rounds, args = int(args[1]), args[2:]
+    sizes = [int(a) for a in args] or [1_000_000, 10_000_000]
     data = tempfile.mkdtemp(prefix="sdk-bench-")
     port = free_port()
     endpoint = f"http://127.0.0.1:{port}"
@@ -49,26 +48,35 @@ def main():
     env = dict(os.environ, AWS_ENDPOINT_URL=endpoint, AWS_ACCESS_KEY_ID="local-access-key",
                AWS_SECRET_ACCESS_KEY="local-secret-key", AWS_REGION="us-east-1",
                AWS_EC2_METADATA_DISABLED="true", RUST_LOG="warn")
-    rows_out = []
+    bucket_dir = Path(data) / BUCKET
     try:
         for rows in sizes:
             cfg = os.path.join(data, f"demo-{rows}.json")
             with open(cfg, "w") as f:
                 json.dump({"rows": rows, "rows_per_day": rows // 4, "batch_size": 8192}, f)
-            out, wall, rss, cpu = measured([os.path.join(BIN, "orders-demo"), "extract", "--config", cfg,
-                                            "--output", f"s3://{BUCKET}/rust-{rows}", "--concurrency", "2"], env)
-            report = json.loads(out.strip().splitlines()[-1])
-            rows_out.append(("orders-demo (Rust)", rows, report["bytes"], wall, rss, cpu))
-            out, wall, rss, cpu = measured([sys.executable, os.path.join(ROOT, "bench", "sdk", "pyarrow_writer.py"),
-                                            str(rows), endpoint, BUCKET, f"pyarrow-{rows}"], env)
-            r = json.loads(out.strip().splitlines()[-1])
-            rows_out.append(("pyarrow ParquetWriter", rows, r["bytes"], wall, rss, cpu))
+            contenders = [
+                fair.Contender(
+                    "orders-demo (Rust SDK)",
+                    lambda r, rows=rows, cfg=cfg: [os.path.join(BIN, "orders-demo"), "extract", "--config", cfg,
+                                                   "--output", f"s3://{BUCKET}/rust-{rows}-{r}",
+                                                   "--concurrency", str(CONCURRENCY), "--codec", "zstd", "--zstd-level", "1"],
+                    lambda r, rows=rows: bucket_dir / f"rust-{rows}-{r}",
+                    parallelism=f"--concurrency {CONCURRENCY} (4 partitions, {CONCURRENCY} at a time)",
+                ),
+                fair.Contender(
+                    "pyarrow ParquetWriter",
+                    lambda r, rows=rows: [sys.executable, os.path.join(ROOT, "bench", "sdk", "pyarrow_writer.py"),
+                                          str(rows), endpoint, BUCKET, f"pyarrow-{rows}-{r}", str(CONCURRENCY)],
+                    lambda r, rows=rows: bucket_dir / f"pyarrow-{rows}-{r}",
+                    parallelism=f"{CONCURRENCY} threads (4 partitions, {CONCURRENCY} at a time)",
+                ),
+            ]
+            results = fair.run_rounds(contenders, rounds, env)
+            print(f"\n### {rows:,} rows, {rounds} interleaved rounds\n")
+            print(fair.table(results, "orders-demo (Rust SDK)", rows))
     finally:
         server.terminate()
         server.wait()
-    print(f"{'writer':<24}{'rows':>12}{'MB out':>10}{'wall s':>9}{'rows/s':>13}{'MB/s':>8}{'CPU s':>8}{'peak RSS MiB':>14}")
-    for name, rows, nbytes, wall, rss, cpu in rows_out:
-        print(f"{name:<24}{rows:>12}{nbytes / 1e6:>10.1f}{wall:>9.2f}{rows / wall:>13,.0f}{nbytes / 1e6 / wall:>8.1f}{cpu:>8.2f}{rss:>14.1f}")
 
 
 if __name__ == "__main__":
