@@ -1,8 +1,8 @@
 """dlt sql_table -> filesystem destination (parquet) on the local S3 endpoint.
 
-The codec is set through dlt's documented parquet writer settings ([normalize.data_writer]
-compression, here as NORMALIZE__DATA_WRITER__COMPRESSION=zstd); the harness checks it in
-the files. Parallelism: dlt's own pipeline, one sql_table reader, normalize and load with
+The codec is set through dlt's documented parquet writer settings (`compression` in the
+[extract.data_writer] and [normalize.data_writer] sections, here as environment
+variables); the harness checks it in the files. Parallelism: dlt's own pipeline, one sql_table reader, normalize and load with
 as many workers as the connector's --concurrency.
 
 Usage: dlt_run.py CONN TABLE ENDPOINT BUCKET_URL BACKEND [WORKERS]
@@ -23,7 +23,10 @@ os.environ["DESTINATION__FILESYSTEM__CREDENTIALS__AWS_ACCESS_KEY_ID"] = os.envir
 os.environ["DESTINATION__FILESYSTEM__CREDENTIALS__AWS_SECRET_ACCESS_KEY"] = os.environ["AWS_SECRET_ACCESS_KEY"]
 os.environ["DESTINATION__FILESYSTEM__CREDENTIALS__ENDPOINT_URL"] = endpoint
 os.environ["DESTINATION__FILESYSTEM__CREDENTIALS__REGION_NAME"] = "us-east-1"
-os.environ["NORMALIZE__DATA_WRITER__COMPRESSION"] = "zstd"
+# Arrow backends (pyarrow, connectorx) write their Parquet while extracting, the default
+# backend while normalizing: set the writer's codec for both steps.
+for step in ("EXTRACT", "NORMALIZE"):
+    os.environ[f"{step}__DATA_WRITER__COMPRESSION"] = "zstd"
 os.environ["NORMALIZE__WORKERS"] = workers
 os.environ["LOAD__WORKERS"] = workers
 kwargs = {} if backend == "default" else {"backend": backend}
