@@ -56,37 +56,31 @@ class Result:
     runs: list = field(default_factory=list)
 
 
-def run_process(cmd, env):
-    """Run `cmd`; return (stdout, stderr, status, wall, cpu, peak RSS MiB) of the process
-    and its children."""
-    before = os.times()
-    start = time.perf_counter()
-    p = subprocess.run(cmd, env=env, capture_output=True, text=True)
-    wall = time.perf_counter() - start
-    after = os.times()
-    cpu = (after.children_user - before.children_user) + (after.children_system - before.children_system)
-    # ru_maxrss of RUSAGE_CHILDREN is the largest child so far; each contender runs in its
-    # own `python -c` wrapper below, so the figure is this run's.
-    return p.stdout, p.stderr, p.returncode, wall, cpu
-
-
 def measured(cmd, env):
-    """`cmd` through a wrapper process that reports the peak RSS of `cmd` alone."""
+    """Run `cmd` through a small wrapper process that reports the peak RSS of `cmd` and its
+    children alone; return (stdout, stderr, status, wall s, CPU s, peak RSS MiB). CPU is
+    user + sys of everything the wrapper waited for (the wrapper's own start-up, a few
+    hundredths of a second, included)."""
     wrapper = (
-        "import json,os,resource,subprocess,sys;"
+        "import resource,subprocess,sys;"
         "p=subprocess.run(sys.argv[1:]);"
         "r=resource.getrusage(resource.RUSAGE_CHILDREN);"
         "sys.stderr.write('\\n@@rss '+str(r.ru_maxrss)+'\\n');"
         "sys.exit(p.returncode)"
     )
-    out, err, status, wall, cpu = run_process([sys.executable, "-c", wrapper] + cmd, env)
-    rss_kib = 0
-    lines = err.splitlines()
-    for line in lines:
+    before = os.times()
+    start = time.perf_counter()
+    p = subprocess.run([sys.executable, "-c", wrapper] + cmd, env=env, capture_output=True, text=True)
+    wall = time.perf_counter() - start
+    after = os.times()
+    cpu = (after.children_user - before.children_user) + (after.children_system - before.children_system)
+    rss_kib, lines = 0, []
+    for line in p.stderr.splitlines():
         if line.startswith("@@rss "):
             rss_kib = int(line.split()[1])
-    err = "\n".join(l for l in lines if not l.startswith("@@rss "))
-    return out, err, status, wall, cpu, rss_kib / 1024
+        else:
+            lines.append(line)
+    return p.stdout, "\n".join(lines), p.returncode, wall, cpu, rss_kib / 1024
 
 
 def work_seconds(stdout):

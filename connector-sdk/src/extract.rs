@@ -1033,14 +1033,10 @@ fn to_stored<T: Stored>(what: &str, value: &T) -> Result<StoredValue> {
 
 /// A connector's cursor, checkpoint or partition spec from its stored (JSON) form.
 fn from_stored<T: Stored>(stream: &str, what: &'static str, value: &StoredValue) -> Result<T> {
-    serde_json::from_value(value.clone()).map_err(|source| {
+    T::deserialize(value).map_err(|source| {
         let mut shown = value.to_string();
         if shown.len() > 200 {
-            let cut = (0..=200)
-                .rev()
-                .find(|&i| shown.is_char_boundary(i))
-                .unwrap_or(0);
-            shown.truncate(cut);
+            shown.truncate(shown.floor_char_boundary(200));
             shown.push('…');
         }
         Error::StoredStateMismatch {

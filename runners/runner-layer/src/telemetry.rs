@@ -11,7 +11,7 @@
 //!
 //!   The exporters read the standard variables (`OTEL_EXPORTER_OTLP_HEADERS`,
 //!   `OTEL_SERVICE_NAME`, `OTEL_RESOURCE_ATTRIBUTES`, `OTEL_METRIC_EXPORT_INTERVAL`...).
-//!   [`Telemetry::flush`] exports what is pending (a Lambda function is frozen between
+//!   [`flush`] exports what is pending (a Lambda function is frozen between
 //!   invocations); [`Telemetry::shutdown`] flushes and stops at the end of the process.
 
 use std::sync::OnceLock;
@@ -178,15 +178,13 @@ pub fn init(format: LogFormat, filter: EnvFilter, service: &str) -> Telemetry {
 }
 
 fn otlp_pipeline(service: &str) -> Result<Otlp, String> {
-    let resource = Resource::builder()
-        .with_service_name(service.to_string())
-        .build();
-    // `Resource::builder` applies OTEL_SERVICE_NAME and OTEL_RESOURCE_ATTRIBUTES after the
-    // name given here only when they are set; keep theirs.
-    let resource = match std::env::var("OTEL_SERVICE_NAME") {
-        Ok(name) if !name.trim().is_empty() => Resource::builder().with_service_name(name).build(),
-        _ => resource,
-    };
+    // The builder reads OTEL_RESOURCE_ATTRIBUTES; a service name set here would override
+    // OTEL_SERVICE_NAME, so that one wins over the connector's name.
+    let name = std::env::var("OTEL_SERVICE_NAME")
+        .ok()
+        .filter(|n| !n.trim().is_empty())
+        .unwrap_or_else(|| service.to_string());
+    let resource = Resource::builder().with_service_name(name).build();
     let spans = opentelemetry_otlp::SpanExporter::builder()
         .with_http()
         .build()
@@ -212,19 +210,6 @@ fn otlp_pipeline(service: &str) -> Result<Otlp, String> {
 }
 
 impl Telemetry {
-    /// Export the pending spans and metrics now (blocking; call it off the async
-    /// runtime's worker threads, e.g. in `spawn_blocking`).
-    pub fn flush(&self) {
-        if let Some(p) = OTLP.get() {
-            if let Err(e) = p.tracer.force_flush() {
-                tracing::warn!(error = %e, "exporting spans failed");
-            }
-            if let Err(e) = p.meter.force_flush() {
-                tracing::warn!(error = %e, "exporting metrics failed");
-            }
-        }
-    }
-
     /// Flush and stop the exporters (blocking; call it after the async runtime ended).
     pub fn shutdown(self) {
         if let Some(p) = OTLP.get() {
@@ -239,11 +224,21 @@ impl Telemetry {
     }
 }
 
-/// Flush pending spans and metrics from async code (a Lambda invocation's end).
+/// Export the pending spans and metrics now, from async code (a Lambda invocation's
+/// end). The exporters block, so this runs on the blocking pool.
 pub async fn flush() {
-    if OTLP.get().is_some() {
-        let _ = tokio::task::spawn_blocking(|| Telemetry { otlp: true }.flush()).await;
-    }
+    let Some(p) = OTLP.get() else {
+        return;
+    };
+    let _ = tokio::task::spawn_blocking(move || {
+        if let Err(e) = p.tracer.force_flush() {
+            tracing::warn!(error = %e, "exporting spans failed");
+        }
+        if let Err(e) = p.meter.force_flush() {
+            tracing::warn!(error = %e, "exporting metrics failed");
+        }
+    })
+    .await;
 }
 
 /// Record `report`'s figures as the run metrics (when OTLP export is on), with the
