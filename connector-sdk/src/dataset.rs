@@ -237,12 +237,35 @@ impl Dataset {
         }
     }
 
+    /// The run record of `sequence` from its JSON text: a record of a newer format (a
+    /// newer SDK wrote it) is refused by its format number before its fields are read, so
+    /// the error says what is wrong rather than naming a field this binary does not know.
     fn parse_record(&self, sequence: u64, text: &str) -> Result<DatasetManifest> {
-        serde_json::from_str(text).map_err(|e| Error::CorruptManifest {
+        let corrupt = |message: String| Error::CorruptManifest {
             bucket: self.output.bucket.clone(),
             key: self.manifest_key(sequence),
-            message: format!("its run record does not parse: {e}"),
-        })
+            message,
+        };
+        let value: serde_json::Value = serde_json::from_str(text).map_err(|e| {
+            corrupt(format!(
+                "its run record is not JSON ({e}); it is corrupt or truncated. Nothing was read or written: restore the table's log from a backup or write the stream to a new output"
+            ))
+        })?;
+        match value.get("format").and_then(serde_json::Value::as_u64) {
+            Some(f) if f > u64::from(MANIFEST_FORMAT) => {
+                return Err(corrupt(format!(
+                    "its run record has format {f}, newer than this binary reads (up to {MANIFEST_FORMAT}): a newer version of the connector committed it. Nothing was read or written: run the newer version"
+                )));
+            }
+            Some(_) => {}
+            None => {
+                return Err(corrupt(
+                    "its run record has no format number; it is corrupt or was not written by this SDK. Nothing was read or written".into(),
+                ));
+            }
+        }
+        serde_json::from_value(value)
+            .map_err(|e| corrupt(format!("its run record does not parse: {e}")))
     }
 
     /// The record of the run that committed `sequence`; `None` if no such commit, or if

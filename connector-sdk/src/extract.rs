@@ -25,7 +25,7 @@ use tracing::Instrument;
 use crate::connector::{
     Connector, Partition, ReadContext, ReadItem, Stored, StoredValue, StreamDescriptor,
 };
-use crate::dataset::{DataFile, Dataset, PartitionProgress};
+use crate::dataset::{DataFile, Dataset, PartitionProgress, RunStatus};
 use crate::error::{ConnectorError, Error, Result};
 use crate::manifest::ConnectorManifest;
 use crate::options::{Dictionary, ExtractOptions, SchemaEvolution, WriteDisposition};
@@ -74,6 +74,67 @@ impl StopSignal {
         Self {
             cancel: self.cancel.child_token(),
             deadline: self.deadline,
+        }
+    }
+}
+
+/// The stop signal of one commit interval: the run's own (a child of it), with a deadline
+/// `commit_interval.secs` from now, and fired once the core has finished
+/// `commit_interval.bytes` of files since the interval started.
+struct CommitIntervalStop {
+    stop: StopSignal,
+    /// Watches the bytes written; aborted with the interval.
+    watcher: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl CommitIntervalStop {
+    /// How often the bytes written are looked at (an atomic load).
+    const BYTES_POLL: Duration = Duration::from_millis(10);
+
+    fn start(
+        run: &StopSignal,
+        interval: &crate::options::CommitInterval,
+        progress: &Arc<Progress>,
+    ) -> Self {
+        let due = Instant::now().checked_add(Duration::from_secs(interval.secs));
+        let deadline = match (run.deadline, due) {
+            (Some(d), Some(due)) => Some(d.min(due)),
+            (d, due) => d.or(due),
+        };
+        let stop = StopSignal {
+            cancel: run.cancel.child_token(),
+            deadline,
+        };
+        let (progress, cancel, limit) = (progress.clone(), stop.cancel.clone(), interval.bytes);
+        let start = progress.bytes();
+        let watcher = tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Self::BYTES_POLL).await;
+                if progress.bytes().saturating_sub(start) >= limit {
+                    cancel.cancel();
+                    return;
+                }
+            }
+        });
+        Self {
+            stop,
+            watcher: Some(watcher),
+        }
+    }
+
+    /// No limits of its own: the run's signal.
+    fn never(run: &StopSignal) -> Self {
+        Self {
+            stop: run.child(),
+            watcher: None,
+        }
+    }
+}
+
+impl Drop for CommitIntervalStop {
+    fn drop(&mut self) {
+        if let Some(w) = self.watcher.take() {
+            w.abort();
         }
     }
 }
@@ -300,6 +361,15 @@ impl<C: Connector> ExtractCore<C> {
         let started_at = Utc::now();
         self.manifest.require_stream(stream)?;
         self.store.head_bucket(&self.options.output.bucket).await?;
+        self.store
+            .check_conditional_writes(
+                &self.options.output.bucket,
+                &self
+                    .options
+                    .output
+                    .key(&format!("_probes/if-none-match-{run_id}")),
+            )
+            .await?;
         let descriptor = self
             .connector
             .discover(&self.config)
@@ -525,6 +595,12 @@ impl<C: Connector> ExtractCore<C> {
     /// Prepare, read every remaining partition (up to `max_concurrent_partitions` at
     /// once) and commit. Stops early at a checkpoint when `stop` fires and commits the
     /// progress (status `partial`).
+    ///
+    /// A long run also commits every [`commit_interval`](ExtractOptions::commit_interval)
+    /// (seconds or bytes of files, whichever comes first): its partitions stop at their
+    /// next checkpoint, the progress is committed as a stopped run's would be, and the run
+    /// goes on from that commit, so a hard kill loses at most one interval of work. The
+    /// report covers every commit ([`RunReport::intermediate_commits`]).
     pub async fn run(&self, stream: &str, stop: &StopSignal) -> Result<RunReport> {
         let span = tracing::info_span!(
             "run",
@@ -534,10 +610,46 @@ impl<C: Connector> ExtractCore<C> {
             run_id = tracing::field::Empty,
         );
         async {
-            let plan = Arc::new(self.prepare(stream).await?);
-            tracing::Span::current().record("run_id", plan.run_id.as_str());
-            let results = self.extract_all(&plan, stop).await?;
-            self.commit(&plan, results).await
+            let mut earlier: Option<RunReport> = None;
+            let mut intervals = true;
+            loop {
+                let plan = Arc::new(self.prepare(stream).await?);
+                tracing::Span::current().record("run_id", plan.run_id.as_str());
+                let interval = if intervals {
+                    CommitIntervalStop::start(stop, &self.options.commit_interval, &self.progress)
+                } else {
+                    CommitIntervalStop::never(stop)
+                };
+                let results = self.extract_all(&plan, &interval.stop).await?;
+                // The interval's signal fires with the run's (it is a child) and on its
+                // own limits; only its own firing means "commit and go on".
+                let interval_due = interval.stop.fired() && !stop.fired();
+                drop(interval);
+                let report = self.commit(&plan, results).await?;
+                let committed = report.sequence.is_some();
+                let go_on =
+                    report.status == RunStatus::Partial && interval_due && !stop.fired();
+                let report = match earlier.take() {
+                    Some(e) => report.after(e),
+                    None => report,
+                };
+                if !go_on {
+                    return Ok(report);
+                }
+                if !committed {
+                    // A whole interval without a checkpoint: cutting again would make no
+                    // progress either; read on to the end (or the run's own stop).
+                    tracing::info!(stream, "no checkpoint within a commit interval: reading on without intermediate commits");
+                    intervals = false;
+                }
+                tracing::info!(
+                    stream,
+                    sequence = ?report.sequence,
+                    rows = report.rows,
+                    "intermediate commit; reading on"
+                );
+                earlier = Some(report);
+            }
         }
         .instrument(span)
         .await

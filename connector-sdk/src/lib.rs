@@ -31,8 +31,9 @@ pub use extract::{
 };
 pub use manifest::{ConnectorManifest, NetworkPattern, Runner};
 pub use options::{
-    Codec, Dictionary, ExtractOptions, OutputLocation, ParquetOptions, SchemaEvolution,
-    UploadOptions, WriteDisposition,
+    COMMIT_INTERVAL_BYTES_RANGE, COMMIT_INTERVAL_SECS_RANGE, Codec, CommitInterval, Dictionary,
+    ExtractOptions, OutputLocation, ParquetOptions, SchemaEvolution, UploadOptions,
+    WriteDisposition,
 };
 pub use report::{Progress, RunReport};
 pub use s3::{S3Options, S3Store, StaticCredentials};

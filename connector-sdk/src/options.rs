@@ -258,6 +258,40 @@ impl Default for UploadOptions {
     }
 }
 
+/// How often a run commits what it has read so far and goes on reading, so a hard kill
+/// (SIGKILL, an OOM kill, a Lambda timeout) loses at most one interval of work: the next
+/// run resumes from the last intermediate commit. A commit is due when either limit is
+/// reached; the run stops its partitions at their next checkpoint, commits (a partial
+/// commit: the pending plan and the files so far, exactly as a stopped run's) and goes on
+/// from that commit.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct CommitInterval {
+    /// Seconds of reading between commits.
+    pub secs: u64,
+    /// Bytes of finished data files between commits.
+    pub bytes: u64,
+}
+
+/// The default commit interval: five minutes (a third of Lambda's longest invocation).
+pub const DEFAULT_COMMIT_INTERVAL_SECS: u64 = 300;
+/// The default commit interval in bytes of data files: 1 GiB.
+pub const DEFAULT_COMMIT_INTERVAL_BYTES: u64 = 1 << 30;
+/// Bounds of [`CommitInterval`]: at least a second and 1 MiB (each commit costs a table
+/// version and stops every partition at a checkpoint), at most a week and 1 TiB.
+pub const COMMIT_INTERVAL_SECS_RANGE: std::ops::RangeInclusive<u64> = 1..=7 * 86_400;
+/// See [`COMMIT_INTERVAL_SECS_RANGE`].
+pub const COMMIT_INTERVAL_BYTES_RANGE: std::ops::RangeInclusive<u64> = (1 << 20)..=(1 << 40);
+
+impl Default for CommitInterval {
+    fn default() -> Self {
+        Self {
+            secs: DEFAULT_COMMIT_INTERVAL_SECS,
+            bytes: DEFAULT_COMMIT_INTERVAL_BYTES,
+        }
+    }
+}
+
 /// Everything about one extract except the connector config.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -280,6 +314,9 @@ pub struct ExtractOptions {
     /// `replace` for the others.
     #[serde(default)]
     pub write_disposition: Option<WriteDisposition>,
+    /// How often a long run commits what it has so far (bounded loss on a hard kill).
+    #[serde(default)]
+    pub commit_interval: CommitInterval,
 }
 
 fn default_concurrency() -> usize {
@@ -296,6 +333,7 @@ impl ExtractOptions {
             max_concurrent_partitions: default_concurrency(),
             schema_evolution: SchemaEvolution::default(),
             write_disposition: None,
+            commit_interval: CommitInterval::default(),
         }
     }
 
@@ -339,6 +377,22 @@ impl ExtractOptions {
             return bad(format!(
                 "parquet.target_file_bytes = {} is too small; use at least 1024",
                 self.parquet.target_file_bytes
+            ));
+        }
+        if !COMMIT_INTERVAL_SECS_RANGE.contains(&self.commit_interval.secs) {
+            return bad(format!(
+                "commit_interval.secs = {} is outside {}..={}",
+                self.commit_interval.secs,
+                COMMIT_INTERVAL_SECS_RANGE.start(),
+                COMMIT_INTERVAL_SECS_RANGE.end()
+            ));
+        }
+        if !COMMIT_INTERVAL_BYTES_RANGE.contains(&self.commit_interval.bytes) {
+            return bad(format!(
+                "commit_interval.bytes = {} is outside {}..={} (1 MiB..=1 TiB)",
+                self.commit_interval.bytes,
+                COMMIT_INTERVAL_BYTES_RANGE.start(),
+                COMMIT_INTERVAL_BYTES_RANGE.end()
             ));
         }
         if self.parquet.codec == Codec::Zstd && !(1..=22).contains(&self.parquet.zstd_level) {

@@ -101,14 +101,58 @@ pub struct RunReport {
     pub started_at: DateTime<Utc>,
     /// When it ended.
     pub finished_at: DateTime<Utc>,
+    /// Commits the run made before its last commit interval
+    /// ([`ExtractOptions::commit_interval`]); `rows`, `bytes` and `files` count every
+    /// commit of the run, `run_id`, `sequence` and `manifest` are its last commit's.
+    ///
+    /// [`ExtractOptions::commit_interval`]: crate::ExtractOptions::commit_interval
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub intermediate_commits: u64,
     /// Extra fields a runner adds (task ARN, availability zone, request id...).
     #[serde(default, skip_serializing_if = "serde_json::Map::is_empty")]
     pub runtime: serde_json::Map<String, serde_json::Value>,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 impl RunReport {
     /// Rows per second over the whole run.
     pub fn rows_per_sec(&self) -> f64 {
         self.rows as f64 / (self.duration_ms.max(1) as f64 / 1000.0)
+    }
+
+    /// The report of one run that committed `earlier` (an intermediate commit) and then
+    /// `self`: counts add up, the rest is the later commit's, from the earlier start.
+    pub(crate) fn after(self, earlier: RunReport) -> RunReport {
+        let committed = earlier.sequence.is_some() as u64;
+        let mut timings = self.timings.clone();
+        timings.plan_ms += earlier.timings.plan_ms;
+        timings.extract_ms += earlier.timings.extract_ms;
+        timings.commit_ms += earlier.timings.commit_ms;
+        RunReport {
+            sequence: self.sequence.or(earlier.sequence),
+            manifest: self.manifest.clone().or(earlier.manifest),
+            // A last interval that committed nothing leaves the earlier commit's id: the
+            // one a continuation builds on.
+            run_id: if self.sequence.is_some() {
+                self.run_id.clone()
+            } else {
+                earlier.run_id
+            },
+            rows: self.rows + earlier.rows,
+            bytes: self.bytes + earlier.bytes,
+            files: self.files + earlier.files,
+            duration_ms: (self.finished_at - earlier.started_at)
+                .num_milliseconds()
+                .max(0) as u64,
+            timings,
+            started_at: earlier.started_at,
+            intermediate_commits: earlier.intermediate_commits
+                + self.intermediate_commits
+                + committed,
+            ..self
+        }
     }
 }

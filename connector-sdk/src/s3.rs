@@ -37,6 +37,12 @@ pub struct S3Options {
     pub region: Option<String>,
     /// Maximum attempts per request, including the first (SDK standard retry mode).
     pub max_attempts: Option<u32>,
+    /// Seconds one attempt may take before it is abandoned and retried (a request that
+    /// hangs); default 120 (an 8 MiB part on a slow link fits).
+    pub attempt_timeout_secs: Option<u64>,
+    /// Seconds one operation may take in all, its retries and their backoff included,
+    /// before it fails; default 600.
+    pub operation_timeout_secs: Option<u64>,
     /// Explicit credentials, for embedded S3-compatible servers only (quickstart, tests).
     /// Never read from files; on AWS leave unset and use the SDK's default chain.
     #[serde(skip)]
@@ -116,6 +122,8 @@ pub struct S3Store {
     client: Client,
     endpoint: String,
     counter: Arc<AttemptCounter>,
+    /// Buckets whose server was seen to honour `If-None-Match: *`.
+    conditional_writes: Arc<std::sync::Mutex<std::collections::BTreeSet<String>>>,
 }
 
 /// One listed object.
@@ -177,7 +185,12 @@ impl S3Store {
             .timeout_config(
                 TimeoutConfig::builder()
                     .connect_timeout(Duration::from_secs(5))
-                    .operation_attempt_timeout(Duration::from_secs(120))
+                    .operation_attempt_timeout(Duration::from_secs(
+                        options.attempt_timeout_secs.unwrap_or(120).max(1),
+                    ))
+                    .operation_timeout(Duration::from_secs(
+                        options.operation_timeout_secs.unwrap_or(600).max(1),
+                    ))
                     .build(),
             )
             .interceptor(CountAttempts(counter.clone()));
@@ -192,6 +205,7 @@ impl S3Store {
             client: Client::from_conf(builder.build()),
             endpoint: display,
             counter,
+            conditional_writes: Arc::default(),
         }
     }
 
@@ -261,24 +275,91 @@ impl S3Store {
 
     /// PutObject. With `if_absent`, the put only succeeds when the key does not exist
     /// (`If-None-Match: *`); `Ok(false)` means it existed.
+    ///
+    /// A conditional put answered `409 ConditionalRequestConflict` (another write to the
+    /// key was in flight) is tried again: S3 says the key may or may not exist, and only
+    /// `412 PreconditionFailed` says it does.
     pub async fn put(&self, bucket: &str, key: &str, body: Bytes, if_absent: bool) -> Result<bool> {
-        let mut req = self
-            .client
-            .put_object()
-            .bucket(bucket)
-            .key(key)
-            .body(ByteStream::from(body));
-        if if_absent {
-            req = req.if_none_match("*");
-        }
-        match req.send().await {
-            Ok(_) => Ok(true),
-            Err(SdkError::ServiceError(e))
-                if if_absent && matches!(e.raw().status().as_u16(), 412 | 409) =>
-            {
-                Ok(false)
+        const CONFLICT_ATTEMPTS: u32 = 5;
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let mut req = self
+                .client
+                .put_object()
+                .bucket(bucket)
+                .key(key)
+                .body(ByteStream::from(body.clone()));
+            if if_absent {
+                req = req.if_none_match("*");
             }
-            Err(e) => Err(self.err("PutObject", bucket, key, e)),
+            match req.send().await {
+                Ok(_) => return Ok(true),
+                Err(SdkError::ServiceError(e)) if if_absent && e.raw().status().as_u16() == 412 => {
+                    return Ok(false);
+                }
+                Err(SdkError::ServiceError(e))
+                    if if_absent
+                        && e.raw().status().as_u16() == 409
+                        && attempt < CONFLICT_ATTEMPTS =>
+                {
+                    let backoff =
+                        Duration::from_millis((50u64 << attempt) + rand::random::<u64>() % 50);
+                    tracing::debug!(%key, attempt, "conditional put answered 409 ConditionalRequestConflict; trying again");
+                    tokio::time::sleep(backoff).await;
+                }
+                Err(e) => return Err(self.err("PutObject", bucket, key, e)),
+            }
+        }
+    }
+
+    /// Check that the server honours `If-None-Match: *` on PutObject, which every
+    /// exactly-once commit depends on: create `probe_key` conditionally, create it again
+    /// (it must be refused with 412), delete it. Done once per bucket and client; a server
+    /// that lets the second create through is refused with an error naming it.
+    pub async fn check_conditional_writes(&self, bucket: &str, probe_key: &str) -> Result<()> {
+        if self
+            .conditional_writes
+            .lock()
+            .is_ok_and(|seen| seen.contains(bucket))
+        {
+            return Ok(());
+        }
+        let body = Bytes::from_static(b"If-None-Match probe; safe to delete\n");
+        let created = self.put(bucket, probe_key, body.clone(), true).await?;
+        let again = self.put(bucket, probe_key, body, true).await;
+        if let Err(e) = self.delete(bucket, probe_key).await {
+            tracing::warn!(key = %probe_key, error = %e, "could not delete the If-None-Match probe");
+        }
+        match (created, again?) {
+            (true, false) => {
+                if let Ok(mut seen) = self.conditional_writes.lock() {
+                    seen.insert(bucket.to_string());
+                }
+                Ok(())
+            }
+            (false, _) => Err(Error::S3 {
+                operation: "PutObject",
+                bucket: bucket.to_string(),
+                key: probe_key.to_string(),
+                message: format!(
+                    "the If-None-Match probe {probe_key} already existed, which a fresh random key cannot; the server at {} answers conditional writes wrongly",
+                    self.endpoint
+                ),
+                retryable: false,
+                source: None,
+            }),
+            (true, true) => Err(Error::S3 {
+                operation: "PutObject",
+                bucket: bucket.to_string(),
+                key: probe_key.to_string(),
+                message: format!(
+                    "the server at {} ignores If-None-Match: * (a second conditional create of {probe_key} succeeded instead of answering 412); exactly-once commits depend on it, so nothing was written. Use AWS S3 or an S3-compatible server with conditional writes",
+                    self.endpoint
+                ),
+                retryable: false,
+                source: None,
+            }),
         }
     }
 
@@ -589,12 +670,20 @@ where
                 true,
             )
         }
-        SdkError::TimeoutError(_) => (format!("request to {endpoint} timed out"), true),
+        SdkError::TimeoutError(_) => (
+            format!(
+                "no answer from {endpoint} within the operation's time limit (attempt_timeout_secs / operation_timeout_secs, retries included); the server hangs or the network drops packets"
+            ),
+            true,
+        ),
         SdkError::ServiceError(se) => {
             let status = se.raw().status().as_u16();
             let code = se.err().code().unwrap_or("");
             let msg = se.err().message().unwrap_or("");
-            let retryable = status >= 500 || status == 429 || code == "SlowDown";
+            let retryable = status >= 500
+                || status == 429
+                || code == "SlowDown"
+                || code == "ConditionalRequestConflict";
             let hint = match (status, code) {
                 (_, "NoSuchBucket") => format!("; bucket `{bucket}` does not exist at {endpoint}"),
                 (403, _) => "; check the credentials and the bucket policy".to_string(),

@@ -316,9 +316,22 @@ impl ObjectUpload {
         }
         let mut parts = std::mem::take(&mut self.parts);
         parts.sort_by_key(|p| p.part_number());
-        self.store
+        if let Err(e) = self
+            .store
             .complete_multipart(&self.bucket, &self.key, &upload_id, parts)
-            .await?;
+            .await
+        {
+            // S3 may apply a CompleteMultipartUpload whose reply is then lost: the SDK's
+            // retry finds no upload (404 NoSuchUpload), which reads as an upload aborted
+            // under the run. The key is this run's own (run id, partition, sequence), so an
+            // object there with exactly the bytes written is this upload, complete.
+            match self.store.head(&self.bucket, &self.key).await {
+                Ok(Some(size)) if size == self.bytes => {
+                    tracing::info!(key = %self.key, bytes = size, "CompleteMultipartUpload's reply was lost, but the object is complete with every byte written");
+                }
+                _ => return Err(e),
+            }
+        }
         self.limits.open.remove(&self.bucket, &self.key);
         Ok(())
     }

@@ -229,6 +229,112 @@ async fn stopped_run_commits_progress_and_the_next_run_finishes_exactly() {
     assert_eq!(got, orders_batch(&config, 1, 60_000));
 }
 
+/// A long run commits every `commit_interval` and reads on: every intermediate commit is
+/// a clean prefix of each partition with its resume point, and the run as a whole is
+/// exact. Before intermediate commits, this run committed once, at its end.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_run_commits_every_interval_and_stays_exact() {
+    let env = TestEnv::start().await;
+    let store = env.store().await;
+    // One partition of 15 batches, 200 ms each: ~3 s of reading.
+    let config = OrdersDemoConfig {
+        batch_delay_ms: 200,
+        ..demo(60_000, 60_000)
+    };
+    let mut options = ExtractOptions::new(env.output("interval"));
+    options.max_concurrent_partitions = 1;
+    options.commit_interval.secs = 1;
+    let report = core(&store, config.clone(), options.clone())
+        .run(ORDERS, &StopSignal::new())
+        .await
+        .unwrap();
+    assert_eq!(report.status, RunStatus::Complete);
+    assert_eq!(report.rows, 60_000, "the report counts every commit's rows");
+    assert!(
+        report.intermediate_commits >= 1,
+        "a 3 s run with a 1 s interval committed once: {report:?}"
+    );
+    let dataset = Dataset::new(store.clone(), options.output.clone(), ORDERS);
+    let manifests = dataset.manifests().await.unwrap();
+    assert_eq!(
+        manifests.len() as u64,
+        report.intermediate_commits + 1,
+        "one table version per commit"
+    );
+    assert_eq!(report.sequence, manifests.last().map(|m| m.sequence));
+    let mut committed = 0u64;
+    for m in &manifests[..manifests.len() - 1] {
+        // An intermediate commit: the rows so far and where to resume, no cursor yet.
+        assert_eq!(m.status, RunStatus::Partial);
+        assert_eq!(m.state.cursor, None, "the cursor must not run ahead");
+        committed += m.rows;
+        let pending = m.state.pending.as_ref().expect("a pending plan");
+        assert_eq!(
+            pending.partitions[0].checkpoint,
+            Some(serde_json::json!({ "order_id": committed })),
+            "sequence {}: the resume point is exactly the rows committed",
+            m.sequence
+        );
+        assert!(m.rows > 0, "an intermediate commit with no rows: {m:?}");
+    }
+    let last = manifests.last().unwrap();
+    assert_eq!(last.status, RunStatus::Complete);
+    assert_eq!(committed + last.rows, 60_000);
+    let got = read_committed(&store, &options.output, ORDERS, "order_id")
+        .await
+        .unwrap();
+    assert_eq!(got, orders_batch(&config, 1, 60_000));
+    assert_eq!(
+        integration_tests::deltalake_key_summary(&env, &options.output, ORDERS, "order_id"),
+        (60_000, 60_000, Some(1), Some(60_000)),
+        "delta-rs reads every row once"
+    );
+
+    // By volume: files of 64 KiB and a commit every 1 MiB of them; the source is slowed
+    // (20 ms a batch) so the files do not all finish between two looks at the bytes.
+    let config = OrdersDemoConfig {
+        batch_delay_ms: 20,
+        ..demo(300_000, 300_000)
+    };
+    let mut options = ExtractOptions::new(env.output("interval-size"));
+    options.max_concurrent_partitions = 1;
+    options.parquet.target_file_bytes = 64 << 10;
+    options.commit_interval.bytes = 1 << 20;
+    let report = core(&store, config.clone(), options.clone())
+        .run(ORDERS, &StopSignal::new())
+        .await
+        .unwrap();
+    assert_eq!(report.status, RunStatus::Complete);
+    assert_eq!(report.rows, 300_000);
+    let manifests = Dataset::new(store.clone(), options.output.clone(), ORDERS)
+        .manifests()
+        .await
+        .unwrap();
+    assert_eq!(manifests.len() as u64, report.intermediate_commits + 1);
+    let written: u64 = manifests.iter().map(|m| m.bytes).sum();
+    assert!(
+        written > 3 << 20,
+        "the test needs > 3 MiB of files: {written}"
+    );
+    assert!(
+        report.intermediate_commits >= 2,
+        "{written} bytes of files, a commit due every 1 MiB, and {} intermediate commits",
+        report.intermediate_commits
+    );
+    for m in &manifests[..manifests.len() - 1] {
+        assert!(
+            m.bytes >= 1 << 20,
+            "sequence {} committed {} bytes: a commit before its interval was full",
+            m.sequence,
+            m.bytes
+        );
+    }
+    let got = read_committed(&store, &options.output, ORDERS, "order_id")
+        .await
+        .unwrap();
+    assert_eq!(got, orders_batch(&config, 1, 300_000));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_concurrent_runs_exactly_one_commits() {
     let env = TestEnv::start().await;
@@ -343,6 +449,9 @@ async fn s3_faults_are_retried_and_the_output_is_identical() {
             fail_all: false,
             seed: 7,
             lose_reply_once: None,
+            lose_complete_reply_once: false,
+            answer_once: None,
+            hang: None,
         },
     )
     .await
@@ -378,6 +487,9 @@ async fn s3_faults_are_retried_and_the_output_is_identical() {
         fail_all: true,
         seed: 7,
         lose_reply_once: None,
+        lose_complete_reply_once: false,
+        answer_once: None,
+        hang: None,
     });
     let mut failing = options.clone();
     failing.output = env.output("failing");
@@ -454,6 +566,53 @@ async fn a_commit_whose_reply_is_lost_is_recognised_and_applied_once() {
         .await
         .unwrap();
     assert_eq!(got, orders_batch(&config, 1, 16_000));
+    proxy.shutdown().await;
+}
+
+/// S3 completes a multipart upload but the reply is lost: the SDK's retry finds no upload
+/// (NoSuchUpload), which is not an upload aborted under the run: the object is there with
+/// every byte, and the run commits it once. Before the fix the run failed with "aborted".
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_completed_upload_whose_reply_is_lost_is_recognised() {
+    let env = TestEnv::start().await;
+    let proxy = FaultProxy::start(
+        env.s3.addr(),
+        FaultConfig {
+            lose_complete_reply_once: true,
+            ..FaultConfig::default()
+        },
+    )
+    .await
+    .unwrap();
+    let store = S3Store::connect(&TestEnv::s3_options(&proxy.endpoint())).await;
+    // One partition of ~15 MB: a multipart upload of 5 MiB parts.
+    let config = demo(800_000, 800_000);
+    let mut options = ExtractOptions::new(env.output("lost-complete"));
+    options.upload.part_bytes = 5 * 1024 * 1024;
+    options.parquet.dictionary = Dictionary::Always;
+    let report = core(&store, config.clone(), options.clone())
+        .run(ORDERS, &StopSignal::new())
+        .await
+        .expect("the lost reply of CompleteMultipartUpload is recognised");
+    assert_eq!(proxy.stats().lost_replies, 1, "the fault was injected");
+    let ops = store.operation_counts();
+    assert!(
+        ops.get("CompleteMultipartUpload").copied().unwrap_or(0) >= 1,
+        "{ops:?}"
+    );
+    assert_eq!((report.rows, report.files), (800_000, 1));
+    let clean = env.store().await;
+    let got = read_committed(&clean, &options.output, ORDERS, "order_id")
+        .await
+        .unwrap();
+    assert_eq!(got, orders_batch(&config, 1, 800_000));
+    assert!(
+        clean
+            .list_open_uploads(BUCKET, "lost-complete/")
+            .await
+            .unwrap()
+            .is_empty()
+    );
     proxy.shutdown().await;
 }
 
@@ -679,4 +838,307 @@ async fn an_upload_aborted_under_the_run_is_named_as_such() {
         .await
         .unwrap();
     assert_eq!(got, orders_batch(&config, 1, 1_000_000));
+}
+
+/// A server that ignores `If-None-Match: *` would let two runs both commit the same table
+/// version: the probe at the start of a run finds out and refuses before anything is
+/// read or written; the same server with conditional writes runs normally.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_that_ignores_if_none_match_is_refused_before_any_write() {
+    let env = TestEnv::start().await;
+    let store = env.store().await;
+    let options = ExtractOptions::new(env.output("probe"));
+    env.s3.set_ignore_if_none_match(true);
+    let err = core(&store, demo(1_000, 1_000), options.clone())
+        .run(ORDERS, &StopSignal::new())
+        .await
+        .expect_err("a server without conditional writes is refused");
+    let msg = err.to_string();
+    assert!(
+        msg.contains("ignores If-None-Match") && msg.contains("exactly-once"),
+        "{msg}"
+    );
+    assert!(!msg.contains('\n'), "{msg}");
+    assert!(!err.is_retryable());
+    assert!(
+        env.keys("probe/").await.is_empty(),
+        "nothing is left written"
+    );
+
+    env.s3.set_ignore_if_none_match(false);
+    let fresh = S3Store::connect(&TestEnv::s3_options(&env.endpoint())).await;
+    let report = core(&fresh, demo(1_000, 1_000), options.clone())
+        .run(ORDERS, &StopSignal::new())
+        .await
+        .expect("conditional writes honoured");
+    assert_eq!(report.rows, 1_000);
+    assert!(
+        !env.keys("probe/")
+            .await
+            .iter()
+            .any(|k| k.contains("_probes")),
+        "the probe object is deleted"
+    );
+}
+
+/// Rewrite the last commit of `stream`'s table under `prefix` with `edit` (the log entry's
+/// text in, the new text out), through S3.
+async fn edit_last_log_entry(
+    env: &TestEnv,
+    prefix: &str,
+    stream: &str,
+    edit: impl Fn(&str) -> String,
+) -> String {
+    let store = env.store().await;
+    let mut log: Vec<String> = env
+        .keys(&format!("{prefix}/{stream}/_delta_log/"))
+        .await
+        .into_iter()
+        .filter(|k| k.ends_with(".json"))
+        .collect();
+    log.sort();
+    let key = log.pop().expect("a log entry");
+    let text = store.get(BUCKET, &key).await.unwrap().unwrap();
+    let text = String::from_utf8(text.to_vec()).unwrap();
+    store
+        .put(BUCKET, &key, edit(&text).into_bytes().into(), false)
+        .await
+        .unwrap();
+    key
+}
+
+/// The run record in a log entry's domain metadata, edited by `edit` (the record as JSON).
+fn edit_record(entry: &str, edit: &dyn Fn(&mut serde_json::Value) -> String) -> String {
+    entry
+        .lines()
+        .map(|line| {
+            let mut action: serde_json::Value = serde_json::from_str(line).unwrap();
+            if let Some(dm) = action.get_mut("domainMetadata")
+                && dm["domain"] == "connector-sdk.run"
+            {
+                let mut record: serde_json::Value =
+                    serde_json::from_str(dm["configuration"].as_str().unwrap()).unwrap();
+                dm["configuration"] = serde_json::Value::String(edit(&mut record));
+            }
+            action.to_string()
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+        + "\n"
+}
+
+/// A committed state that is truncated, corrupt or of a newer format is a clear error
+/// naming the problem, before anything is read or written: the table keeps exactly its
+/// log and files.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_corrupt_truncated_or_newer_state_is_refused_and_nothing_is_overwritten() {
+    let env = TestEnv::start().await;
+    let store = env.store().await;
+    let options = ExtractOptions::new(env.output("state"));
+    core(&store, demo(2_000, 1_000), options.clone())
+        .run(ORDERS, &StopSignal::new())
+        .await
+        .unwrap();
+    let more = demo(3_000, 1_000);
+    type Edit = Box<dyn Fn(&str) -> String>;
+    let cases: Vec<(&str, Edit, &str)> = vec![
+        (
+            "newer format",
+            Box::new(|t: &str| {
+                edit_record(t, &|r| {
+                    r["format"] = serde_json::json!(2);
+                    r.to_string()
+                })
+            }),
+            "newer than this binary reads",
+        ),
+        (
+            "corrupt record",
+            Box::new(|t: &str| {
+                edit_record(t, &|r| {
+                    let full = r.to_string();
+                    full[..full.len() / 2].to_string()
+                })
+            }),
+            "corrupt or truncated",
+        ),
+        (
+            "record without a format",
+            Box::new(|t: &str| {
+                edit_record(t, &|r| {
+                    r.as_object_mut().unwrap().remove("format");
+                    r.to_string()
+                })
+            }),
+            "no format number",
+        ),
+        (
+            "truncated log entry",
+            Box::new(|t: &str| t[..t.len() / 2].to_string()),
+            "",
+        ),
+    ];
+    for (what, edit, needle) in cases {
+        let original = edit_last_log_entry(&env, "state", ORDERS, |t| t.to_string()).await;
+        let before_text = store.get(BUCKET, &original).await.unwrap().unwrap();
+        edit_last_log_entry(&env, "state", ORDERS, |t| edit(t)).await;
+        let edited = store.get(BUCKET, &original).await.unwrap().unwrap();
+        let keys_before = env.keys("state/").await;
+        let err = core(&store, more.clone(), options.clone())
+            .run(ORDERS, &StopSignal::new())
+            .await
+            .expect_err(what);
+        let msg = err.to_string();
+        assert!(msg.contains(needle), "{what}: {msg}");
+        assert!(!msg.contains('\n'), "{what}: {msg}");
+        assert!(
+            matches!(err, Error::CorruptManifest { .. } | Error::Table { .. }),
+            "{what}: {err:?}"
+        );
+        assert_eq!(
+            env.keys("state/").await,
+            keys_before,
+            "{what}: nothing written"
+        );
+        assert_eq!(
+            store.get(BUCKET, &original).await.unwrap().unwrap(),
+            edited,
+            "{what}: the log entry is not overwritten"
+        );
+        // Put the entry back: the table is whole again.
+        store
+            .put(BUCKET, &original, before_text, false)
+            .await
+            .unwrap();
+    }
+    let report = core(&store, more.clone(), options.clone())
+        .run(ORDERS, &StopSignal::new())
+        .await
+        .expect("the restored table runs");
+    assert_eq!(report.rows, 1_000);
+    let got = read_committed(&store, &options.output, ORDERS, "order_id")
+        .await
+        .unwrap();
+    assert_eq!(got, orders_batch(&more, 1, 3_000));
+}
+
+/// Conditional writes answered `409 ConditionalRequestConflict` (a concurrent write was in
+/// flight) are tried again: the commit lands once. Before, a 409 read as "the version
+/// exists" and the run reported a conflict with no winner and deleted its files.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_409_on_the_commit_is_retried_and_a_412_is_a_clean_conflict() {
+    let env = TestEnv::start().await;
+    let proxy = FaultProxy::start(
+        env.s3.addr(),
+        FaultConfig {
+            answer_once: Some(("/_delta_log/00000000000000000000.json".into(), 409)),
+            ..FaultConfig::default()
+        },
+    )
+    .await
+    .unwrap();
+    let store = S3Store::connect(&TestEnv::s3_options(&proxy.endpoint())).await;
+    let options = ExtractOptions::new(env.output("c409"));
+    let report = core(&store, demo(5_000, 5_000), options.clone())
+        .run(ORDERS, &StopSignal::new())
+        .await
+        .expect("a 409 is tried again");
+    assert_eq!((report.sequence, report.rows), (Some(1), 5_000));
+    let clean = env.store().await;
+    let got = read_committed(&clean, &options.output, ORDERS, "order_id")
+        .await
+        .unwrap();
+    assert_eq!(got, orders_batch(&demo(5_000, 5_000), 1, 5_000));
+
+    // A 412 says another writer has the version: a conflict, this run's files deleted,
+    // the table unchanged.
+    proxy.set_config(FaultConfig {
+        answer_once: Some(("/_delta_log/00000000000000000001.json".into(), 412)),
+        ..FaultConfig::default()
+    });
+    let keys_before = env.keys("c409/").await;
+    let err = core(&store, demo(8_000, 5_000), options.clone())
+        .run(ORDERS, &StopSignal::new())
+        .await
+        .expect_err("a 412 is a conflict");
+    assert!(matches!(err, Error::CommitConflict { .. }), "{err:?}");
+    assert_eq!(
+        env.keys("c409/").await,
+        keys_before,
+        "the losing run's files are deleted"
+    );
+    let got = read_committed(&clean, &options.output, ORDERS, "order_id")
+        .await
+        .unwrap();
+    assert_eq!(got.num_rows(), 5_000, "the table is unchanged");
+    proxy.shutdown().await;
+}
+
+/// A request that hangs is abandoned after the attempt timeout and retried; an operation
+/// that hangs every time fails at its total deadline with an error that says so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hanging_request_is_retried_and_bounded_by_a_total_deadline() {
+    let env = TestEnv::start().await;
+    let proxy = FaultProxy::start(
+        env.s3.addr(),
+        FaultConfig {
+            hang: Some(("/part-".into(), 1)),
+            ..FaultConfig::default()
+        },
+    )
+    .await
+    .unwrap();
+    let s3 = |attempts: u32| connector_sdk::S3Options {
+        max_attempts: Some(attempts),
+        attempt_timeout_secs: Some(2),
+        operation_timeout_secs: Some(5),
+        ..TestEnv::s3_options(&proxy.endpoint())
+    };
+    let store = S3Store::connect(&s3(10)).await;
+    let options = ExtractOptions::new(env.output("hang"));
+    let config = demo(5_000, 5_000);
+    let report = core(&store, config.clone(), options.clone())
+        .run(ORDERS, &StopSignal::new())
+        .await
+        .expect("the hanging upload is retried");
+    assert_eq!(report.rows, 5_000);
+    assert!(report.s3_retries >= 1, "{report:?}");
+    let got = read_committed(&env.store().await, &options.output, ORDERS, "order_id")
+        .await
+        .unwrap();
+    assert_eq!(got, orders_batch(&config, 1, 5_000));
+
+    // Every attempt hangs: the operation gives up at its 5 s deadline, not after
+    // 50 attempts × 2 s.
+    proxy.set_config(FaultConfig {
+        hang: Some(("/part-".into(), u32::MAX)),
+        ..FaultConfig::default()
+    });
+    let patient = S3Store::connect(&s3(50)).await;
+    let started = std::time::Instant::now();
+    let err = core(&patient, demo(9_000, 5_000), options.clone())
+        .run(ORDERS, &StopSignal::new())
+        .await
+        .expect_err("an upload that always hangs fails");
+    let msg = err.to_string();
+    assert!(
+        msg.contains("time limit") || msg.contains("timed out"),
+        "{msg}"
+    );
+    assert!(err.is_retryable(), "{err:?}");
+    // Generous bound (loaded machines), far below 50 × 2 s of attempts.
+    assert!(
+        started.elapsed() < Duration::from_secs(60),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(
+        read_committed(&env.store().await, &options.output, ORDERS, "order_id")
+            .await
+            .unwrap()
+            .num_rows(),
+        5_000,
+        "nothing of the failed run is visible"
+    );
+    proxy.shutdown().await;
 }

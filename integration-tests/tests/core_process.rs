@@ -42,15 +42,33 @@ async fn kill_at(
     extra: &[&str],
     message: &str,
 ) -> bool {
+    kill_after(endpoint, config, output, extra, &[message]).await
+}
+
+/// Run an extract and SIGKILL it once log lines with each of `messages` have appeared,
+/// in that order. Returns true if it was killed.
+async fn kill_after(
+    endpoint: &str,
+    config: &Path,
+    output: &str,
+    extra: &[&str],
+    messages: &[&str],
+) -> bool {
     let mut child = extract_cmd(endpoint, config, output, extra)
         .spawn()
         .expect("spawn");
     let stderr = child.stderr.take().expect("stderr");
     let mut lines = BufReader::new(stderr).lines();
-    let needle = format!("\"message\":\"{message}\"");
+    let mut needles = messages
+        .iter()
+        .map(|m| format!("\"message\":\"{m}\""))
+        .peekable();
     let mut killed = false;
     while let Ok(Some(line)) = lines.next_line().await {
-        if line.contains(&needle) {
+        if needles.peek().is_some_and(|n| line.contains(n.as_str())) {
+            needles.next();
+        }
+        if needles.peek().is_none() {
             child.start_kill().expect("SIGKILL");
             killed = true;
             break;
@@ -231,6 +249,121 @@ async fn sigkill_at_any_point_then_rerun_gives_the_exact_dataset() {
         .await
         .unwrap();
     assert_eq!(got, orders_batch(&config, 1, 1_600_000));
+}
+
+/// A hard kill loses at most one commit interval: the run commits every 1 MiB of files
+/// and reads on; SIGKILLed in its third interval, it leaves the table with the first two
+/// commits (a clean prefix and its resume point) and less than one interval of files of
+/// its own; the next run reads exactly the rest. Before intermediate commits, the kill
+/// left nothing committed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_loses_at_most_one_commit_interval() {
+    let env = TestEnv::start().await;
+    let endpoint = env.endpoint();
+    let config = OrdersDemoConfig {
+        rows: 600_000,
+        rows_per_day: 600_000,
+        batch_size: 8192,
+        batch_delay_ms: 10,
+        ..Default::default()
+    };
+    let config_path = env.write_json(
+        "demo.json",
+        &json!({
+            "rows": config.rows, "rows_per_day": config.rows_per_day,
+            "batch_size": config.batch_size, "batch_delay_ms": config.batch_delay_ms,
+        }),
+    );
+    let output = format!("s3://{BUCKET}/interval");
+    let interval: u64 = 1 << 20;
+    let extra = [
+        "--target-file-size",
+        "256KiB",
+        "--concurrency",
+        "1",
+        "--commit-interval-size",
+        "1MiB",
+    ];
+    let killed = kill_after(
+        &endpoint,
+        &config_path,
+        &output,
+        &extra,
+        &[
+            "intermediate commit; reading on",
+            "intermediate commit; reading on",
+            "file written",
+        ],
+    )
+    .await;
+    assert!(killed, "the run finished before its third commit interval");
+    let store = env.store().await;
+    let out = env.output("interval");
+    let dataset = Dataset::new(store.clone(), out.clone(), ORDERS);
+    let latest = dataset
+        .latest()
+        .await
+        .unwrap()
+        .expect("intermediate commits");
+    assert_eq!(
+        latest.sequence, 2,
+        "two intermediate commits before the kill"
+    );
+    let committed = read_committed(&store, &out, ORDERS, "order_id")
+        .await
+        .unwrap();
+    let n = committed.num_rows() as u64;
+    assert!(n > 0 && n < config.rows);
+    assert_eq!(committed, orders_batch(&config, 1, n), "a clean prefix");
+    let pending = latest.state.pending.as_ref().expect("a pending plan");
+    assert_eq!(
+        pending.partitions[0].checkpoint,
+        Some(json!({ "order_id": n })),
+        "the resume point is exactly the committed rows"
+    );
+    // What the kill lost: the finished files no commit lists, less than one interval.
+    let live: Vec<String> = dataset
+        .committed_files()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|f| f.key)
+        .collect();
+    let mut lost = 0u64;
+    for key in env.keys("interval/orders/dt=").await {
+        if !live.contains(&key) {
+            lost += store.head(BUCKET, &key).await.unwrap().unwrap_or(0);
+        }
+    }
+    assert!(
+        lost > 0 && lost < interval,
+        "the kill lost {lost} bytes of finished files; at most one interval ({interval}) may be lost"
+    );
+
+    // The next run reads exactly the rest, from the last intermediate commit.
+    let rest = extract_cmd(&endpoint, &config_path, &output, &extra)
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        rest.status.success(),
+        "{}",
+        String::from_utf8_lossy(&rest.stderr)
+    );
+    let report: serde_json::Value = String::from_utf8_lossy(&rest.stdout)
+        .lines()
+        .find_map(|l| serde_json::from_str(l).ok())
+        .expect("a JSON report on stdout");
+    assert_eq!(report["rows"], json!(config.rows - n), "{report}");
+    let got = read_committed(&store, &out, ORDERS, "order_id")
+        .await
+        .unwrap();
+    assert_eq!(got, orders_batch(&config, 1, config.rows));
+    assert_eq!(
+        deltalake_key_summary(&env, &out, ORDERS, "order_id"),
+        (config.rows, config.rows, Some(1), Some(config.rows as i64)),
+        "delta-rs reads every row once"
+    );
 }
 
 /// Run the binary with `args`; returns (exit code, stderr).

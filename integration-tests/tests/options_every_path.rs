@@ -32,6 +32,8 @@ fn cases() -> Vec<(&'static str, &'static str, Value)> {
             json!("discard_columns"),
         ),
         ("write_disposition", "replace", json!("replace")),
+        ("commit_interval_secs", "60", json!(60)),
+        ("commit_interval_size", "256MiB", json!("256MiB")),
     ]
 }
 
@@ -177,6 +179,10 @@ fn every_path_names_the_option_it_refuses() {
         ("max_buffered_parts", json!(0)),
         ("concurrency", json!(0)),
         ("max_runtime_secs", json!(-1.0)),
+        ("commit_interval_secs", json!(0)),
+        ("commit_interval_secs", json!(604_801)),
+        ("commit_interval_size", json!("512KiB")),
+        ("commit_interval_size", json!("1025GiB")),
     ] {
         let settings = from_lambda_event(name, &bad);
         let e = settings.resolve(output()).unwrap_err().to_string();

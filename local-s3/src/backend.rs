@@ -59,6 +59,10 @@ pub(crate) struct LocalFs {
     /// The canonical data root (the same directory `FileSystem` uses).
     root: PathBuf,
     key_locks: KeyLocks,
+    /// Behave as a server that does not support conditional writes: `If-None-Match` on
+    /// `PutObject` is ignored (the write always happens). For tests of clients that must
+    /// detect such a server.
+    pub(crate) ignore_if_none_match: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl fmt::Debug for LocalFs {
@@ -75,6 +79,7 @@ impl LocalFs {
             fs,
             root,
             key_locks: KeyLocks::default(),
+            ignore_if_none_match: Arc::default(),
         }
     }
 
@@ -347,6 +352,13 @@ impl S3 for LocalFs {
         req: S3Request<PutObjectInput>,
     ) -> S3Result<S3Response<PutObjectOutput>> {
         self.ensure_bucket(&req.input.bucket)?;
+        let mut req = req;
+        if self
+            .ignore_if_none_match
+            .load(std::sync::atomic::Ordering::Relaxed)
+        {
+            req.input.if_none_match = None;
+        }
         let (bucket, key) = (req.input.bucket.clone(), req.input.key.clone());
         self.key_locks
             .with_lock(&bucket, &key, self.fs.put_object(req))

@@ -13,7 +13,12 @@
 //!
 //! `fail_all` answers every request with the `SlowDown` 503. `lose_reply_once` forwards
 //! the first PUT whose path contains the given text, lets the server apply it, then closes
-//! the connection without its response (the write happened; the client cannot know).
+//! the connection without its response (the write happened; the client cannot know);
+//! `lose_complete_reply_once` does the same to the first CompleteMultipartUpload.
+//! `answer_once` answers the first PUT whose path contains the text with the given status
+//! and its S3 error code (409 `ConditionalRequestConflict`, 412 `PreconditionFailed`...)
+//! without forwarding it. `hang` holds requests whose path contains the text without ever
+//! answering (a server that hangs), up to the given number of times.
 
 use std::convert::Infallible;
 use std::fmt;
@@ -56,6 +61,15 @@ pub struct FaultConfig {
     /// Forward the first PUT whose path contains this text, then drop its response
     /// (once; other faults are not drawn for that request).
     pub lose_reply_once: Option<String>,
+    /// Forward the first CompleteMultipartUpload (a POST with an `uploadId`), then drop
+    /// its response (once): the object is complete, the client sees a lost reply.
+    pub lose_complete_reply_once: bool,
+    /// Answer the first PUT whose path contains this text with this status (and its S3
+    /// error code), without forwarding it (once).
+    pub answer_once: Option<(String, u16)>,
+    /// Never answer requests whose path contains this text (nor forward them), this many
+    /// times; the client's timeout ends each.
+    pub hang: Option<(String, u32)>,
 }
 
 impl Default for FaultConfig {
@@ -67,6 +81,9 @@ impl Default for FaultConfig {
             fail_all: false,
             seed: 0,
             lose_reply_once: None,
+            lose_complete_reply_once: false,
+            answer_once: None,
+            hang: None,
         }
     }
 }
@@ -223,8 +240,30 @@ impl Shared {
             .clone()
     }
 
-    fn decide(&self, method: &hyper::Method, path: &str) -> Decision {
+    fn decide(&self, method: &hyper::Method, path: &str, query: &str) -> Decision {
         let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        if method == hyper::Method::POST
+            && state.config.lose_complete_reply_once
+            && query.split('&').any(|p| p.starts_with("uploadId="))
+        {
+            state.config.lose_complete_reply_once = false;
+            return Decision::ForwardThenDrop;
+        }
+        if let Some((text, times)) = &mut state.config.hang
+            && *times > 0
+            && path.contains(text.as_str())
+        {
+            *times -= 1;
+            return Decision::Hang;
+        }
+        if method == hyper::Method::PUT
+            && let Some((text, status)) = &state.config.answer_once
+            && path.contains(text.as_str())
+        {
+            let status = *status;
+            state.config.answer_once = None;
+            return Decision::Answer(status);
+        }
         if method == hyper::Method::PUT
             && let Some(text) = &state.config.lose_reply_once
             && path.contains(text.as_str())
@@ -269,6 +308,10 @@ enum Decision {
     Reset,
     Forward,
     ForwardThenDrop,
+    /// Answer with this status, not forwarded.
+    Answer(u16),
+    /// Never answer.
+    Hang,
 }
 
 /// The service error that makes hyper drop the connection without answering.
@@ -307,7 +350,8 @@ async fn handle(
 ) -> Result<Response<ProxyBody>, InjectedReset> {
     let n = shared.requests.fetch_add(1, Ordering::Relaxed) + 1;
     let path = req.uri().path().to_owned();
-    match shared.decide(req.method(), &path) {
+    let query = req.uri().query().unwrap_or_default().to_owned();
+    match shared.decide(req.method(), &path, &query) {
         Decision::Reset => {
             shared.resets.fetch_add(1, Ordering::Relaxed);
             tracing::debug!(n, method = %req.method(), uri = %req.uri(), "fault proxy: reset");
@@ -327,6 +371,38 @@ async fn handle(
                 }
             }
             Ok(slow_down_response(&resource, n))
+        }
+        Decision::Answer(status) => {
+            tracing::debug!(n, %path, status, "fault proxy: answered without forwarding");
+            let mut body = req.into_body();
+            while let Some(frame) = body.frame().await {
+                if frame.is_err() {
+                    break;
+                }
+            }
+            let code = match status {
+                409 => "ConditionalRequestConflict",
+                412 => "PreconditionFailed",
+                403 => "AccessDenied",
+                404 => "NoSuchKey",
+                500 => "InternalError",
+                503 => "SlowDown",
+                _ => "InjectedError",
+            };
+            let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            Ok(error_response(
+                status,
+                code,
+                "injected by the fault proxy",
+                n,
+            ))
+        }
+        Decision::Hang => {
+            tracing::debug!(n, %path, "fault proxy: hanging");
+            // Until the client gives up and closes the connection (the server task ends
+            // with it) or the proxy shuts down.
+            std::future::pending::<()>().await;
+            Err(InjectedReset)
         }
         Decision::Forward => Ok(forward(shared, req, n).await),
         Decision::ForwardThenDrop => {
@@ -443,6 +519,9 @@ mod tests {
             fail_all: false,
             seed: 7,
             lose_reply_once: None,
+            lose_complete_reply_once: false,
+            answer_once: None,
+            hang: None,
         };
         let a = decisions(cfg.clone(), 1000);
         assert_eq!(a, decisions(cfg, 1000));

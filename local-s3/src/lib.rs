@@ -51,6 +51,7 @@ pub const REGION: &str = "us-east-1";
 pub struct LocalS3 {
     root: PathBuf,
     server: ServerHandle,
+    ignore_if_none_match: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl LocalS3 {
@@ -85,8 +86,10 @@ impl LocalS3 {
             message: format!("{e:?}"),
         })?;
 
+        let backend = LocalFs::new(fs, root.clone());
+        let ignore_if_none_match = backend.ignore_if_none_match.clone();
         let service = {
-            let mut builder = S3ServiceBuilder::new(LocalFs::new(fs, root.clone()));
+            let mut builder = S3ServiceBuilder::new(backend);
             builder.set_auth(SimpleAuth::from_single(ACCESS_KEY, SECRET_KEY));
             // No `set_host`: without a host parser s3s treats every request as
             // path-style (`/bucket/key`), which is what clients using
@@ -106,7 +109,11 @@ impl LocalS3 {
             });
         })?;
         tracing::debug!(addr = %server.addr(), root = %root.display(), "local-s3 started");
-        Ok(LocalS3 { root, server })
+        Ok(LocalS3 {
+            root,
+            server,
+            ignore_if_none_match,
+        })
     }
 
     /// The base URL to give S3 clients, e.g. `http://127.0.0.1:40123`.
@@ -119,6 +126,14 @@ impl LocalS3 {
     #[must_use]
     pub fn addr(&self) -> SocketAddr {
         self.server.addr()
+    }
+
+    /// Behave (`true`) as an S3-compatible server without conditional writes: a
+    /// `PutObject` with `If-None-Match: *` overwrites an existing key instead of answering
+    /// 412. For testing clients that must detect such a server.
+    pub fn set_ignore_if_none_match(&self, ignore: bool) {
+        self.ignore_if_none_match
+            .store(ignore, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// The data root, canonicalised (absolute, symlinks resolved).

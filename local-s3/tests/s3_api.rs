@@ -723,6 +723,9 @@ async fn proxy_faults_are_retried_by_the_sdk() {
             fail_all: false,
             seed: 42,
             lose_reply_once: None,
+            lose_complete_reply_once: false,
+            answer_once: None,
+            hang: None,
         },
     )
     .await

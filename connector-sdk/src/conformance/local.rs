@@ -34,6 +34,8 @@ impl LocalS3Target {
             endpoint_url: Some(server.endpoint()),
             region: Some(local_s3::REGION.into()),
             max_attempts: Some(5),
+            attempt_timeout_secs: None,
+            operation_timeout_secs: None,
             static_credentials: Some(StaticCredentials {
                 access_key_id: local_s3::ACCESS_KEY.into(),
                 secret_access_key: local_s3::SECRET_KEY.into(),

@@ -367,6 +367,7 @@ impl<C: Connector> ExtractCore<C> {
             }),
             started_at: plan.started_at,
             finished_at,
+            intermediate_commits: 0,
             runtime: self.runtime.as_ref().clone(),
         }
     }

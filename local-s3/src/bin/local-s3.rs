@@ -98,6 +98,9 @@ async fn run(args: Args) -> Result<(), LocalS3Error> {
             fail_all: false,
             seed: args.fault_seed,
             lose_reply_once: None,
+            lose_complete_reply_once: false,
+            answer_once: None,
+            hang: None,
         };
         Some(FaultProxy::start_on(s3.addr(), config, listen).await?)
     } else {

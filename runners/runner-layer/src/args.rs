@@ -41,6 +41,14 @@ pub struct OutputArgs {
     /// Maximum attempts per S3 request (SDK standard retry mode), 1..=100.
     #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=100))]
     pub max_attempts: u32,
+    /// Seconds one S3 request attempt may take before it is abandoned and retried (a
+    /// server that hangs), 1..=3600 [default: 120]
+    #[arg(long, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub s3_attempt_timeout_secs: Option<u64>,
+    /// Seconds one S3 operation may take in all, retries and backoff included, 1..=86400
+    /// [default: 600]
+    #[arg(long, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..=86400))]
+    pub s3_operation_timeout_secs: Option<u64>,
 }
 
 impl OutputArgs {
@@ -50,6 +58,8 @@ impl OutputArgs {
             endpoint_url: self.endpoint_url.clone(),
             region: self.region.clone(),
             max_attempts: Some(self.max_attempts),
+            attempt_timeout_secs: self.s3_attempt_timeout_secs,
+            operation_timeout_secs: self.s3_operation_timeout_secs,
             static_credentials: None,
         }
     }

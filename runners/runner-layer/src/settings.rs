@@ -9,7 +9,8 @@ use std::str::FromStr;
 use std::time::{Duration, Instant};
 
 use connector_sdk::{
-    Codec, Dictionary, Error, ExtractOptions, OutputLocation, SchemaEvolution, WriteDisposition,
+    COMMIT_INTERVAL_BYTES_RANGE, COMMIT_INTERVAL_SECS_RANGE, Codec, Dictionary, Error,
+    ExtractOptions, OutputLocation, SchemaEvolution, WriteDisposition,
 };
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -186,6 +187,17 @@ pub struct ExtractSettings {
     #[arg(long, env = "CONNECTOR_WRITE_DISPOSITION", value_name = "MODE", value_parser = parse_write_disposition)]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub write_disposition: Option<WriteDisposition>,
+    /// Commit what has been read every this many seconds and read on, so a hard kill
+    /// (SIGKILL, an OOM kill, a timeout) loses at most this much work; the next run resumes
+    /// from the last commit. 1..=604800 [default: 300]
+    #[arg(long, env = "CONNECTOR_COMMIT_INTERVAL_SECS", value_name = "SECS")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub commit_interval_secs: Option<u64>,
+    /// Also commit and read on once this much data has been written since the last
+    /// commit, 1MiB..=1024GiB [default: 1GiB]
+    #[arg(long, env = "CONNECTOR_COMMIT_INTERVAL_SIZE", value_name = "SIZE")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub commit_interval_size: Option<ByteSize>,
 }
 
 /// `s` as a codec; the message without the SDK's "invalid request:" prefix (clap adds
@@ -250,6 +262,8 @@ impl ExtractSettings {
             max_runtime_secs: other.max_runtime_secs.or(self.max_runtime_secs),
             schema_evolution: other.schema_evolution.or(self.schema_evolution),
             write_disposition: other.write_disposition.or(self.write_disposition),
+            commit_interval_secs: other.commit_interval_secs.or(self.commit_interval_secs),
+            commit_interval_size: other.commit_interval_size.or(self.commit_interval_size),
         }
     }
 
@@ -323,6 +337,28 @@ impl ExtractSettings {
             return bad(format!(
                 "max_runtime_secs = {s} is not a number of seconds in (0, {MAX_RUNTIME_SECS}]"
             ));
+        }
+        if let Some(secs) = self.commit_interval_secs {
+            if !COMMIT_INTERVAL_SECS_RANGE.contains(&secs) {
+                return bad(format!(
+                    "commit_interval_secs = {secs} is outside {}..={} (a second to a week)",
+                    COMMIT_INTERVAL_SECS_RANGE.start(),
+                    COMMIT_INTERVAL_SECS_RANGE.end()
+                ));
+            }
+            o.commit_interval.secs = secs;
+        }
+        if let Some(size) = self.commit_interval_size {
+            let (min, max) = (
+                ByteSize(*COMMIT_INTERVAL_BYTES_RANGE.start()),
+                ByteSize(*COMMIT_INTERVAL_BYTES_RANGE.end()),
+            );
+            if !(min..=max).contains(&size) {
+                return bad(format!(
+                    "commit_interval_size = {size} is outside {min}..={max}"
+                ));
+            }
+            o.commit_interval.bytes = size.0;
         }
         o.validate()?;
         Ok(o)
@@ -502,6 +538,24 @@ mod tests {
                 "max_runtime_secs",
             ));
         }
+        for secs in [0, 604_801, u64::MAX] {
+            cases.push((
+                ExtractSettings {
+                    commit_interval_secs: Some(secs),
+                    ..Default::default()
+                },
+                "commit_interval_secs",
+            ));
+        }
+        for size in [0, (1 << 20) - 1, (1 << 40) + 1, u64::MAX] {
+            cases.push((
+                ExtractSettings {
+                    commit_interval_size: Some(ByteSize(size)),
+                    ..Default::default()
+                },
+                "commit_interval_size",
+            ));
+        }
         for (settings, name) in cases {
             let e = settings.resolve(out()).unwrap_err().to_string();
             assert!(e.contains(name), "{settings:?}: {e}");
@@ -519,10 +573,14 @@ mod tests {
             max_buffered_parts: Some(256),
             concurrency: Some(256),
             max_runtime_secs: Some(604_800.0),
+            commit_interval_secs: Some(604_800),
+            commit_interval_size: Some(ByteSize(1 << 40)),
             ..Default::default()
         };
         let o = edges.resolve(out()).unwrap();
         assert_eq!(o.upload.part_bytes, 512 << 20);
+        assert_eq!(o.commit_interval.secs, 604_800);
+        assert_eq!(o.commit_interval.bytes, 1 << 40);
         assert!(edges.deadline(Instant::now()).is_some());
         let low = ExtractSettings {
             zstd_level: Some(1),
@@ -532,6 +590,8 @@ mod tests {
             max_buffered_parts: Some(1),
             concurrency: Some(1),
             max_runtime_secs: Some(f64::MIN_POSITIVE),
+            commit_interval_secs: Some(1),
+            commit_interval_size: Some(ByteSize::mib(1)),
             ..Default::default()
         };
         assert!(low.resolve(out()).is_ok());

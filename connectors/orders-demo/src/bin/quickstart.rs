@@ -40,6 +40,8 @@ async fn run() -> anyhow::Result<()> {
         endpoint_url: Some(s3.endpoint()),
         region: Some(local_s3::REGION.into()),
         max_attempts: None,
+        attempt_timeout_secs: None,
+        operation_timeout_secs: None,
         static_credentials: Some(StaticCredentials {
             access_key_id: local_s3::ACCESS_KEY.into(),
             secret_access_key: local_s3::SECRET_KEY.into(),
