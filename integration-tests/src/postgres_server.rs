@@ -19,6 +19,8 @@ pub struct PgServer {
     dir: tempfile::TempDir,
     bin: PathBuf,
     run_as: Option<String>,
+    /// The test CA's certificate, when the server takes TLS.
+    ca: Option<PathBuf>,
 }
 
 fn bin_dir() -> PathBuf {
@@ -67,9 +69,102 @@ fn free_port() -> u16 {
         .port()
 }
 
+/// Make a test CA and a server certificate it signs (for `localhost` and 127.0.0.1) in
+/// `dir`, with the `openssl` tool (PostgreSQL's packages depend on it, through
+/// `ssl-cert`). Returns the CA certificate's path.
+fn make_test_certificates(dir: &Path) -> PathBuf {
+    let openssl = |args: &[&str]| {
+        let out = Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .expect("openssl runs (it comes with PostgreSQL's ssl-cert dependency)");
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1"];
+    openssl(
+        &[
+            &["req", "-x509", "-nodes", "-days", "2"][..],
+            &ec,
+            &[
+                "-keyout",
+                "ca.key",
+                "-out",
+                "ca.crt",
+                "-subj",
+                "/CN=connector-sdk test CA",
+                "-addext",
+                "basicConstraints=critical,CA:TRUE",
+                "-addext",
+                "keyUsage=critical,keyCertSign,cRLSign",
+            ],
+        ]
+        .concat(),
+    );
+    openssl(
+        &[
+            &["req", "-nodes"][..],
+            &ec,
+            &[
+                "-keyout",
+                "server.key",
+                "-out",
+                "server.csr",
+                "-subj",
+                "/CN=localhost",
+            ],
+        ]
+        .concat(),
+    );
+    std::fs::write(
+        dir.join("server.ext"),
+        "subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n",
+    )
+    .expect("extension file");
+    openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.crt",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-days",
+        "2",
+        "-out",
+        "server.crt",
+        "-extfile",
+        "server.ext",
+    ]);
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(
+        dir.join("server.key"),
+        std::fs::Permissions::from_mode(0o600),
+    )
+    .expect("key permissions");
+    dir.join("ca.crt")
+}
+
 impl PgServer {
     /// initdb + start. Panics with the server log on failure.
     pub fn start() -> PgServer {
+        Self::start_with(false)
+    }
+
+    /// initdb + start with TLS on and only TLS connections accepted over TCP
+    /// (`hostssl` in `pg_hba.conf`), its certificate signed by a test CA
+    /// ([`PgServer::ca_file`]) for `localhost` and 127.0.0.1.
+    pub fn start_with_tls() -> PgServer {
+        Self::start_with(true)
+    }
+
+    fn start_with(tls: bool) -> PgServer {
         let bin = bin_dir();
         let run_as = if is_root() {
             let user = "postgres";
@@ -100,6 +195,7 @@ impl PgServer {
             .expect("temp dir");
         let pwfile = dir.path().join("pw");
         std::fs::write(&pwfile, PASSWORD).expect("pwfile");
+        let ca = tls.then(|| make_test_certificates(dir.path()));
         if let Some(u) = &run_as {
             let st = Command::new("chown")
                 .args(["-R", u])
@@ -113,6 +209,7 @@ impl PgServer {
             dir,
             bin,
             run_as,
+            ca,
         };
         let data = server.dir.path().join("data");
         server.run(
@@ -132,10 +229,28 @@ impl PgServer {
                 "--no-sync",
             ],
         );
+        let mut tls_opts = String::new();
+        if server.ca.is_some() {
+            let d = server.dir.path().display();
+            tls_opts = format!(
+                " -c ssl=on -c ssl_cert_file={d}/server.crt -c ssl_key_file={d}/server.key"
+            );
+            // TCP only with TLS: a plain connection is refused, so one that works is TLS.
+            let hba = data.join("pg_hba.conf");
+            let text = std::fs::read_to_string(&hba).expect("pg_hba.conf");
+            let text: String = text
+                .lines()
+                .map(|l| match l.strip_prefix("host ") {
+                    Some(rest) => format!("hostssl {rest}\n"),
+                    None => format!("{l}\n"),
+                })
+                .collect();
+            std::fs::write(&hba, text).expect("pg_hba.conf");
+        }
         for attempt in 0..5 {
             let port = free_port();
             let opts = format!(
-                "-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=50",
+                "-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=50{tls_opts}",
                 server.dir.path().display()
             );
             let log = server.dir.path().join("server.log");
@@ -202,10 +317,16 @@ impl PgServer {
         assert!(self.try_run(tool, args), "{tool} failed");
     }
 
-    /// A superuser client over TCP with the password.
+    /// A superuser client with the password: over TCP, or over the Unix socket when the
+    /// server only takes TLS on TCP.
     pub async fn client(&self) -> Client {
-        let (client, conn) = tokio_postgres::Config::new()
-            .host("127.0.0.1")
+        let mut config = tokio_postgres::Config::new();
+        if self.ca.is_some() {
+            config.host_path(self.dir.path());
+        } else {
+            config.host("127.0.0.1");
+        }
+        let (client, conn) = config
             .port(self.port)
             .user(SUPERUSER)
             .password(PASSWORD)
@@ -215,6 +336,11 @@ impl PgServer {
             .expect("connect to the test server");
         tokio::spawn(conn);
         client
+    }
+
+    /// The test CA's certificate (PEM) that signed the server's, for a TLS server.
+    pub fn ca_file(&self) -> Option<&Path> {
+        self.ca.as_deref()
     }
 
     /// A file holding the password (for `{"file": ...}` password sources).

@@ -26,9 +26,10 @@ pub struct PostgresConfig {
     /// Never the password itself; it is never logged nor put in an error.
     #[serde(default)]
     pub password: Option<PasswordSource>,
-    /// TLS: `disable`, `prefer` (TLS if the server offers it, unverified), `require`
-    /// (TLS, certificate not verified, like libpq) or `verify-full` (TLS, chain and host name
-    /// verified against `sslrootcert` or the system roots).
+    /// TLS: `verify-full` (the default: TLS, chain and host name verified against
+    /// `sslrootcert` or the system roots), `require` (TLS, certificate not verified, like
+    /// libpq), `prefer` (TLS if the server offers it, unverified) or `disable` (plain TCP,
+    /// for a local source on a trusted network).
     #[serde(default)]
     pub sslmode: SslMode,
     /// PEM file of CA certificates trusted for `verify-full` (default: the system roots).
@@ -152,11 +153,12 @@ pub enum SslMode {
     /// Plain TCP.
     Disable,
     /// TLS when the server supports it, without certificate verification.
-    #[default]
     Prefer,
     /// TLS, without certificate verification.
     Require,
-    /// TLS; the certificate chain and host name are verified.
+    /// TLS; the certificate chain and host name are verified (the default: a password
+    /// sent to a server whose identity is not checked can be taken by whoever answers).
+    #[default]
     VerifyFull,
 }
 

@@ -10,6 +10,10 @@ use tokio_postgres::{Client, NoTls};
 
 use crate::config::{PostgresConfig, SslMode};
 
+/// Settings of every session, sent in the startup packet (they take precedence over the
+/// role's and the database's own).
+const SESSION_OPTIONS: &str = "-c TimeZone=UTC -c DateStyle=ISO,YMD -c IntervalStyle=postgres -c extra_float_digits=3 -c standard_conforming_strings=on -c default_transaction_read_only=on";
+
 /// Open a connection; the connection task runs in the background until the client drops.
 pub(crate) async fn connect(config: &PostgresConfig) -> Result<Client, ConnectorError> {
     let mut pg = tokio_postgres::Config::new();
@@ -20,8 +24,11 @@ pub(crate) async fn connect(config: &PostgresConfig) -> Result<Client, Connector
         .application_name("postgres-connector")
         .connect_timeout(Duration::from_secs(config.connect_timeout_secs.max(1)))
         .keepalives(true)
-        // Text rendered by the server (cursor values) must not depend on the role's settings.
-        .options("-c TimeZone=UTC -c DateStyle=ISO,YMD -c IntervalStyle=postgres -c extra_float_digits=3");
+        // Text rendered by the server (cursor values) must not depend on the role's settings;
+        // literals the connector writes (resume keys) are quoted for
+        // standard_conforming_strings = on, whatever the role or database sets; and every
+        // transaction, planning included, is read-only: an extract never writes.
+        .options(SESSION_OPTIONS);
     if let Some(source) = &config.password {
         pg.password(source.resolve()?);
     }
@@ -68,8 +75,55 @@ pub(crate) async fn connect(config: &PostgresConfig) -> Result<Client, Connector
         )),
         Ok(Ok(client)) => Ok(client),
         Ok(Err(ConnectError::Setup(e))) => Err(e),
-        Ok(Err(ConnectError::Pg(e))) => Err(pg_error(&format!("cannot connect to {target}"), e)),
+        Ok(Err(ConnectError::Pg(e))) => Err(match tls_problem(config, &e) {
+            Some(problem) => ConnectorError::new(
+                ConnectorErrorKind::Config,
+                format!("cannot connect to {target}: {problem}"),
+            )
+            .with_source(e),
+            None => pg_error(&format!("cannot connect to {target}"), e),
+        }),
     }
+}
+
+/// What is wrong with TLS when a connection failed because of it, in words that say what
+/// to set: a server without TLS, or a certificate that does not verify.
+fn tls_problem(config: &PostgresConfig, e: &tokio_postgres::Error) -> Option<String> {
+    if config.sslmode == SslMode::Disable || config.sslmode == SslMode::Prefer {
+        return None;
+    }
+    let mut text = e.to_string();
+    let mut src = std::error::Error::source(e);
+    while let Some(inner) = src {
+        text.push_str(": ");
+        text.push_str(&inner.to_string());
+        src = inner.source();
+    }
+    let mode = match config.sslmode {
+        SslMode::VerifyFull => "sslmode = \"verify-full\" (the default)",
+        _ => "sslmode = \"require\"",
+    };
+    if text.contains("server does not support TLS") {
+        return Some(format!(
+            "the server does not offer TLS, and {mode} needs it; enable TLS on the server, or for a local source on a trusted network set sslmode = \"disable\""
+        ));
+    }
+    if config.sslmode == SslMode::VerifyFull && text.contains("certificate") {
+        let trusted = match &config.sslrootcert {
+            Some(p) => format!("the CA certificates in sslrootcert {}", p.display()),
+            None => "the system's root certificates (no sslrootcert set)".to_string(),
+        };
+        let why = text
+            .rsplit(": ")
+            .next()
+            .map(connector_sdk::one_line)
+            .unwrap_or_default();
+        return Some(format!(
+            "the server's TLS certificate does not verify against {trusted} for host `{}` ({why}); set sslrootcert to the PEM of the CA that signed it and connect by a name the certificate holds, or set sslmode = \"require\" to encrypt without verifying the server (not on an untrusted network)",
+            config.host
+        ));
+    }
+    None
 }
 
 enum ConnectError {
