@@ -179,6 +179,15 @@ async fn stream_configs(
             tracing::warn!(schema, table, "table skipped: no valid stream name");
             continue;
         }
+        if let Some(other) = streams
+            .iter()
+            .find(|s: &&StreamConfig| s.name.as_deref() == Some(name.as_str()))
+        {
+            return Err(ConnectorError::config(format!(
+                "tables {} and {schema}.{table} both map to stream name `{name}`; list the tables in `streams`, each with its own `name`",
+                other.table.as_deref().unwrap_or("?"),
+            )));
+        }
         streams.push(StreamConfig {
             name: Some(name),
             table: Some(format!("{schema}.{table}")),

@@ -234,3 +234,99 @@ async fn text_keys_with_quotes_and_backslashes_resume_exactly_whatever_the_role_
         .get(0);
     assert_eq!(left, 40_000, "nothing was deleted");
 }
+
+/// Two tables whose names map to one stream name (`public.a_b` and `a.b` are both `a_b`)
+/// are an error naming both, not one of them silently left out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_tables_with_one_stream_name_are_an_error() {
+    use connector_sdk::Connector;
+    let pg = PgServer::start();
+    let client = pg.client().await;
+    client
+        .batch_execute(
+            "CREATE SCHEMA a;
+             CREATE TABLE public.a_b (id int PRIMARY KEY);
+             CREATE TABLE a.b (id int PRIMARY KEY);",
+        )
+        .await
+        .unwrap();
+    let mut config = pg.config(json!([]));
+    config["schemas"] = json!(["public", "a"]);
+    let config: PostgresConfig = serde_json::from_value(config).unwrap();
+    let err = PostgresConnector
+        .discover(&config)
+        .await
+        .expect_err("a name clash is an error");
+    let msg = err.to_string();
+    assert_eq!(err.kind(), ConnectorErrorKind::Config, "{msg}");
+    assert!(
+        msg.contains("a.b") && msg.contains("public.a_b") && msg.contains("`a_b`"),
+        "{msg}"
+    );
+}
+
+/// The server drops the connection in the middle of a partition's COPY
+/// (`pg_terminate_backend`): the run fails retryably and commits nothing, and the retry
+/// reads the table exactly.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_dropped_mid_copy_fails_retryably_and_the_retry_is_exact() {
+    let pg = PgServer::start();
+    let env = TestEnv::start().await;
+    let client = pg.client().await;
+    client
+        .batch_execute(
+            "CREATE TABLE big AS SELECT g::int8 AS id, md5(g::text) AS s \
+               FROM generate_series(1, 400000) g;
+             ALTER TABLE big ADD PRIMARY KEY (id);",
+        )
+        .await
+        .unwrap();
+    let mut config =
+        pg.config(json!([{"table": "big", "partition_column": "id", "partitions": 2}]));
+    config["batch_rows"] = json!(1000);
+    let first = core(&env, config.clone(), "dropped").await;
+    let progress = first.progress();
+    let killer = {
+        let client = pg.client().await;
+        tokio::spawn(async move {
+            // Once rows flow, end every COPY the connector has open.
+            while progress.rows() < 20_000 {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+            client
+                .query(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+                     WHERE application_name = 'postgres-connector' AND query LIKE 'COPY%'",
+                    &[],
+                )
+                .await
+                .unwrap()
+                .len()
+        })
+    };
+    let result = first.run("big", &StopSignal::new()).await;
+    let terminated = killer.await.unwrap();
+    assert!(terminated >= 1, "no COPY was running to drop");
+    let err = result.expect_err("a dropped connection fails the run");
+    assert!(err.is_retryable(), "{err:?}");
+    assert!(!err.to_string().contains('\n'), "{err}");
+    assert!(
+        read_committed(&env.store().await, &env.output("dropped"), "big", "id")
+            .await
+            .is_none(),
+        "nothing of the failed run is visible"
+    );
+    let report = core(&env, config, "dropped")
+        .await
+        .run("big", &StopSignal::new())
+        .await
+        .expect("the retry");
+    assert_eq!(report.rows, 400_000);
+    let got = read_committed(&env.store().await, &env.output("dropped"), "big", "id")
+        .await
+        .unwrap();
+    assert_batches_equal(
+        &got,
+        &expected_batch(&client, "big", "id", &got.schema()).await,
+    );
+}
