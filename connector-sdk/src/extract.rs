@@ -501,7 +501,10 @@ impl<C: Connector> ExtractCore<C> {
     }
 
     /// Read one partition of `plan` into Parquet files in S3. Commits nothing. Stops at
-    /// the next checkpoint once `stop` fires. On error, its open upload is aborted.
+    /// the next checkpoint once `stop` fires; a partition that has emitted no checkpoint
+    /// cannot stop part way, so it is abandoned then (its files deleted, `done: false`,
+    /// no checkpoint: it restarts from its beginning). On error, its open upload is
+    /// aborted.
     pub async fn extract_partition(
         &self,
         plan: &RunPlan,
@@ -509,7 +512,7 @@ impl<C: Connector> ExtractCore<C> {
         stop: &StopSignal,
     ) -> Result<PartitionResult> {
         let run = self.open_run(plan).await?;
-        self.extract_partition_of_run(&run, plan, partition_id, stop)
+        self.extract_partition_of_run(&run, plan, partition_id, stop, stop)
             .await
     }
 
@@ -520,12 +523,15 @@ impl<C: Connector> ExtractCore<C> {
 
     /// [`ExtractCore::extract_partition`] with the run already opened.
     #[tracing::instrument(name = "partition", skip_all, fields(run_id = %plan.run_id, stream = %plan.stream.name, partition = partition_id))]
+    /// `stop` ends the read at the next checkpoint; `abandon` (the run's own stop, not a
+    /// commit interval's) also ends a partition that has emitted no checkpoint.
     async fn extract_partition_of_run(
         &self,
         run: &C::Run,
         plan: &RunPlan,
         partition_id: &str,
         stop: &StopSignal,
+        abandon: &StopSignal,
     ) -> Result<PartitionResult> {
         let work = plan
             .work
@@ -561,7 +567,7 @@ impl<C: Connector> ExtractCore<C> {
             files: Vec::new(),
             seq: 0,
         };
-        let result = reader.read(work.checkpoint.clone(), stop).await;
+        let result = reader.read(work.checkpoint.clone(), stop, abandon).await;
         if result.is_err()
             && let Some(w) = reader.writer.take()
         {
@@ -620,7 +626,7 @@ impl<C: Connector> ExtractCore<C> {
                 } else {
                     CommitIntervalStop::never(stop)
                 };
-                let results = self.extract_all(&plan, &interval.stop).await?;
+                let results = self.extract_all(&plan, &interval.stop, stop).await?;
                 // The interval's signal fires with the run's (it is a child) and on its
                 // own limits; only its own firing means "commit and go on".
                 let interval_due = interval.stop.fired() && !stop.fired();
@@ -655,10 +661,15 @@ impl<C: Connector> ExtractCore<C> {
         .await
     }
 
+    /// Read the remaining partitions of `plan`: each stops at its next checkpoint once
+    /// `stop` fires (a commit interval's or the run's); one without any checkpoint is
+    /// abandoned only when `run_stop` fires (the run's deadline or signal) or another
+    /// partition fails.
     async fn extract_all(
         &self,
         plan: &Arc<RunPlan>,
         stop: &StopSignal,
+        run_stop: &StopSignal,
     ) -> Result<Vec<PartitionResult>> {
         let ids: Vec<String> = plan.remaining().map(|w| w.partition.id.clone()).collect();
         if ids.is_empty() {
@@ -666,6 +677,7 @@ impl<C: Connector> ExtractCore<C> {
         }
         let run = Arc::new(self.open_run(plan).await?);
         let inner_stop = stop.child();
+        let abandon = run_stop.child();
         let limit = Arc::new(tokio::sync::Semaphore::new(
             self.options.max_concurrent_partitions,
         ));
@@ -682,19 +694,26 @@ impl<C: Connector> ExtractCore<C> {
                 // Not started: left for the next run.
                 break;
             }
-            let (core, run, plan, stop) =
-                (self.clone(), run.clone(), plan.clone(), inner_stop.clone());
+            let (core, run, plan, stop, abandon) = (
+                self.clone(),
+                run.clone(),
+                plan.clone(),
+                inner_stop.clone(),
+                abandon.clone(),
+            );
             // The partition's span is a child of the run's, across the spawn.
             let parent = tracing::Span::current();
             tasks.spawn(async move {
                 let _permit = permit;
                 let result = core
-                    .extract_partition_of_run(&run, &plan, &id, &stop)
+                    .extract_partition_of_run(&run, &plan, &id, &stop, &abandon)
                     .instrument(parent)
                     .await;
                 if result.is_err() {
-                    // Stop the other partitions at their next checkpoint.
+                    // Stop the other partitions at their next checkpoint (and those
+                    // without one at once): the run fails.
                     stop.cancel.cancel();
+                    abandon.cancel.cancel();
                 }
                 result
             });
@@ -708,11 +727,13 @@ impl<C: Connector> ExtractCore<C> {
                     if first_error.is_none() {
                         // Stop the other partitions at their next checkpoint.
                         inner_stop.cancel.cancel();
+                        abandon.cancel.cancel();
                         first_error = Some(e);
                     }
                 }
                 Err(e) => {
                     inner_stop.cancel.cancel();
+                    abandon.cancel.cancel();
                     first_error.get_or_insert(Error::internal_caused(
                         format!("partition task failed: {e}"),
                         e,
@@ -839,6 +860,7 @@ impl<C: Connector> PartitionReader<'_, C> {
         &mut self,
         resume: Option<StoredValue>,
         stop: &StopSignal,
+        abandon: &StopSignal,
     ) -> Result<(Option<StoredValue>, bool)> {
         let (core, plan, stored) = (self.core, self.plan, self.partition);
         let name = plan.stream.name.as_str();
@@ -858,12 +880,26 @@ impl<C: Connector> PartitionReader<'_, C> {
             .read(&core.config, self.run, &plan.stream, &partition, ctx);
         let mut checkpoint = resume;
         let mut rows_since_checkpoint = 0u64;
+        let mut abandoned = false;
         let done = loop {
             // At a checkpoint, a stop (or deadline) may cut in while the source is busy.
             let item = if rows_since_checkpoint == 0 {
                 tokio::select! {
                     biased;
                     _ = stop.wait() => break false,
+                    item = stream.next() => item,
+                }
+            } else if checkpoint.is_none() {
+                // No checkpoint yet (a stream without a key emits none before its end):
+                // the partition cannot stop part way. A commit interval lets it finish;
+                // the run's own stop (a deadline, a signal) abandons it, so a deadline
+                // runner never runs past its deadline on it.
+                tokio::select! {
+                    biased;
+                    _ = abandon.wait() => {
+                        abandoned = true;
+                        break false;
+                    }
                     item = stream.next() => item,
                 }
             } else {
@@ -897,8 +933,31 @@ impl<C: Connector> PartitionReader<'_, C> {
             }
         };
         drop(stream);
+        if abandoned {
+            self.abandon(rows_since_checkpoint).await;
+            return Ok((None, false));
+        }
         self.finish_file().await?;
         Ok((checkpoint, done))
+    }
+
+    /// Give up a partition stopped before its first checkpoint: its open upload is aborted
+    /// and its finished files deleted (nothing of it is committed); it restarts from its
+    /// beginning in the next run.
+    async fn abandon(&mut self, rows: u64) {
+        if let Some(w) = self.writer.take() {
+            w.abort().await;
+        }
+        self.stats = None;
+        self.upload = None;
+        let files = std::mem::take(&mut self.files);
+        self.core.clean_up(&files).await;
+        tracing::warn!(
+            stream = %self.plan.stream.name,
+            partition = %self.partition.id,
+            rows,
+            "stopped before the partition's first checkpoint (it has no key to resume from): its rows are discarded and it restarts from its beginning in the next run"
+        );
     }
 
     fn conform(&self, schema: &SchemaRef, batch: RecordBatch) -> Result<RecordBatch> {

@@ -1142,3 +1142,73 @@ async fn a_hanging_request_is_retried_and_bounded_by_a_total_deadline() {
     );
     proxy.shutdown().await;
 }
+
+/// A partition that emits no checkpoint before its end (a stream without a key) cannot
+/// stop part way: the run's deadline abandons it (its files deleted, nothing of it
+/// committed, it restarts from its beginning), so a deadline runner never overruns on it;
+/// a commit interval lets it finish instead. Before, the stop waited for its end.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_partition_without_checkpoints_is_abandoned_at_the_deadline_not_run_past_it() {
+    let env = TestEnv::start().await;
+    let store = env.store().await;
+    // Two partitions of 8 batches, 100 ms each, one checkpoint at each partition's end.
+    let config = OrdersDemoConfig {
+        batch_delay_ms: 100,
+        checkpoint_every: 1_000,
+        ..demo(64_000, 32_000)
+    };
+    let mut options = ExtractOptions::new(env.output("keyless"));
+    options.max_concurrent_partitions = 1;
+    options.parquet.target_file_bytes = 16 << 10;
+    let stop = StopSignal::new()
+        .with_deadline(Some(std::time::Instant::now() + Duration::from_millis(300)));
+    let started = std::time::Instant::now();
+    let partial = core(&store, config.clone(), options.clone())
+        .run(ORDERS, &stop)
+        .await
+        .unwrap();
+    let took = started.elapsed();
+    assert_eq!(partial.status, RunStatus::Partial);
+    assert_eq!(
+        (partial.rows, partial.files, partial.partitions_done),
+        (0, 0, 0),
+        "the first partition was abandoned, not read to its end: {partial:?} in {took:?}"
+    );
+    let pending = Dataset::new(store.clone(), options.output.clone(), ORDERS)
+        .latest()
+        .await
+        .unwrap()
+        .expect("a partial commit")
+        .state
+        .pending
+        .expect("a pending plan");
+    assert!(
+        pending
+            .partitions
+            .iter()
+            .all(|p| !p.done && p.checkpoint.is_none())
+    );
+    // The abandoned partition's finished files are gone: only the table's log remains.
+    assert!(
+        !env.keys("keyless/orders/")
+            .await
+            .iter()
+            .any(|k| k.contains("part-")),
+        "{:?}",
+        env.keys("keyless/orders/").await
+    );
+
+    // A 1 s commit interval does not abandon it: the run reads it to its end and the
+    // whole stream lands exactly.
+    options.commit_interval.secs = 1;
+    let report = core(&store, config.clone(), options.clone())
+        .run(ORDERS, &StopSignal::new())
+        .await
+        .unwrap();
+    assert_eq!(report.status, RunStatus::Complete);
+    assert_eq!(report.rows, 64_000);
+    let got = read_committed(&store, &options.output, ORDERS, "order_id")
+        .await
+        .unwrap();
+    assert_eq!(got, orders_batch(&config, 1, 64_000));
+}

@@ -75,6 +75,7 @@ fn config_json(c: &OrdersDemoConfig) -> Value {
         "batch_size": c.batch_size,
         "batch_delay_ms": c.batch_delay_ms,
         "fail_at_order_id": c.fail_at_order_id,
+        "checkpoint_every": c.checkpoint_every,
     })
 }
 
@@ -627,6 +628,47 @@ async fn lambda_chain_without_progress_stops_with_a_clear_error() {
     let manifests = manifests(&store, &output(&env, "stalled")).await;
     assert_eq!(manifests.len(), 1, "only the plan was committed");
     assert_eq!(manifests[0].rows, 0);
+}
+
+/// A partition without checkpoints (a stream without a key) longer than an invocation:
+/// each invocation abandons it at its deadline (answering in time, nothing of it
+/// committed, no file left) instead of running into the function timeout, and the chain
+/// ends with `NonRetryable.NoProgress` naming the cause.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lambda_partition_without_checkpoints_is_bounded_by_the_deadline() {
+    let env = TestEnv::start().await;
+    let store = env.store().await;
+    // One partition of 10 batches of 1 s, checkpointed only at its end.
+    let mut c = config(10_000, 10_000, 1_000);
+    c.batch_delay_ms = 1_000;
+    c.checkpoint_every = 1_000;
+    let f = Function::start(&env, &demo_bin(), "orders", &[]).await;
+    let base = json!({"config": config_json(&c), "output": "s3://test-bucket/keyless", "stream": "orders"});
+    let mut event = base.clone();
+    for i in 1..=(lambda_runner::MAX_STALLED + 1) {
+        let done = f.invoke(&event, Duration::from_secs(3)).await;
+        if i <= lambda_runner::MAX_STALLED {
+            let r = done.json();
+            assert_eq!(r["status"], "partial", "invocation {i}: {r}");
+            assert_eq!(r["rows"], 0, "invocation {i}: {r}");
+            event = base.clone();
+            event["continuation"] = r["continuation"].clone();
+        } else {
+            let (kind, msg) = done.error();
+            assert_eq!(kind, "NonRetryable.NoProgress");
+            assert!(msg.contains("without a key"), "{msg}");
+        }
+    }
+    let manifests = manifests(&store, &output(&env, "keyless")).await;
+    assert_eq!(manifests.len(), 1, "only the plan was committed");
+    assert_eq!(manifests[0].rows, 0);
+    assert!(
+        !env.keys("keyless/orders/")
+            .await
+            .iter()
+            .any(|k| k.contains("part-")),
+        "the abandoned partition's files are deleted"
+    );
 }
 
 /// With `OTEL_EXPORTER_OTLP_ENDPOINT` set, each invocation's spans and run metrics reach

@@ -41,7 +41,7 @@ pub enum LambdaError {
     /// A chain of invocations stopped making progress: each one reached its deadline
     /// before any checkpoint.
     #[error(
-        "stream `{stream}`: {invocations} invocations in a row committed no progress (each reached its deadline before the first checkpoint), so invoking again would loop forever; raise the function timeout, lower `safety_margin_ms` or the connector's batch size, or run this stream on Fargate"
+        "stream `{stream}`: {invocations} invocations in a row committed no progress (each reached its deadline before the first checkpoint; a partition of a stream without a key has none before its end and restarts each time), so invoking again would loop forever; raise the function timeout, lower `safety_margin_ms` or the connector's batch size, give the stream a key, or run this stream on Fargate or EC2"
     )]
     NoProgress {
         /// The stream.
