@@ -20,6 +20,8 @@ done
 # 2. Lints, and the one build of every binary and test the tests run.
 step "cargo fmt --check"
 cargo fmt --all -- --check
+step "cargo deny check licenses bans sources (deny.toml)"
+cargo deny --log-level error check licenses bans sources
 step "cargo build with clippy, warnings denied (binaries and tests)"
 # Clippy without a second compilation: `cargo clippy` is `cargo check` with clippy-driver
 # as the workspace crates' rustc, so it type-checks all ~540 dependencies once more in
