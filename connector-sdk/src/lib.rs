@@ -16,6 +16,7 @@ pub mod manifest;
 pub mod options;
 pub mod report;
 pub mod s3;
+pub mod secret;
 mod sink;
 pub mod table;
 
@@ -37,6 +38,7 @@ pub use options::{
 };
 pub use report::{Progress, RunReport};
 pub use s3::{S3Options, S3Store, StaticCredentials};
+pub use secret::{ExposeSecret, SecretSource, SecretString};
 pub use sink::OpenUploads;
 
 /// Re-exports connector authors need, so their versions match the SDK's.

@@ -91,7 +91,9 @@ fn unit_declares_the_required_service_settings() {
         "RestrictAddressFamilies=AF_INET AF_INET6 AF_UNIX",
         "SystemCallFilter=@system-service",
         "CapabilityBoundingSet=\n",
-        "ExecReload=/bin/kill -HUP $MAINPID",
+        "ExecStart=/usr/local/bin/%i daemon --config ${CREDENTIALS_DIRECTORY}/daemon.toml",
+        "LoadCredential=daemon.toml:/etc/%i/daemon.toml",
+        "ConfigurationDirectoryMode=0700",
     ] {
         assert!(text.contains(line), "unit lacks {line:?}");
     }
@@ -115,4 +117,69 @@ fn unit_security_exposure_is_at_most_2_5() {
         .unwrap_or_else(|| panic!("cannot parse the exposure from {line:?}"));
     eprintln!("{line}");
     assert!(score <= 2.5, "exposure {score} > 2.5:\n{out}");
+}
+
+/// `install.sh` (under `DESTDIR`) leaves the config root-only (0600 in a 0700 directory:
+/// the service reads it as a systemd credential) and turns each `--credential NAME=FILE`
+/// into `LoadCredential=NAME:FILE` in the instance's drop-in; a name that is not a file
+/// name or a relative file is refused. Before, the config was installed world-readable.
+#[test]
+fn install_keeps_the_config_root_only_and_hands_secrets_over_as_credentials() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let root = dir.path().join("root");
+    let config = dir.path().join("daemon.toml");
+    std::fs::write(
+        &config,
+        "[[jobs]]\nname = \"j\"\noutput = \"s3://bucket/prefix\"\nevery = \"1h\"\nconfig = {}\n",
+    )
+    .unwrap();
+    let install = |args: &[&str]| {
+        Command::new("bash")
+            .arg(workspace_root().join("runners/ec2/install.sh"))
+            .arg(binary("orders-demo", "orders-demo"))
+            .args(args)
+            .env("DESTDIR", &root)
+            .output()
+            .expect("install.sh runs")
+    };
+    let out = install(&[
+        config.to_str().unwrap(),
+        "--credential",
+        "pg=/etc/orders-demo/pg.password",
+        "--credential=token=/etc/orders-demo/token",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    let etc = root.join("etc/orders-demo");
+    assert_eq!(mode(&etc), 0o700, "config directory");
+    assert_eq!(mode(&etc.join("daemon.toml")), 0o600, "config file");
+    assert_eq!(
+        std::fs::read_to_string(etc.join("daemon.toml")).unwrap(),
+        std::fs::read_to_string(&config).unwrap()
+    );
+    let dropin = std::fs::read_to_string(
+        root.join("etc/systemd/system/connector@orders-demo.service.d/credentials.conf"),
+    )
+    .expect("the credentials drop-in");
+    assert!(dropin.contains("[Service]\n"), "{dropin}");
+    assert!(
+        dropin.contains("LoadCredential=pg:/etc/orders-demo/pg.password\n")
+            && dropin.contains("LoadCredential=token:/etc/orders-demo/token\n"),
+        "{dropin}"
+    );
+    for (bad, needle) in [
+        ("../pg=/etc/x", "file name"),
+        ("pg=relative/file", "absolute path"),
+        ("daemon.toml=/etc/x", "config's"),
+    ] {
+        let out = install(&[config.to_str().unwrap(), "--credential", bad]);
+        assert_eq!(out.status.code(), Some(2), "{bad}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(needle), "{bad}: {err}");
+    }
 }

@@ -26,6 +26,7 @@ fn config_json(c: &OrdersDemoConfig) -> String {
         "rows": c.rows, "rows_per_day": c.rows_per_day,
         "batch_size": c.batch_size, "batch_delay_ms": c.batch_delay_ms,
         "checkpoint_every": c.checkpoint_every,
+        "checkpoint_first_batch": c.checkpoint_first_batch,
     })
     .to_string()
 }
@@ -232,13 +233,16 @@ async fn sigterm_commits_progress_exits_zero_and_the_next_start_completes() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn second_signal_or_exhausted_budget_aborts_and_commits_nothing() {
     let env = TestEnv::start().await;
-    // A checkpoint every 50 batches of 100 ms: after SIGTERM the next one is ~5 s away.
+    // A checkpoint after the first batch, then every 50 batches of 100 ms: after SIGTERM
+    // the next one is ~5 s away. (A partition with no checkpoint yet would be abandoned at
+    // once instead.)
     let config = OrdersDemoConfig {
         rows: 40_000,
         rows_per_day: 10_000,
         batch_size: 100,
         batch_delay_ms: 100,
         checkpoint_every: 50,
+        checkpoint_first_batch: true,
         ..Default::default()
     };
     let store = env.store().await;

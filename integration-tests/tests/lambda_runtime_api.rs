@@ -736,3 +736,35 @@ async fn lambda_exports_spans_and_metrics_before_each_response() {
     }
     assert_eq!(receiver.errors(), Vec::<String>::new());
 }
+
+/// With `RUST_LOG=trace` (even naming lambda_runtime's own target), the runtime library's
+/// "raw JSON event received" line never reaches the log: an event may hold an inline
+/// config with secrets. The distinctive seed stands in for a secret.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn trace_logging_never_prints_the_raw_event() {
+    let env = TestEnv::start().await;
+    let f = Function::start(
+        &env,
+        &demo_bin(),
+        "orders",
+        &[(
+            "RUST_LOG",
+            "trace,lambda_runtime::layers::api_response=trace,aws=warn,hyper=warn,h2=warn",
+        )],
+    )
+    .await;
+    let mut config = config_json(&config(1_000, 1_000, 500));
+    config["seed"] = json!(987_654_321_987u64);
+    let event = json!({"config": config, "output": "s3://test-bucket/trace", "stream": "orders"});
+    let done = f.invoke(&event, Duration::from_secs(30)).await;
+    assert_eq!(done.json()["status"], "complete");
+    let logs = f.logs();
+    assert!(
+        logs.contains("\"level\":\"TRACE\""),
+        "trace logging is on:\n{logs}"
+    );
+    assert!(
+        !logs.contains("987654321987"),
+        "the raw event reached the log:\n{logs}"
+    );
+}

@@ -53,6 +53,10 @@ pub struct OrdersDemoConfig {
     /// waits for the next checkpoint, so a larger value makes stopping slower.
     #[serde(default = "default_checkpoint_every")]
     pub checkpoint_every: u64,
+    /// Also checkpoint after a partition's first batch (a partition that has checkpointed
+    /// once can stop at its next checkpoint; one that never has is abandoned at a stop).
+    #[serde(default)]
+    pub checkpoint_first_batch: bool,
 }
 
 fn default_checkpoint_every() -> u64 {
@@ -79,6 +83,7 @@ impl Default for OrdersDemoConfig {
             batch_delay_ms: 0,
             fail_at_order_id: None,
             checkpoint_every: default_checkpoint_every(),
+            checkpoint_first_batch: false,
         }
     }
 }
@@ -330,7 +335,10 @@ impl Connector for OrdersDemo {
                 }
                 yield ReadItem::Batch(orders_batch(config, next, end));
                 batches += 1;
-                if end == hi || batches.is_multiple_of(config.checkpoint_every.max(1)) {
+                if end == hi
+                    || batches.is_multiple_of(config.checkpoint_every.max(1))
+                    || (batches == 1 && config.checkpoint_first_batch)
+                {
                     yield ReadItem::Checkpoint(OrderId { order_id: end });
                 }
                 next = end + 1;

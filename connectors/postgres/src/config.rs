@@ -22,8 +22,10 @@ pub struct PostgresConfig {
     /// Role to connect as. It needs `SELECT` on the streams' tables.
     pub user: String,
     /// Where the password comes from: `{"env": "VAR"}` (an environment variable, e.g. one
-    /// ECS injects from Secrets Manager) or `{"file": "/run/secrets/pg"}` (a mounted secret).
-    /// Never the password itself; it is never logged nor put in an error.
+    /// ECS injects from Secrets Manager), `{"file": "/run/secrets/pg"}` (a mounted secret)
+    /// or `{"credential": "pg"}` (a systemd credential, `LoadCredential=pg:<file>` in the
+    /// EC2 unit). Never the password itself; it is held as a secret, never logged nor put
+    /// in an error.
     #[serde(default)]
     pub password: Option<PasswordSource>,
     /// TLS: `verify-full` (the default: TLS, chain and host name verified against
@@ -105,46 +107,9 @@ pub struct StreamConfig {
     pub write_disposition: Option<WriteDisposition>,
 }
 
-/// Where the password comes from.
-#[derive(Clone, Deserialize, JsonSchema)]
-#[serde(rename_all = "snake_case", deny_unknown_fields)]
-pub enum PasswordSource {
-    /// Name of an environment variable holding the password.
-    Env(String),
-    /// Path of a file holding the password (a trailing newline is ignored).
-    File(PathBuf),
-}
-
-impl std::fmt::Debug for PasswordSource {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Self::Env(name) => write!(f, "Env({name:?})"),
-            Self::File(path) => write!(f, "File({path:?})"),
-        }
-    }
-}
-
-impl PasswordSource {
-    /// Read the password. Errors name the variable or file, never the value.
-    pub(crate) fn resolve(&self) -> Result<String, ConnectorError> {
-        match self {
-            Self::Env(name) => std::env::var(name).map_err(|_| {
-                ConnectorError::config(format!(
-                    "password environment variable `{name}` is not set (or not UTF-8)"
-                ))
-            }),
-            Self::File(path) => std::fs::read_to_string(path)
-                .map(|s| s.trim_end_matches(['\r', '\n']).to_string())
-                .map_err(|e| {
-                    ConnectorError::config(format!(
-                        "cannot read the password file {}: {}",
-                        path.display(),
-                        e.kind()
-                    ))
-                }),
-        }
-    }
-}
+/// Where the password comes from: `{"env": "VAR"}`, `{"file": "/run/secrets/pg"}` or
+/// `{"credential": "pg"}` (a systemd credential; the EC2 unit's `LoadCredential=`).
+pub type PasswordSource = connector_sdk::SecretSource;
 
 /// TLS mode, as libpq's `sslmode`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, JsonSchema)]

@@ -30,7 +30,9 @@ pub(crate) async fn connect(config: &PostgresConfig) -> Result<Client, Connector
         // transaction, planning included, is read-only: an extract never writes.
         .options(SESSION_OPTIONS);
     if let Some(source) = &config.password {
-        pg.password(source.resolve()?);
+        use connector_sdk::ExposeSecret;
+        // Exposed only here, into the driver's config (whose `Debug` redacts it).
+        pg.password(source.resolve("password")?.expose_secret());
     }
     let target = format!(
         "{}:{} (database `{}`, user `{}`)",

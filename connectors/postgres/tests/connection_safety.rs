@@ -330,3 +330,58 @@ async fn a_connection_dropped_mid_copy_fails_retryably_and_the_retry_is_exact() 
         &expected_batch(&client, "big", "id", &got.schema()).await,
     );
 }
+
+/// The password as a systemd credential (`{"credential": "pg"}`, the EC2 unit's
+/// `LoadCredential=`): read from `$CREDENTIALS_DIRECTORY/pg` by the real binary; without
+/// that directory, a config error that says how to provide it, never the password.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_password_can_be_a_systemd_credential() {
+    let pg = PgServer::start();
+    let env = TestEnv::start().await;
+    pg.client()
+        .await
+        .batch_execute("CREATE TABLE t (id int PRIMARY KEY); INSERT INTO t VALUES (1), (2);")
+        .await
+        .unwrap();
+    let creds = tempfile::tempdir().unwrap();
+    std::fs::write(creds.path().join("pg"), format!("{PASSWORD}\n")).unwrap();
+    let mut config = pg.config(json!([{"table": "t"}]));
+    config["password"] = json!({"credential": "pg"});
+    let config_path = env.write_json("pg-credential.json", &config);
+    let run = |with_creds: bool| {
+        let mut cmd = std::process::Command::new(integration_tests::binary(
+            "postgres-connector",
+            "postgres-connector",
+        ));
+        cmd.args(["extract", "--config"])
+            .arg(&config_path)
+            .args([
+                "--output",
+                &format!("s3://{}/cred", integration_tests::BUCKET),
+            ])
+            .envs(TestEnv::process_env(&env.endpoint()))
+            .env_remove("CREDENTIALS_DIRECTORY");
+        if with_creds {
+            cmd.env("CREDENTIALS_DIRECTORY", creds.path());
+        }
+        cmd.output().expect("the binary runs")
+    };
+    let out = run(false);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("CREDENTIALS_DIRECTORY is not set") && err.contains("LoadCredential=pg:"),
+        "{err}"
+    );
+    assert!(!err.contains(PASSWORD), "{err}");
+    let out = run(true);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let got = read_committed(&env.store().await, &env.output("cred"), "t", "id")
+        .await
+        .unwrap();
+    assert_eq!(got.num_rows(), 2);
+}

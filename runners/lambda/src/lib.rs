@@ -98,6 +98,17 @@ pub fn init_tracing(service: &str) -> runner_layer::telemetry::Telemetry {
                 .and_then(|l| EnvFilter::try_new(l.to_ascii_lowercase()).ok())
         })
         .unwrap_or_else(|| EnvFilter::new("info"));
+    // lambda_runtime logs every raw event at TRACE ("raw JSON event received from Lambda"),
+    // and an event may carry an inline connector config with its secrets: its targets are
+    // capped at DEBUG whatever RUST_LOG asks (a directive for the same target replaces
+    // the user's).
+    let filter = [
+        "lambda_runtime=debug",
+        "lambda_runtime::layers::api_response=debug",
+    ]
+    .into_iter()
+    .filter_map(|d| d.parse().ok())
+    .fold(filter, EnvFilter::add_directive);
     runner_layer::telemetry::init(runner_layer::telemetry::LogFormat::Json, filter, service)
 }
 
