@@ -220,6 +220,9 @@ pub struct ExtractCore<C: Connector> {
     progress: Arc<Progress>,
     runner: String,
     runtime: Arc<serde_json::Map<String, serde_json::Value>>,
+    /// The task attempt this process is, when several may read one partition of one plan
+    /// (Glue's Spark task retries): it goes into the file names.
+    attempt: Option<u64>,
 }
 
 impl<C: Connector> Clone for ExtractCore<C> {
@@ -235,6 +238,7 @@ impl<C: Connector> Clone for ExtractCore<C> {
             progress: self.progress.clone(),
             runner: self.runner.clone(),
             runtime: self.runtime.clone(),
+            attempt: self.attempt,
         }
     }
 }
@@ -286,6 +290,7 @@ impl<C: Connector> ExtractCore<C> {
             progress: Arc::new(Progress::default()),
             runner: runner.into(),
             runtime: Arc::default(),
+            attempt: None,
         })
     }
 
@@ -293,6 +298,16 @@ impl<C: Connector> ExtractCore<C> {
     /// copied into every run report it writes (`runtime`).
     pub fn with_runtime(mut self, runtime: serde_json::Map<String, serde_json::Value>) -> Self {
         self.runtime = Arc::new(runtime);
+        self
+    }
+
+    /// Mark this process as task attempt `attempt` of its partitions (Glue: Spark's task
+    /// attempt id): file names become `part-<run>-<partition>-<attempt:010><seq:05>`, so
+    /// two attempts of one partition of one plan never write the same object, and an
+    /// attempt still running after another one's files were committed (a zombie) cannot
+    /// overwrite them.
+    pub fn with_attempt(mut self, attempt: u64) -> Self {
+        self.attempt = Some(attempt);
         self
     }
 
@@ -1072,9 +1087,15 @@ impl<C: Connector> PartitionReader<'_, C> {
         for (k, v) in &self.partition.hive {
             rel.push_str(&format!("{k}={v}/"));
         }
+        // The last `-` segment is digits only (what gc recognises); an attempt is a fixed
+        // width prefix of it.
+        let seq = match self.core.attempt {
+            Some(attempt) => format!("{attempt:010}{:05}", self.seq),
+            None => format!("{:05}", self.seq),
+        };
         rel.push_str(&format!(
-            "part-{}-{}-{:05}.parquet",
-            self.plan.run_id, self.partition.id, self.seq
+            "part-{}-{}-{seq}.parquet",
+            self.plan.run_id, self.partition.id
         ));
         self.core
             .options

@@ -477,3 +477,194 @@ async fn deploy_glue_renders_the_job_definition_from_the_manifest() {
         ]
     );
 }
+
+/// Each task attempt writes file names of its own (`--attempt`, Spark's task attempt id):
+/// a retry does not touch the failed attempt's objects, and a zombie attempt that runs on
+/// after another attempt's files were committed (here with different source data) cannot
+/// overwrite them: the committed table stays exactly the committed attempt's rows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn attempts_write_their_own_files_and_a_zombie_cannot_overwrite_a_commit() {
+    let env = TestEnv::start().await;
+    let endpoint = env.endpoint();
+    let config = OrdersDemoConfig {
+        rows: 20_000,
+        rows_per_day: 10_000,
+        batch_size: 1000,
+        ..Default::default()
+    };
+    let cfg = env.write_json(
+        "config.json",
+        &json!({"rows": 20_000, "rows_per_day": 10_000, "batch_size": 1000}),
+    );
+    // The zombie reads the source as it is later: other values for the same ids.
+    let changed = env.write_json(
+        "changed.json",
+        &json!({"rows": 20_000, "rows_per_day": 10_000, "batch_size": 1000, "seed": 7}),
+    );
+    let out = format!("s3://{BUCKET}/attempts");
+    let bin = demo_bin();
+    let common = |cfg: &Path| {
+        vec![
+            "--config".to_string(),
+            cfg.display().to_string(),
+            "--output".to_string(),
+            out.clone(),
+        ]
+    };
+    let args = |parts: &[&[String]]| -> Vec<String> { parts.concat() };
+    let call = |argv: Vec<String>, stdin: Option<String>| {
+        let (bin, endpoint) = (bin.clone(), endpoint.clone());
+        async move {
+            let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
+            run(&bin, &argv, &endpoint, stdin.as_deref()).await
+        }
+    };
+    let plan = stdout_json(&call(args(&[&["plan".to_string()], &common(&cfg)]), None).await);
+    let plan_text = serde_json::to_string(&plan).unwrap();
+    let ids: Vec<String> = plan["work"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| w["partition"]["id"].as_str().unwrap().to_string())
+        .collect();
+    let extract = |cfg: &Path, id: &str, attempt: u64| {
+        args(&[
+            &["extract-partition".to_string()],
+            &common(cfg),
+            &[
+                "--plan".into(),
+                "-".into(),
+                "--partition".into(),
+                id.to_string(),
+                "--attempt".into(),
+                attempt.to_string(),
+                "--target-file-size".into(),
+                "32KiB".into(),
+            ],
+        ])
+    };
+    let keys = |r: &Value| -> Vec<String> {
+        r["files"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f["key"].as_str().unwrap().to_string())
+            .collect()
+    };
+    // Attempt 11 of the first partition "fails" (its result is never collected); attempt
+    // 12 succeeds. Their files are disjoint.
+    let failed = stdout_json(&call(extract(&cfg, &ids[0], 11), Some(plan_text.clone())).await);
+    let retried = stdout_json(&call(extract(&cfg, &ids[0], 12), Some(plan_text.clone())).await);
+    assert!(
+        keys(&failed).iter().all(|k| !keys(&retried).contains(k)),
+        "attempts share a name: {:?} / {:?}",
+        keys(&failed),
+        keys(&retried)
+    );
+    assert!(
+        keys(&retried)
+            .iter()
+            .all(|k| k.contains(&format!("-{:010}", 12))),
+        "{:?}",
+        keys(&retried)
+    );
+    let second = stdout_json(&call(extract(&cfg, &ids[1], 13), Some(plan_text.clone())).await);
+    let results = env.write_json("results.json", &json!([retried, second]));
+    let plan_file = env.write_json("plan.json", &plan);
+    let report = stdout_json(
+        &call(
+            args(&[
+                &["commit".to_string()],
+                &common(&cfg),
+                &[
+                    "--plan".into(),
+                    plan_file.display().to_string(),
+                    "--results".into(),
+                    results.display().to_string(),
+                ],
+            ]),
+            None,
+        )
+        .await,
+    );
+    assert_eq!(
+        (report["status"].as_str(), report["rows"].as_u64()),
+        (Some("complete"), Some(20_000))
+    );
+
+    // The failed attempt, a zombie, runs on after the commit and reads changed data.
+    let zombie = stdout_json(&call(extract(&changed, &ids[0], 11), Some(plan_text.clone())).await);
+    assert_eq!(
+        keys(&zombie),
+        keys(&failed),
+        "the zombie rewrites its own names"
+    );
+    let got = read_committed(
+        &env.store().await,
+        &env.output("attempts"),
+        ORDERS,
+        "order_id",
+    )
+    .await
+    .expect("committed");
+    assert_eq!(
+        got,
+        orders_batch(&config, 1, 20_000),
+        "the committed rows are the committed attempt's"
+    );
+}
+
+/// The connector binary the Glue job starts dies with the task's Python worker: SIGKILL
+/// the worker and its child is gone (`PR_SET_PDEATHSIG`), so a killed task cannot leave a
+/// writer behind.
+#[test]
+fn the_binary_dies_with_the_tasks_python_worker() {
+    let python = workspace_root().join(".venv/bin/python");
+    let job_dir = workspace_root().join("runners/glue/job");
+    let mut worker = std::process::Command::new(&python)
+        .arg("-c")
+        .arg(format!(
+            "import sys; sys.path.insert(0, {:?}); import connector_glue_job as j; j.run_binary(['sleep', '300'], 'zombie')",
+            job_dir.display().to_string()
+        ))
+        .spawn()
+        .expect("python runs");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let child: u32 = loop {
+        let out = std::process::Command::new("pgrep")
+            .args(["-P", &worker.id().to_string(), "sleep"])
+            .output()
+            .expect("pgrep runs");
+        if let Some(pid) = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .next()
+            .and_then(|l| l.trim().parse().ok())
+        {
+            break pid;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the child never started"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    worker.kill().expect("SIGKILL the worker");
+    worker.wait().expect("reaped");
+    let gone = |pid: u32| match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Err(_) => true,
+        // A zombie (Z) or dead (X) process no longer runs; it waits to be reaped.
+        Ok(stat) => stat
+            .rsplit(')')
+            .next()
+            .and_then(|rest| rest.split_whitespace().next())
+            .is_some_and(|state| state == "Z" || state == "X"),
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !gone(child) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the binary (pid {child}) outlived its worker"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}

@@ -279,18 +279,33 @@ async fn task_failing_once_is_retried_by_spark_and_the_dataset_is_exact() {
         log.contains("Lost task"),
         "Spark did not report the lost task"
     );
-    // The first attempt finished files before failing; the retry wrote the same keys.
-    let written: Vec<&str> = log
+    // The first attempt finished files before failing; the retry wrote files of its own
+    // attempt (`--attempt`: Spark's task attempt id in the names), never the same keys.
+    let written: Vec<String> = log
         .lines()
         .filter(|l| l.contains("\"message\":\"file written\"") && l.contains("-2024-01-02_10001-"))
+        .filter_map(|l| {
+            let v: Value = serde_json::from_str(l.split_once("] ").map_or(l, |(_, j)| j)).ok()?;
+            v["key"].as_str().map(str::to_string)
+        })
         .collect();
-    let first_file = written
-        .iter()
-        .filter(|l| l.contains("-2024-01-02_10001-00000.parquet"))
-        .count();
+    // `...-<attempt:010><seq:05>.parquet`
+    let attempt_of = |key: &str| -> String {
+        let digits = key.rsplit('-').next().unwrap().trim_end_matches(".parquet");
+        assert_eq!(digits.len(), 15, "{key}");
+        digits[..10].to_string()
+    };
+    let mut attempts: Vec<String> = written.iter().map(|k| attempt_of(k)).collect();
+    attempts.sort();
+    attempts.dedup();
+    assert_eq!(attempts.len(), 2, "two attempts wrote files: {written:#?}");
+    let mut unique = written.clone();
+    unique.sort();
+    unique.dedup();
     assert_eq!(
-        first_file, 2,
-        "file 00000 of the failing partition is written by both attempts: {written:#?}"
+        unique.len(),
+        written.len(),
+        "a key was written twice: {written:#?}"
     );
 
     let store = env.store().await;
@@ -300,7 +315,22 @@ async fn task_failing_once_is_retried_by_spark_and_the_dataset_is_exact() {
     assert_ids_exact(&got, "order_id", 1, 40_000);
     assert_eq!(got, orders_batch(&demo, 1, 40_000));
     let (on_disk, committed) = files_on_disk_and_committed(&env, "retry").await;
-    assert_eq!(on_disk, committed, "orphan or duplicate files");
+    // The committed files of the retried partition are the retry's; the failed
+    // attempt's files are left to gc, never in the table.
+    let retried: Vec<&String> = committed
+        .iter()
+        .filter(|k| k.contains("-2024-01-02_10001-"))
+        .collect();
+    assert!(!retried.is_empty());
+    assert!(
+        retried.iter().all(|k| attempt_of(k) == attempts[1]),
+        "{retried:?}"
+    );
+    let orphans: Vec<&String> = on_disk.iter().filter(|k| !committed.contains(k)).collect();
+    assert!(
+        orphans.iter().all(|k| attempt_of(k) == attempts[0]),
+        "only the failed attempt's files are outside the table: {orphans:?}"
+    );
     let mut dedup = committed.clone();
     dedup.dedup();
     assert_eq!(dedup, committed, "a file is listed twice");

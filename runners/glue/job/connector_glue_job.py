@@ -8,10 +8,14 @@ Runs unchanged on AWS Glue 5 (Spark 3.5, Python 3.11) and on a local PySpark 3.5
     driver:    <binary> commit               -> the dataset manifest, conditionally, once
 
 A task that fails is retried by Spark (``spark.task.maxFailures``; locally ``local[N,F]``):
-the retry re-extracts the partition into the same deterministic file names, so the
-committed dataset has no duplicates. A partition that fails on every attempt fails the job
-with the connector's error, naming the partition; nothing is committed (files the run did
-write are removed by ``<binary> gc``).
+the retry re-extracts the partition into file names of its own attempt (``--attempt``,
+Spark's task attempt id), and the commit lists only the files of the attempts whose
+results the driver collected, so the committed dataset has no duplicates and a zombie
+attempt (one Spark gave up on that still runs) can never overwrite a committed file. The
+connector binary dies with the task's Python worker (``PR_SET_PDEATHSIG``), so a killed
+task leaves no writer behind. A partition that fails on every attempt fails the job with
+the connector's error, naming the partition; nothing is committed (files the run did write
+are removed by ``<binary> gc``).
 
 Arguments (``--name value``; through ``awsglue.utils.getResolvedOptions`` on Glue, the
 same names through argparse elsewhere):
@@ -34,12 +38,15 @@ Exit codes: 0 committed; 2 bad arguments; otherwise the connector binary's code
 (2 bad input, 3 source error, 4 sink error, 1 internal).
 """
 
+import ctypes
+import ctypes.util
 import json
 import logging
 import os
 import re
 import shlex
 import shutil
+import signal
 import stat
 import subprocess
 import sys
@@ -161,11 +168,46 @@ def error_line(stderr):
     return lines[-1] if lines else "(no output)"
 
 
+PR_SET_PDEATHSIG = 1
+
+
+def _libc_prctl():
+    """libc's prctl, loaded in the parent (the child must not load libraries). Not kept
+    in a module global: the driver's functions are pickled for the executors, and a ctypes
+    function does not pickle."""
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        return libc.prctl
+    except (OSError, AttributeError):
+        return None
+
+
+def _die_with_parent(parent_pid):
+    """In the child, before exec: SIGKILL when the parent (the task's Python worker) dies,
+    so the binary of a killed Spark task cannot live on and write as a zombie attempt."""
+    prctl = _libc_prctl()
+
+    def set_death_signal():
+        if prctl is not None:
+            prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+        # The parent may have died before the death signal was set.
+        if os.getppid() != parent_pid:
+            os._exit(137)
+
+    return set_death_signal
+
+
 def run_binary(cmd, label, stdin=None, env=None):
-    """Run the connector binary; its log lines go to our stderr prefixed with `[label] `;
-    returns (exit code, stdout, stderr)."""
+    """Run the connector binary (it dies with this process); its log lines go to our
+    stderr prefixed with `[label] `; returns (exit code, stdout, stderr)."""
     proc = subprocess.run(
-        cmd, input=stdin, capture_output=True, text=True, env=env, check=False
+        cmd,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+        preexec_fn=_die_with_parent(os.getpid()),
     )
     if proc.stderr:
         sys.stderr.write("".join(f"[{label}] {ln}\n" for ln in proc.stderr.splitlines()))
@@ -191,7 +233,7 @@ def partition_runner(binary_name, config_name, plan_bc, flags, env_overrides):
     """The executor side: extract each partition id of a Spark partition, yield results."""
 
     def run(ids):
-        from pyspark import SparkFiles  # noqa: PLC0415 (executor import)
+        from pyspark import SparkFiles, TaskContext  # noqa: PLC0415 (executor import)
 
         # Executors are separate Python workers: the driver's logging setup is not
         # theirs. Log to stderr (the executor log on Glue) in the driver's format.
@@ -206,9 +248,12 @@ def partition_runner(binary_name, config_name, plan_bc, flags, env_overrides):
         config = SparkFiles.get(config_name)
         env = dict(os.environ)
         env.update(env_overrides)
+        # Unique in the Spark application: this attempt's file names are its own.
+        context = TaskContext.get()
+        attempt = context.taskAttemptId() if context is not None else 0
         for pid in ids:
             cmd = [binary, "extract-partition", "--config", config, "--plan", "-",
-                   "--partition", pid] + flags
+                   "--partition", pid, "--attempt", str(attempt)] + flags
             started = time.monotonic()
             code, out, err = run_binary(
                 cmd, f"extract-partition {pid}", stdin=plan_bc.value, env=env

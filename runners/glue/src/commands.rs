@@ -92,6 +92,10 @@ pub async fn extract_partition<C: Connector>(connector: C, a: ExtractPartitionCo
             crate::extract_options(o, &a.glue.settings)
         })
         .await?;
+        let core = match a.glue.attempt {
+            Some(n) => core.with_attempt(n),
+            None => core,
+        };
         let plan = crate::read_plan(&a.glue.plan)?;
         let deadline = a.glue.settings.deadline(started);
         let result = crate::extract_partition(&core, &plan, &a.glue.partition, deadline).await;

@@ -61,6 +61,12 @@ pub struct ExtractPartitionArgs {
     /// Id of the partition to extract (`work[].partition.id` in the plan).
     #[arg(long, value_name = "ID")]
     pub partition: String,
+    /// The Spark task attempt (`TaskContext.taskAttemptId()`, unique in the job): it goes
+    /// into the partition's file names, so two attempts of one partition never write the
+    /// same object and a zombie attempt cannot overwrite files a commit lists. Without
+    /// it, a re-run of the partition rewrites the same names.
+    #[arg(long, value_name = "N")]
+    pub attempt: Option<u64>,
     /// How to write the Parquet files: the extract options, with the same names as
     /// every other input path. Use the same values for every partition of a run.
     /// `concurrency` does not apply (each Spark task reads one partition).
