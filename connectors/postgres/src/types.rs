@@ -174,7 +174,19 @@ pub(crate) fn numeric_mapping(typmod: i32, unconstrained: NumericMapping) -> Num
     let precision = (t >> 16) & 0xffff;
     // The scale is an 11-bit signed value since PostgreSQL 15 (negative scales).
     let scale = ((t & 0x7ff) ^ 0x400) - 0x400;
-    if (1..=38).contains(&precision) && (-38..=38).contains(&scale) {
+    // A Delta Lake decimal has 0 <= scale <= precision <= 38. numeric(p, s) with s < 0
+    // holds integers of up to p - s digits (numeric(5,-2): multiples of 100 below 10^7):
+    // Decimal128(p - s, 0). With s > p it holds fractions below 10^(p-s) with s digits
+    // after the point (numeric(2,5): up to 0.00099): Decimal128(s, s). Both hold every
+    // value exactly; whatever needs more than 38 digits is the exact text.
+    let (precision, scale) = if scale < 0 {
+        (precision - scale, 0)
+    } else if scale > precision {
+        (scale, scale)
+    } else {
+        (precision, scale)
+    };
+    if (1..=38).contains(&precision) && (0..=precision).contains(&scale) {
         NumericMapping::Decimal {
             precision: precision as u8,
             scale: scale as i8,
@@ -206,13 +218,31 @@ mod tests {
             numeric_mapping((50 << 16) + 4, UNCONSTRAINED_DECIMAL),
             NumericMapping::Text
         );
-        // numeric(5,-2): scale stored as 11-bit two's complement.
+        // numeric(5,-2): scale stored as 11-bit two's complement; integers of up to 7
+        // digits, a Delta-valid Decimal128(7, 0).
         assert_eq!(
             numeric_mapping((5 << 16 | (0x800 - 2)) + 4, NumericMapping::Text),
             NumericMapping::Decimal {
-                precision: 5,
-                scale: -2
+                precision: 7,
+                scale: 0
             }
+        );
+        // numeric(2,5): fractions up to 0.00099, Decimal128(5, 5).
+        assert_eq!(
+            numeric_mapping((2 << 16 | 5) + 4, NumericMapping::Text),
+            NumericMapping::Decimal {
+                precision: 5,
+                scale: 5
+            }
+        );
+        // numeric(37,-2) needs 39 digits; numeric(10,40) 40: the exact text.
+        assert_eq!(
+            numeric_mapping((37 << 16 | (0x800 - 2)) + 4, UNCONSTRAINED_DECIMAL),
+            NumericMapping::Text
+        );
+        assert_eq!(
+            numeric_mapping((10 << 16 | 40) + 4, UNCONSTRAINED_DECIMAL),
+            NumericMapping::Text
         );
     }
 }

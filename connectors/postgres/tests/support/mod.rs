@@ -15,6 +15,7 @@ use arrow::datatypes::{DataType, Field};
 use arrow::record_batch::RecordBatch;
 use tokio_postgres::Client;
 
+#[allow(unused_imports)]
 pub use integration_tests::postgres_server::{PASSWORD, PgServer};
 
 /// Parse PostgreSQL numeric text into Decimal128's unscaled integer at `scale`.
