@@ -206,7 +206,14 @@ async fn every_type_round_trips_exactly() {
             "c_text",
             "text",
             DataType::Utf8,
-            vec!["''", "'żółć – ✓'", "'a''b'", "E'line\\nbreak\\ttab'"],
+            vec![
+                "''",
+                "'żółć – ✓'",
+                "'a''b'",
+                "E'line\\nbreak\\ttab'",
+                // A huge value: 15 MB of multi-byte text in one cell.
+                "repeat('żx✓', 2500000)",
+            ],
         ),
         (
             "c_varchar",
