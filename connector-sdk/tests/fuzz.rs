@@ -3,7 +3,7 @@
 //! bucket, or handed between Glue's steps), the extract options. Each property: no panic on any input, and a round trip where one
 //! exists. The case count is modest here (`PROPTEST_CASES` raises it);
 //! `scripts/fuzz-campaign.sh` runs a long campaign and keeps failing inputs in
-//! `proptest-regressions/`.
+//! `tests/fuzz.proptest-regressions`.
 
 use connector_sdk::dataset::{PartitionProgress, PendingPlan};
 use connector_sdk::{
@@ -76,6 +76,16 @@ fn stream_state() -> impl Strategy<Value = StreamState> {
 }
 
 proptest! {
+    // Failing inputs go to `tests/fuzz.proptest-regressions` (replayed first by every run):
+    // proptest's default places the file beside `src/lib.rs`, which an integration test
+    // has not, and then keeps nothing. The rest of the config (PROPTEST_CASES) as default.
+    #![proptest_config(ProptestConfig {
+        failure_persistence: Some(Box::new(
+            proptest::test_runner::FileFailurePersistence::Direct("tests/fuzz.proptest-regressions"),
+        )),
+        ..ProptestConfig::default()
+    })]
+
     /// Any string: a location or a one-line error, never a panic; a parsed location
     /// prints back to a string that parses to the same location.
     #[test]
