@@ -277,6 +277,17 @@ impl<C: Connector> ExtractCore<C> {
     ) -> Result<Self> {
         let manifest = ConnectorManifest::of::<C>()?;
         options.validate()?;
+        let store = if options.sse_kms_key_id.is_some() || options.expected_bucket_owner.is_some() {
+            store.with_bucket_settings(
+                &options.output.bucket,
+                crate::s3::BucketSettings {
+                    expected_owner: options.expected_bucket_owner.clone(),
+                    sse_kms_key_id: options.sse_kms_key_id.clone(),
+                },
+            )
+        } else {
+            store
+        };
         let props = writer_properties(&options.parquet)?;
         let limits = UploadLimits::new(&options, Arc::new(OpenUploads::default()));
         Ok(Self {

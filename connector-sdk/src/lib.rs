@@ -37,7 +37,7 @@ pub use options::{
     WriteDisposition,
 };
 pub use report::{Progress, RunReport};
-pub use s3::{S3Options, S3Store, StaticCredentials};
+pub use s3::{BucketSettings, S3Options, S3Store, StaticCredentials};
 pub use secret::{ExposeSecret, SecretSource, SecretString};
 pub use sink::OpenUploads;
 

@@ -317,6 +317,15 @@ pub struct ExtractOptions {
     /// How often a long run commits what it has so far (bounded loss on a hard kill).
     #[serde(default)]
     pub commit_interval: CommitInterval,
+    /// Encrypt every object the run writes (data files, the table's log, reports) with
+    /// SSE-KMS under this key: a key id, key ARN or `alias/...`. Unset: the bucket's
+    /// default encryption.
+    #[serde(default)]
+    pub sse_kms_key_id: Option<String>,
+    /// The 12-digit AWS account that must own the output bucket: every request carries
+    /// it (`ExpectedBucketOwner`), and a bucket of another account refuses them (403).
+    #[serde(default)]
+    pub expected_bucket_owner: Option<String>,
 }
 
 fn default_concurrency() -> usize {
@@ -334,6 +343,8 @@ impl ExtractOptions {
             schema_evolution: SchemaEvolution::default(),
             write_disposition: None,
             commit_interval: CommitInterval::default(),
+            sse_kms_key_id: None,
+            expected_bucket_owner: None,
         }
     }
 
@@ -393,6 +404,22 @@ impl ExtractOptions {
                 self.commit_interval.bytes,
                 COMMIT_INTERVAL_BYTES_RANGE.start(),
                 COMMIT_INTERVAL_BYTES_RANGE.end()
+            ));
+        }
+        if let Some(owner) = &self.expected_bucket_owner
+            && !(owner.len() == 12 && owner.bytes().all(|b| b.is_ascii_digit()))
+        {
+            return bad(format!(
+                "expected_bucket_owner = {owner:?} is not an AWS account id; use the 12 digits of the account that owns the output bucket"
+            ));
+        }
+        if let Some(key) = &self.sse_kms_key_id
+            && (key.is_empty()
+                || key.len() > 2048
+                || key.chars().any(|c| c.is_whitespace() || c.is_control()))
+        {
+            return bad(format!(
+                "sse_kms_key_id = {key:?} is not a KMS key: use a key id, a key ARN (arn:aws:kms:...) or an alias (alias/...)"
             ));
         }
         if self.parquet.codec == Codec::Zstd && !(1..=22).contains(&self.parquet.zstd_level) {

@@ -17,7 +17,7 @@ use aws_sdk_s3::config::{
 };
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::primitives::ByteStream;
-use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
+use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart, ServerSideEncryption};
 use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use bytes::Bytes;
 use schemars::JsonSchema;
@@ -124,6 +124,20 @@ pub struct S3Store {
     counter: Arc<AttemptCounter>,
     /// Buckets whose server was seen to honour `If-None-Match: *`.
     conditional_writes: Arc<std::sync::Mutex<std::collections::BTreeSet<String>>>,
+    /// How requests to particular buckets are made (owner check, encryption).
+    buckets: Arc<std::collections::BTreeMap<String, BucketSettings>>,
+}
+
+/// How every request to one bucket is made.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BucketSettings {
+    /// The account that must own the bucket: sent as `ExpectedBucketOwner` on every
+    /// request, so a bucket of another account (a deleted bucket's name taken over, a
+    /// typo) answers 403 instead of receiving the data.
+    pub expected_owner: Option<String>,
+    /// Encrypt every object written with SSE-KMS under this key (id, ARN or alias);
+    /// `None`: the bucket's default encryption.
+    pub sse_kms_key_id: Option<String>,
 }
 
 /// One listed object.
@@ -206,6 +220,38 @@ impl S3Store {
             endpoint: display,
             counter,
             conditional_writes: Arc::default(),
+            buckets: Arc::default(),
+        }
+    }
+
+    /// This store, making every request to `bucket` with `settings`.
+    pub fn with_bucket_settings(mut self, bucket: &str, settings: BucketSettings) -> Self {
+        let mut buckets = self.buckets.as_ref().clone();
+        buckets.insert(bucket.to_string(), settings);
+        self.buckets = Arc::new(buckets);
+        self
+    }
+
+    /// The settings of requests to `bucket`.
+    pub fn bucket_settings(&self, bucket: &str) -> BucketSettings {
+        self.buckets.get(bucket).cloned().unwrap_or_default()
+    }
+
+    fn expected_owner(&self, bucket: &str) -> Option<String> {
+        self.buckets
+            .get(bucket)
+            .and_then(|b| b.expected_owner.clone())
+    }
+
+    /// `aws:kms` and the key, when objects written to `bucket` are encrypted with SSE-KMS.
+    fn sse_kms(&self, bucket: &str) -> (Option<ServerSideEncryption>, Option<String>) {
+        match self
+            .buckets
+            .get(bucket)
+            .and_then(|b| b.sse_kms_key_id.clone())
+        {
+            Some(key) => (Some(ServerSideEncryption::AwsKms), Some(key)),
+            None => (None, None),
         }
     }
 
@@ -256,7 +302,14 @@ impl S3Store {
 
     /// Check that the bucket exists and is reachable.
     pub async fn head_bucket(&self, bucket: &str) -> Result<()> {
-        match self.client.head_bucket().bucket(bucket).send().await {
+        match self
+            .client
+            .head_bucket()
+            .bucket(bucket)
+            .set_expected_bucket_owner(self.expected_owner(bucket))
+            .send()
+            .await
+        {
             Ok(_) => Ok(()),
             Err(SdkError::ServiceError(e)) if e.raw().status().as_u16() == 404 => Err(Error::S3 {
                 operation: "HeadBucket",
@@ -281,6 +334,7 @@ impl S3Store {
     /// `412 PreconditionFailed` says it does.
     pub async fn put(&self, bucket: &str, key: &str, body: Bytes, if_absent: bool) -> Result<bool> {
         const CONFLICT_ATTEMPTS: u32 = 5;
+        let (sse, kms_key) = self.sse_kms(bucket);
         let mut attempt = 0;
         loop {
             attempt += 1;
@@ -288,6 +342,9 @@ impl S3Store {
                 .client
                 .put_object()
                 .bucket(bucket)
+                .set_expected_bucket_owner(self.expected_owner(bucket))
+                .set_server_side_encryption(sse.clone())
+                .set_ssekms_key_id(kms_key.clone())
                 .key(key)
                 .body(ByteStream::from(body.clone()));
             if if_absent {
@@ -369,6 +426,7 @@ impl S3Store {
             .client
             .get_object()
             .bucket(bucket)
+            .set_expected_bucket_owner(self.expected_owner(bucket))
             .key(key)
             .send()
             .await
@@ -390,6 +448,7 @@ impl S3Store {
             .client
             .get_object()
             .bucket(bucket)
+            .set_expected_bucket_owner(self.expected_owner(bucket))
             .key(key)
             .range(format!("bytes={}-{}", range.start, range.end - 1))
             .send()
@@ -420,6 +479,7 @@ impl S3Store {
             .client
             .head_object()
             .bucket(bucket)
+            .set_expected_bucket_owner(self.expected_owner(bucket))
             .key(key)
             .send()
             .await
@@ -461,6 +521,7 @@ impl S3Store {
                 .client
                 .list_objects_v2()
                 .bucket(bucket)
+                .set_expected_bucket_owner(self.expected_owner(bucket))
                 .prefix(prefix)
                 .set_start_after(start_after.map(str::to_string))
                 .set_max_keys(limit.map(|n| n.min(1000) as i32))
@@ -494,6 +555,7 @@ impl S3Store {
         self.client
             .delete_object()
             .bucket(bucket)
+            .set_expected_bucket_owner(self.expected_owner(bucket))
             .key(key)
             .send()
             .await
@@ -507,6 +569,9 @@ impl S3Store {
             .client
             .create_multipart_upload()
             .bucket(bucket)
+            .set_expected_bucket_owner(self.expected_owner(bucket))
+            .set_server_side_encryption(self.sse_kms(bucket).0)
+            .set_ssekms_key_id(self.sse_kms(bucket).1)
             .key(key)
             .content_type("application/vnd.apache.parquet")
             .send()
@@ -537,6 +602,7 @@ impl S3Store {
             .client
             .upload_part()
             .bucket(bucket)
+            .set_expected_bucket_owner(self.expected_owner(bucket))
             .key(key)
             .upload_id(upload_id)
             .part_number(part_number)
@@ -561,6 +627,7 @@ impl S3Store {
         self.client
             .complete_multipart_upload()
             .bucket(bucket)
+            .set_expected_bucket_owner(self.expected_owner(bucket))
             .key(key)
             .upload_id(upload_id)
             .multipart_upload(
@@ -580,6 +647,7 @@ impl S3Store {
             .client
             .abort_multipart_upload()
             .bucket(bucket)
+            .set_expected_bucket_owner(self.expected_owner(bucket))
             .key(key)
             .upload_id(upload_id)
             .send()
@@ -602,6 +670,7 @@ impl S3Store {
                 .client
                 .list_multipart_uploads()
                 .bucket(bucket)
+                .set_expected_bucket_owner(self.expected_owner(bucket))
                 .prefix(prefix)
                 .set_key_marker(key_marker.clone())
                 .set_upload_id_marker(id_marker.clone())

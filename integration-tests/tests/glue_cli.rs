@@ -668,3 +668,59 @@ fn the_binary_dies_with_the_tasks_python_worker() {
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
 }
+
+/// `plan` and `commit` take the extract options too (they write: the If-None-Match probe
+/// and the table's log), so the job gives every step `--sse-kms-key-id` and
+/// `--expected-bucket-owner`: a malformed owner is refused by each step, naming it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plan_and_commit_take_the_output_security_options() {
+    let env = TestEnv::start().await;
+    let endpoint = env.endpoint();
+    let cfg = env.write_json("config.json", &json!({"rows": 100, "rows_per_day": 100}));
+    let cfg = cfg.to_str().unwrap();
+    let out = format!("s3://{BUCKET}/secure");
+    let common = ["--config", cfg, "--output", out.as_str()];
+    let bad = ["--expected-bucket-owner", "12345"];
+    let plan_file = env.write_json("plan.json", &json!({}));
+    let results_file = env.write_json("results.json", &json!([]));
+    for args in [
+        [&["plan"][..], &common, &bad].concat(),
+        [
+            &["commit"][..],
+            &common,
+            &[
+                "--plan",
+                plan_file.to_str().unwrap(),
+                "--results",
+                results_file.to_str().unwrap(),
+            ],
+            &bad,
+        ]
+        .concat(),
+    ] {
+        let o = run(&demo_bin(), &args, &endpoint, None).await;
+        assert_eq!(o.status.code(), Some(2), "{args:?}");
+        let lines = stderr_error_lines(&o);
+        assert!(
+            lines.len() == 1 && lines[0].contains("expected_bucket_owner"),
+            "{args:?}: {lines:?}"
+        );
+    }
+    // Valid options: the plan runs under them.
+    let good = [
+        "--expected-bucket-owner",
+        "123456789012",
+        "--sse-kms-key-id",
+        "alias/out",
+    ];
+    let plan = stdout_json(
+        &run(
+            &demo_bin(),
+            &[&["plan"][..], &common, &good].concat(),
+            &endpoint,
+            None,
+        )
+        .await,
+    );
+    assert_eq!(plan["work"].as_array().unwrap().len(), 1);
+}

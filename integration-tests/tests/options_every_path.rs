@@ -34,6 +34,16 @@ fn cases() -> Vec<(&'static str, &'static str, Value)> {
         ("write_disposition", "replace", json!("replace")),
         ("commit_interval_secs", "60", json!(60)),
         ("commit_interval_size", "256MiB", json!("256MiB")),
+        (
+            "sse_kms_key_id",
+            "alias/connector-output",
+            json!("alias/connector-output"),
+        ),
+        (
+            "expected_bucket_owner",
+            "123456789012",
+            json!("123456789012"),
+        ),
     ]
 }
 
@@ -183,6 +193,8 @@ fn every_path_names_the_option_it_refuses() {
         ("commit_interval_secs", json!(604_801)),
         ("commit_interval_size", json!("512KiB")),
         ("commit_interval_size", json!("1025GiB")),
+        ("expected_bucket_owner", json!("12345")),
+        ("sse_kms_key_id", json!("my key")),
     ] {
         let settings = from_lambda_event(name, &bad);
         let e = settings.resolve(output()).unwrap_err().to_string();

@@ -101,6 +101,31 @@ pub struct FaultStats {
     pub lost_replies: u64,
 }
 
+/// One request the proxy received: method, path, query and headers (without
+/// `authorization`), names lower case.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SeenRequest {
+    /// `GET`, `PUT`...
+    pub method: String,
+    /// `/bucket/key`.
+    pub path: String,
+    /// The query string, without `?`.
+    pub query: String,
+    /// Header names (lower case) and values.
+    pub headers: Vec<(String, String)>,
+}
+
+impl SeenRequest {
+    /// The value of header `name` (lower case), if present.
+    #[must_use]
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
 /// A running fault-injecting proxy. Stop it with [`FaultProxy::shutdown`].
 pub struct FaultProxy {
     upstream: SocketAddr,
@@ -151,6 +176,7 @@ impl FaultProxy {
             slow_downs: AtomicU64::new(0),
             resets: AtomicU64::new(0),
             lost_replies: AtomicU64::new(0),
+            seen: Mutex::new(Vec::new()),
         });
 
         let listener = server::bind(listen).await?;
@@ -204,6 +230,16 @@ impl FaultProxy {
         }
     }
 
+    /// Every request received so far, in order (for tests of what a client sends).
+    #[must_use]
+    pub fn seen(&self) -> Vec<SeenRequest> {
+        self.shared
+            .seen
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
     /// Replaces the fault configuration for the requests that follow; the RNG
     /// is re-seeded from `config.seed`. Counters are kept.
     pub fn set_config(&self, config: FaultConfig) {
@@ -229,6 +265,7 @@ struct Shared {
     slow_downs: AtomicU64,
     resets: AtomicU64,
     lost_replies: AtomicU64,
+    seen: Mutex<Vec<SeenRequest>>,
 }
 
 impl Shared {
@@ -351,6 +388,26 @@ async fn handle(
     let n = shared.requests.fetch_add(1, Ordering::Relaxed) + 1;
     let path = req.uri().path().to_owned();
     let query = req.uri().query().unwrap_or_default().to_owned();
+    shared
+        .seen
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .push(SeenRequest {
+            method: req.method().to_string(),
+            path: path.clone(),
+            query: query.clone(),
+            headers: req
+                .headers()
+                .iter()
+                .filter(|(n, _)| *n != hyper::header::AUTHORIZATION)
+                .map(|(n, v)| {
+                    (
+                        n.as_str().to_string(),
+                        String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                    )
+                })
+                .collect(),
+        });
     match shared.decide(req.method(), &path, &query) {
         Decision::Reset => {
             shared.resets.fetch_add(1, Ordering::Relaxed);

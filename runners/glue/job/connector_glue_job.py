@@ -29,7 +29,8 @@ same names through argparse elsewhere):
     --spark_partitions  Spark partitions [default: one per planned partition]
     --s3_endpoint       S3 endpoint URL (S3-compatible servers) [default: the AWS SDK's]
     --region            AWS region [default: the AWS SDK's]
-    --extract_args      extra flags for every extract-partition, e.g. "--codec snappy"
+    --extract_args      extract options for every step (plan, extract-partition, commit),
+                        e.g. "--codec snappy --sse-kms-key-id alias/out"
     --pass_env          comma-separated names of environment variables copied from the
                         driver to the connector processes on the executors (for local
                         stand-ins; on Glue the job role gives executors credentials)
@@ -301,6 +302,9 @@ def main(argv):
     binary = executable_copy(locate(args["connector_binary"], "connector_binary"))
     config = locate(args["connector_config"], "connector_config")
     flags = ["--output", args["output"]] + s3_flags(args)
+    # Every step gets the extract options: plan and commit write too (the If-None-Match
+    # probe, the table's log), under the same encryption and bucket-owner check.
+    flags += shlex.split(args.get("extract_args") or "")
     work = tempfile.mkdtemp(prefix="connector-glue-job-")
 
     # 1. Plan on the driver, before Spark starts: bad config, bad output and an
@@ -342,7 +346,7 @@ def main(argv):
     sc.addFile(binary)
     sc.addFile(config)
     n = int(args["spark_partitions"]) if args.get("spark_partitions") else max(1, len(ids))
-    extract_flags = flags + shlex.split(args.get("extract_args") or "")
+    extract_flags = flags
     env_overrides = {
         name: os.environ[name]
         for name in (args.get("pass_env") or "").split(",")

@@ -72,7 +72,7 @@ async fn core<C: Connector>(
 pub async fn plan<C: Connector>(connector: C, a: PlanCommand) -> u8 {
     let result = async {
         let core = core(connector, &a.config, &a.output, |o| {
-            Ok(ExtractOptions::new(o))
+            Ok(a.glue.settings.resolve(o)?)
         })
         .await?;
         let plan = crate::plan(&core, &a.glue).await?;
@@ -114,7 +114,7 @@ pub async fn extract_partition<C: Connector>(connector: C, a: ExtractPartitionCo
 pub async fn commit<C: Connector>(connector: C, a: CommitCommand) -> u8 {
     let result = async {
         let core = core(connector, &a.config, &a.output, |o| {
-            Ok(ExtractOptions::new(o))
+            Ok(a.glue.settings.resolve(o)?)
         })
         .await?;
         let plan = crate::read_plan(&a.glue.plan)?;

@@ -50,6 +50,11 @@ pub struct PlanArgs {
     /// declares several or discovers them at run time].
     #[arg(long, value_name = "NAME")]
     pub stream: Option<String>,
+    /// The extract options, as for `extract-partition`: `plan` writes (the If-None-Match
+    /// probe) and reads the output, so `--sse-kms-key-id` and `--expected-bucket-owner`
+    /// apply; give every step the same options.
+    #[command(flatten)]
+    pub settings: ExtractSettings,
 }
 
 /// Arguments of `extract-partition`.
@@ -84,6 +89,10 @@ pub struct CommitArgs {
     /// object per line (a file, or `-` for stdin).
     #[arg(long, value_name = "FILE|-")]
     pub results: PathBuf,
+    /// The extract options, as for `extract-partition`: the commit writes the table's log
+    /// (`--sse-kms-key-id`, `--expected-bucket-owner` apply); give every step the same.
+    #[command(flatten)]
+    pub settings: ExtractSettings,
 }
 
 /// Refuse unless the connector's manifest is valid and declares `glue`. No I/O.

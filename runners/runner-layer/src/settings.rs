@@ -198,6 +198,17 @@ pub struct ExtractSettings {
     #[arg(long, env = "CONNECTOR_COMMIT_INTERVAL_SIZE", value_name = "SIZE")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub commit_interval_size: Option<ByteSize>,
+    /// Encrypt every object written (data files, the table's log) with SSE-KMS under this
+    /// key: key id, key ARN or alias/NAME [default: the bucket's default encryption]
+    #[arg(long, env = "CONNECTOR_SSE_KMS_KEY_ID", value_name = "KEY")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sse_kms_key_id: Option<String>,
+    /// The 12-digit AWS account that must own the output bucket; every request carries
+    /// it (ExpectedBucketOwner) and another account's bucket refuses them [default: not
+    /// checked]
+    #[arg(long, env = "CONNECTOR_EXPECTED_BUCKET_OWNER", value_name = "ACCOUNT")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expected_bucket_owner: Option<String>,
 }
 
 /// `s` as a codec; the message without the SDK's "invalid request:" prefix (clap adds
@@ -264,6 +275,14 @@ impl ExtractSettings {
             write_disposition: other.write_disposition.or(self.write_disposition),
             commit_interval_secs: other.commit_interval_secs.or(self.commit_interval_secs),
             commit_interval_size: other.commit_interval_size.or(self.commit_interval_size),
+            sse_kms_key_id: other
+                .sse_kms_key_id
+                .clone()
+                .or_else(|| self.sse_kms_key_id.clone()),
+            expected_bucket_owner: other
+                .expected_bucket_owner
+                .clone()
+                .or_else(|| self.expected_bucket_owner.clone()),
         }
     }
 
@@ -360,6 +379,8 @@ impl ExtractSettings {
             }
             o.commit_interval.bytes = size.0;
         }
+        o.sse_kms_key_id = self.sse_kms_key_id.clone();
+        o.expected_bucket_owner = self.expected_bucket_owner.clone();
         o.validate()?;
         Ok(o)
     }
