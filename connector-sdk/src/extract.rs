@@ -121,14 +121,6 @@ impl CommitIntervalStop {
             watcher: Some(watcher),
         }
     }
-
-    /// No limits of its own: the run's signal.
-    fn never(run: &StopSignal) -> Self {
-        Self {
-            stop: run.child(),
-            watcher: None,
-        }
-    }
 }
 
 impl Drop for CommitIntervalStop {
@@ -643,15 +635,11 @@ impl<C: Connector> ExtractCore<C> {
         );
         async {
             let mut earlier: Option<RunReport> = None;
-            let mut intervals = true;
+            let mut commit_interval = self.options.commit_interval.clone();
             loop {
                 let plan = Arc::new(self.prepare(stream).await?);
                 tracing::Span::current().record("run_id", plan.run_id.as_str());
-                let interval = if intervals {
-                    CommitIntervalStop::start(stop, &self.options.commit_interval, &self.progress)
-                } else {
-                    CommitIntervalStop::never(stop)
-                };
+                let interval = CommitIntervalStop::start(stop, &commit_interval, &self.progress);
                 let results = self.extract_all(&plan, &interval.stop, stop).await?;
                 // The interval's signal fires with the run's (it is a child) and on its
                 // own limits; only its own firing means "commit and go on".
@@ -659,8 +647,7 @@ impl<C: Connector> ExtractCore<C> {
                 drop(interval);
                 let report = self.commit(&plan, results).await?;
                 let committed = report.sequence.is_some();
-                let go_on =
-                    report.status == RunStatus::Partial && interval_due && !stop.fired();
+                let go_on = report.status == RunStatus::Partial && interval_due && !stop.fired();
                 let report = match earlier.take() {
                     Some(e) => report.after(e),
                     None => report,
@@ -668,11 +655,19 @@ impl<C: Connector> ExtractCore<C> {
                 if !go_on {
                     return Ok(report);
                 }
-                if !committed {
-                    // A whole interval without a checkpoint: cutting again would make no
-                    // progress either; read on to the end (or the run's own stop).
-                    tracing::info!(stream, "no checkpoint within a commit interval: reading on without intermediate commits");
-                    intervals = false;
+                if committed {
+                    commit_interval = self.options.commit_interval.clone();
+                } else {
+                    // A whole interval without a checkpoint (a source slow to start, a
+                    // sparse checkpoint): the next one is twice as long, so the run makes
+                    // progress and still commits now and then.
+                    commit_interval.secs = commit_interval.secs.saturating_mul(2);
+                    commit_interval.bytes = commit_interval.bytes.saturating_mul(2);
+                    tracing::info!(
+                        stream,
+                        next_secs = commit_interval.secs,
+                        "no checkpoint within a commit interval: the next one is twice as long"
+                    );
                 }
                 tracing::info!(
                     stream,

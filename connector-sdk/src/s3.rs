@@ -399,11 +399,13 @@ impl S3Store {
                 operation: "PutObject",
                 bucket: bucket.to_string(),
                 key: probe_key.to_string(),
+                // Also what a lost reply looks like: the first create applied, its reply
+                // lost, the SDK's retry answered 412. A fresh attempt tells them apart.
                 message: format!(
-                    "the If-None-Match probe {probe_key} already existed, which a fresh random key cannot; the server at {} answers conditional writes wrongly",
+                    "the If-None-Match probe {probe_key} existed at its first create (a lost reply, or a server that answers conditional writes wrongly at {}); run again",
                     self.endpoint
                 ),
-                retryable: false,
+                retryable: true,
                 source: None,
             }),
             (true, true) => Err(Error::S3 {

@@ -624,7 +624,7 @@ fn the_binary_dies_with_the_tasks_python_worker() {
     let mut worker = std::process::Command::new(&python)
         .arg("-c")
         .arg(format!(
-            "import sys; sys.path.insert(0, {:?}); import connector_glue_job as j; j.run_binary(['sleep', '300'], 'zombie')",
+            "import sys; sys.path.insert(0, {:?}); import connector_glue_job as j; j.run_binary(['sleep', '300'], 'zombie', die_with_parent=True)",
             job_dir.display().to_string()
         ))
         .spawn()

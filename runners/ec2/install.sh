@@ -48,7 +48,7 @@ if [ -n "$root" ]; then
 else
   [ "$(id -u)" -eq 0 ] || { echo "error: run as root (installs into /usr/local/bin and /etc)" >&2; exit 2; }
 fi
-for c in "${credentials[@]}"; do
+for c in ${credentials[@]+"${credentials[@]}"}; do
   cname=${c%%=*}; cfile=${c#*=}
   case "$cname" in
     ""|*[!A-Za-z0-9._-]*|.|..) echo "error: --credential $c: the name must be a file name of [A-Za-z0-9._-] (it is \$CREDENTIALS_DIRECTORY/<name>)" >&2; exit 2 ;;
@@ -86,7 +86,7 @@ if [ ${#credentials[@]} -gt 0 ]; then
   {
     echo "# Secrets handed to connector@$name as systemd credentials (install.sh --credential)."
     echo "[Service]"
-    for c in "${credentials[@]}"; do echo "LoadCredential=${c%%=*}:${c#*=}"; done
+    for c in ${credentials[@]+"${credentials[@]}"}; do echo "LoadCredential=${c%%=*}:${c#*=}"; done
   } > "$dropin/credentials.conf.tmp"
   chmod 0644 "$dropin/credentials.conf.tmp"
   mv "$dropin/credentials.conf.tmp" "$dropin/credentials.conf"

@@ -234,6 +234,7 @@ impl ObjectStore for BucketStore {
                     .client()
                     .head_object()
                     .bucket(&bucket)
+                    .set_expected_bucket_owner(store.bucket_settings(&bucket).expected_owner)
                     .key(&key)
                     .send()
                     .await;
@@ -261,7 +262,12 @@ impl ObjectStore for BucketStore {
                     ))),
                 };
             }
-            let mut req = store.client().get_object().bucket(&bucket).key(&key);
+            let mut req = store
+                .client()
+                .get_object()
+                .bucket(&bucket)
+                .set_expected_bucket_owner(store.bucket_settings(&bucket).expected_owner)
+                .key(&key);
             if let Some(r) = &options.range {
                 req = req.range(range_header(r));
             }

@@ -110,7 +110,7 @@ fn tls_problem(config: &PostgresConfig, e: &tokio_postgres::Error) -> Option<Str
             "the server does not offer TLS, and {mode} needs it; enable TLS on the server, or for a local source on a trusted network set sslmode = \"disable\""
         ));
     }
-    if config.sslmode == SslMode::VerifyFull && text.contains("certificate") {
+    if config.sslmode == SslMode::VerifyFull && text.contains("invalid peer certificate") {
         let trusted = match &config.sslrootcert {
             Some(p) => format!("the CA certificates in sslrootcert {}", p.display()),
             None => "the system's root certificates (no sslrootcert set)".to_string(),

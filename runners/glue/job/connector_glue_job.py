@@ -198,9 +198,11 @@ def _die_with_parent(parent_pid):
     return set_death_signal
 
 
-def run_binary(cmd, label, stdin=None, env=None):
-    """Run the connector binary (it dies with this process); its log lines go to our
-    stderr prefixed with `[label] `; returns (exit code, stdout, stderr)."""
+def run_binary(cmd, label, stdin=None, env=None, die_with_parent=False):
+    """Run the connector binary; its log lines go to our stderr prefixed with `[label] `;
+    returns (exit code, stdout, stderr). With `die_with_parent` (executor tasks, whose
+    Python worker runs no other threads) the binary dies with this process; not on the
+    driver, where Spark's threads run and a `preexec_fn` could deadlock the fork."""
     proc = subprocess.run(
         cmd,
         input=stdin,
@@ -208,7 +210,7 @@ def run_binary(cmd, label, stdin=None, env=None):
         text=True,
         env=env,
         check=False,
-        preexec_fn=_die_with_parent(os.getpid()),
+        preexec_fn=_die_with_parent(os.getpid()) if die_with_parent else None,
     )
     if proc.stderr:
         sys.stderr.write("".join(f"[{label}] {ln}\n" for ln in proc.stderr.splitlines()))
@@ -257,7 +259,11 @@ def partition_runner(binary_name, config_name, plan_bc, flags, env_overrides):
                    "--partition", pid, "--attempt", str(attempt)] + flags
             started = time.monotonic()
             code, out, err = run_binary(
-                cmd, f"extract-partition {pid}", stdin=plan_bc.value, env=env
+                cmd,
+                f"extract-partition {pid}",
+                stdin=plan_bc.value,
+                env=env,
+                die_with_parent=True,
             )
             if code != 0:
                 # Spark retries the task; after the last attempt the driver reports this.
