@@ -84,7 +84,7 @@ impl StopSignal {
 struct CommitIntervalStop {
     stop: StopSignal,
     /// Watches the bytes written; aborted with the interval.
-    watcher: Option<tokio::task::JoinHandle<()>>,
+    watcher: tokio::task::JoinHandle<()>,
 }
 
 impl CommitIntervalStop {
@@ -116,18 +116,13 @@ impl CommitIntervalStop {
                 }
             }
         });
-        Self {
-            stop,
-            watcher: Some(watcher),
-        }
+        Self { stop, watcher }
     }
 }
 
 impl Drop for CommitIntervalStop {
     fn drop(&mut self) {
-        if let Some(w) = self.watcher.take() {
-            w.abort();
-        }
+        self.watcher.abort();
     }
 }
 
@@ -539,10 +534,10 @@ impl<C: Connector> ExtractCore<C> {
         Ok(self.connector.open_run(&self.config, &plan.stream).await?)
     }
 
-    /// [`ExtractCore::extract_partition`] with the run already opened.
+    /// [`ExtractCore::extract_partition`] with the run already opened. `stop` ends the read
+    /// at the next checkpoint; `abandon` (the run's own stop, not a commit interval's) also
+    /// ends a partition that has emitted no checkpoint.
     #[tracing::instrument(name = "partition", skip_all, fields(run_id = %plan.run_id, stream = %plan.stream.name, partition = partition_id))]
-    /// `stop` ends the read at the next checkpoint; `abandon` (the run's own stop, not a
-    /// commit interval's) also ends a partition that has emitted no checkpoint.
     async fn extract_partition_of_run(
         &self,
         run: &C::Run,

@@ -232,12 +232,8 @@ impl S3Store {
         self
     }
 
-    /// The settings of requests to `bucket`.
-    pub fn bucket_settings(&self, bucket: &str) -> BucketSettings {
-        self.buckets.get(bucket).cloned().unwrap_or_default()
-    }
-
-    fn expected_owner(&self, bucket: &str) -> Option<String> {
+    /// The account that must own `bucket`, if checked.
+    pub(crate) fn expected_owner(&self, bucket: &str) -> Option<String> {
         self.buckets
             .get(bucket)
             .and_then(|b| b.expected_owner.clone())
@@ -567,13 +563,14 @@ impl S3Store {
 
     /// CreateMultipartUpload; returns the upload id.
     pub async fn create_multipart(&self, bucket: &str, key: &str) -> Result<String> {
+        let (sse, kms_key) = self.sse_kms(bucket);
         let out = self
             .client
             .create_multipart_upload()
             .bucket(bucket)
             .set_expected_bucket_owner(self.expected_owner(bucket))
-            .set_server_side_encryption(self.sse_kms(bucket).0)
-            .set_ssekms_key_id(self.sse_kms(bucket).1)
+            .set_server_side_encryption(sse)
+            .set_ssekms_key_id(kms_key)
             .key(key)
             .content_type("application/vnd.apache.parquet")
             .send()

@@ -234,7 +234,7 @@ impl ObjectStore for BucketStore {
                     .client()
                     .head_object()
                     .bucket(&bucket)
-                    .set_expected_bucket_owner(store.bucket_settings(&bucket).expected_owner)
+                    .set_expected_bucket_owner(store.expected_owner(&bucket))
                     .key(&key)
                     .send()
                     .await;
@@ -266,7 +266,7 @@ impl ObjectStore for BucketStore {
                 .client()
                 .get_object()
                 .bucket(&bucket)
-                .set_expected_bucket_owner(store.bucket_settings(&bucket).expected_owner)
+                .set_expected_bucket_owner(store.expected_owner(&bucket))
                 .key(&key);
             if let Some(r) = &options.range {
                 req = req.range(range_header(r));
