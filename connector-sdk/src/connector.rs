@@ -168,6 +168,15 @@ pub trait Connector: Send + Sync + 'static {
     /// The connector manifest (`connector.toml`), usually `include_str!("../connector.toml")`.
     const MANIFEST: &'static str;
 
+    /// The source endpoints (`host:port`) this config makes the connector reach, for the
+    /// check before any I/O that they are declared in the manifest's `[[networking]]` (and
+    /// allowed by the deployment). No I/O, no name resolution. The default, none, is for
+    /// connectors without a remote source (synthetic data); a connector that connects
+    /// somewhere must list every endpoint it may connect to.
+    fn source_endpoints(&self, _config: &Self::Config) -> Vec<String> {
+        Vec::new()
+    }
+
     /// Can the source be reached with this config? Runs a trivial request.
     async fn check(&self, config: &Self::Config) -> Result<(), ConnectorError>;
 

@@ -144,6 +144,24 @@ pub enum Error {
         /// The runners the manifest declares.
         declared: String,
     },
+    /// The config reaches a source endpoint the manifest (or the deployment) does not
+    /// declare. Refused before any connection attempt.
+    #[error(
+        "source endpoint {endpoint} is not declared: {declared}; point the config at a declared endpoint, or declare it in connector.toml [[networking]] (and the deployment's allowed_endpoints)"
+    )]
+    EndpointNotDeclared {
+        /// The endpoint the config resolves to.
+        endpoint: String,
+        /// What is declared, one line.
+        declared: String,
+    },
+    /// The governance policy does not allow this (a runner for the connector's data
+    /// classification). Refused before any I/O.
+    #[error("governance policy violation: {message}")]
+    PolicyViolation {
+        /// The rule, what is wrong and what would be right, one line.
+        message: String,
+    },
     /// The connector failed.
     #[error("{0}")]
     Connector(#[from] ConnectorError),
@@ -380,6 +398,8 @@ impl Error {
             Error::Config { .. } => "ConfigError",
             Error::Request { .. } => "RequestError",
             Error::RunnerNotDeclared { .. } => "RunnerNotDeclared",
+            Error::EndpointNotDeclared { .. } => "EndpointNotDeclared",
+            Error::PolicyViolation { .. } => "PolicyViolation",
             Error::Connector(e) => match e.kind() {
                 ConnectorErrorKind::Config => "ConfigError",
                 ConnectorErrorKind::Auth => "SourceAuthError",
@@ -411,6 +431,8 @@ impl Error {
                 | Error::Config { .. }
                 | Error::Request { .. }
                 | Error::RunnerNotDeclared { .. }
+                | Error::EndpointNotDeclared { .. }
+                | Error::PolicyViolation { .. }
                 | Error::StoredStateMismatch { .. }
         ) || matches!(self, Error::Connector(e) if e.kind() == ConnectorErrorKind::Config)
     }

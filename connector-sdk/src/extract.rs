@@ -264,6 +264,8 @@ impl<C: Connector> ExtractCore<C> {
     ) -> Result<Self> {
         let manifest = ConnectorManifest::of::<C>()?;
         options.validate()?;
+        let runner = runner.into();
+        require_governed::<C>(&connector, &config, &manifest, &options, &runner)?;
         let store = if options.sse_kms_key_id.is_some() || options.expected_bucket_owner.is_some() {
             store.with_bucket_settings(
                 &options.output.bucket,
@@ -286,7 +288,7 @@ impl<C: Connector> ExtractCore<C> {
             props,
             limits,
             progress: Arc::new(Progress::default()),
-            runner: runner.into(),
+            runner,
             runtime: Arc::default(),
             attempt: None,
         })
@@ -1247,6 +1249,40 @@ fn new_run_id() -> String {
         "{}{:08x}",
         Utc::now().format("%Y%m%dT%H%M%SZ"),
         rand::random::<u32>()
+    )
+}
+
+/// The governance checks every run passes before any I/O: the runner (when `runner` names
+/// one; `cli` is a developer's machine) must be allowed for the connector's data
+/// classification by the policy (`options.governance_policy`, or the embedded one), and
+/// every source endpoint the config resolves to must be declared by the manifest and
+/// allowed by the deployment (`options.allowed_endpoints`).
+pub fn require_governed<C: Connector>(
+    connector: &C,
+    config: &C::Config,
+    manifest: &ConnectorManifest,
+    options: &ExtractOptions,
+    runner: &str,
+) -> Result<()> {
+    if let Some(runner) = crate::manifest::Runner::ALL
+        .into_iter()
+        .find(|r| r.as_str() == runner)
+    {
+        let policy = match &options.governance_policy {
+            Some(path) => crate::governance::GovernancePolicy::from_file(path)?,
+            None => crate::governance::GovernancePolicy::embedded(),
+        };
+        policy.require_runner_allowed(manifest, runner)?;
+    }
+    let allowed = options
+        .allowed_endpoints
+        .iter()
+        .map(|e| e.parse())
+        .collect::<Result<Vec<crate::governance::Endpoint>>>()?;
+    crate::governance::require_declared_endpoints(
+        manifest,
+        &connector.source_endpoints(config),
+        &allowed,
     )
 }
 

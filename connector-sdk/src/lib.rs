@@ -12,6 +12,7 @@ pub mod connector;
 pub mod dataset;
 pub mod error;
 pub mod extract;
+pub mod governance;
 pub mod manifest;
 pub mod options;
 pub mod report;
@@ -28,9 +29,10 @@ pub use dataset::{DataFile, Dataset, DatasetManifest, RunStatus, StreamState};
 pub use error::{ConnectorError, ConnectorErrorKind, Error, Result, exit, one_line};
 pub use extract::{
     ExtractCore, PartitionResult, RunPlan, StopSignal, config_from_file, config_from_value,
-    parse_config, schema_difference,
+    parse_config, require_governed, schema_difference,
 };
-pub use manifest::{ConnectorManifest, NetworkPattern, Runner};
+pub use governance::{Endpoint, GovernancePolicy, Violation};
+pub use manifest::{ConnectorManifest, DataClassification, NetworkPattern, Runner};
 pub use options::{
     COMMIT_INTERVAL_BYTES_RANGE, COMMIT_INTERVAL_SECS_RANGE, Codec, CommitInterval, Dictionary,
     ExtractOptions, OutputLocation, ParquetOptions, SchemaEvolution, UploadOptions,

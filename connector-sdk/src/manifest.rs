@@ -48,7 +48,9 @@ impl fmt::Display for Runner {
 }
 
 /// Network patterns a connector can reach its source through.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum NetworkPattern {
     /// AWS PrivateLink to a service or partner endpoint.
@@ -62,7 +64,9 @@ pub enum NetworkPattern {
 }
 
 /// How sensitive the data the connector extracts is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum DataClassification {
     /// May be published.

@@ -326,6 +326,15 @@ pub struct ExtractOptions {
     /// it (`ExpectedBucketOwner`), and a bucket of another account refuses them (403).
     #[serde(default)]
     pub expected_bucket_owner: Option<String>,
+    /// The source endpoints (`host:port`) this deployment may reach; the config's
+    /// endpoints must be among them as well as among the manifest's. Empty: only the
+    /// manifest's are checked.
+    #[serde(default)]
+    pub allowed_endpoints: Vec<String>,
+    /// The governance policy file checked before any I/O; unset: the policy embedded in
+    /// the binary (`governance/policy.toml`).
+    #[serde(default)]
+    pub governance_policy: Option<std::path::PathBuf>,
 }
 
 fn default_concurrency() -> usize {
@@ -345,6 +354,8 @@ impl ExtractOptions {
             commit_interval: CommitInterval::default(),
             sse_kms_key_id: None,
             expected_bucket_owner: None,
+            allowed_endpoints: Vec::new(),
+            governance_policy: None,
         }
     }
 
@@ -405,6 +416,13 @@ impl ExtractOptions {
                 COMMIT_INTERVAL_BYTES_RANGE.start(),
                 COMMIT_INTERVAL_BYTES_RANGE.end()
             ));
+        }
+        for e in &self.allowed_endpoints {
+            if e.parse::<crate::governance::Endpoint>().is_err() {
+                return bad(format!(
+                    "allowed_endpoints: {e:?} is not host:port (e.g. db.internal:5432 or [fd00::1]:5432)"
+                ));
+            }
         }
         if let Some(owner) = &self.expected_bucket_owner
             && !(owner.len() == 12 && owner.bytes().all(|b| b.is_ascii_digit()))

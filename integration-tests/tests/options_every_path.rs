@@ -44,6 +44,16 @@ fn cases() -> Vec<(&'static str, &'static str, Value)> {
             "123456789012",
             json!("123456789012"),
         ),
+        (
+            "allowed_endpoints",
+            "db.internal:5432",
+            json!(["db.internal:5432"]),
+        ),
+        (
+            "governance_policy",
+            "/etc/connector/policy.toml",
+            json!("/etc/connector/policy.toml"),
+        ),
     ]
 }
 
@@ -195,6 +205,8 @@ fn every_path_names_the_option_it_refuses() {
         ("commit_interval_size", json!("1025GiB")),
         ("expected_bucket_owner", json!("12345")),
         ("sse_kms_key_id", json!("my key")),
+        ("allowed_endpoints", json!(["db.internal:0"])),
+        ("allowed_endpoints", json!(["no-port"])),
     ] {
         let settings = from_lambda_event(name, &bad);
         let e = settings.resolve(output()).unwrap_err().to_string();

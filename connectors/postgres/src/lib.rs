@@ -41,6 +41,16 @@ impl Connector for PostgresConnector {
     type Run = PostgresRun;
     const MANIFEST: &'static str = include_str!("../connector.toml");
 
+    /// The one server the config connects to: `host:port` (an IPv6 address in brackets).
+    fn source_endpoints(&self, config: &Self::Config) -> Vec<String> {
+        let host = config.host.trim();
+        if host.contains(':') && !host.starts_with('[') {
+            vec![format!("[{host}]:{}", config.port)]
+        } else {
+            vec![format!("{host}:{}", config.port)]
+        }
+    }
+
     async fn check(&self, config: &Self::Config) -> Result<(), ConnectorError> {
         config.validate()?;
         let client = connect::connect(config).await?;

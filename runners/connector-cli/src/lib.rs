@@ -11,7 +11,7 @@
 //! - 75: stopped early and checkpointed (partial; run again to continue)
 
 use std::io::IsTerminal;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -85,6 +85,14 @@ enum Command {
         #[command(subcommand)]
         target: DeployTarget,
     },
+    #[cfg(feature = "deploy")]
+    /// Check the connector's manifest, and CloudFormation templates, against a
+    /// governance policy; every violation is one line naming the rule and the resource.
+    Govern(GovernArgs),
+    #[cfg(feature = "deploy")]
+    /// Recommend a runner and network pattern for a workload profile, following the
+    /// platform's decision guidance, with warnings where the manifest disagrees.
+    Advise(AdviseArgs),
     #[cfg(feature = "glue")]
     /// Glue runner, driver: plan a run of one stream and print the plan (its partitions)
     /// as JSON. Commits nothing.
@@ -110,6 +118,49 @@ enum DeployTarget {
     /// A Glue 5 job definition (`aws glue create-job --cli-input-json`).
     #[cfg(feature = "glue")]
     Glue(glue_runner::JobDefinitionArgs),
+    /// A complete CloudFormation stack for one runner (compute, schedule, network
+    /// pattern, least-privilege IAM, logs) from the manifest and a deploy config.
+    #[cfg(feature = "deploy")]
+    Cloudformation(CloudFormationArgs),
+}
+
+#[cfg(feature = "deploy")]
+#[derive(Debug, Args)]
+struct CloudFormationArgs {
+    /// The deploy config (TOML): runner, network_pattern, output, streams, schedule,
+    /// source_endpoints, config, secrets (names), tags, sse_kms. Schema:
+    /// `--print-schema`.
+    #[arg(long, value_name = "FILE", required_unless_present = "print_schema")]
+    config: Option<PathBuf>,
+    /// Write the template here instead of stdout.
+    #[arg(long, value_name = "FILE")]
+    out: Option<PathBuf>,
+    /// Print the deploy config's JSON Schema.
+    #[arg(long)]
+    print_schema: bool,
+}
+
+#[cfg(feature = "deploy")]
+#[derive(Debug, Args)]
+struct GovernArgs {
+    /// The governance policy (TOML) [default: the policy embedded in the binary,
+    /// governance/policy.toml of the SDK].
+    #[arg(long, value_name = "FILE")]
+    policy: Option<PathBuf>,
+    /// CloudFormation templates (JSON) to check as well as the manifest.
+    #[arg(value_name = "TEMPLATE")]
+    templates: Vec<PathBuf>,
+}
+
+#[cfg(feature = "deploy")]
+#[derive(Debug, Args)]
+struct AdviseArgs {
+    /// The workload profile (TOML): expected_runtime_secs, memory_mb, data_volume_gb,
+    /// parallelism, trigger (schedule | event | continuous), source (aws-service |
+    /// endpoint-service | on-premises | public-internet), large_dependencies,
+    /// specialized_environment, containerizable, distributed, stateless.
+    #[arg(long, value_name = "FILE")]
+    profile: PathBuf,
 }
 
 #[derive(Debug, Args)]
@@ -212,8 +263,12 @@ async fn run<C: Connector>(connector: C, command: Command, interactive: bool) ->
         Command::Daemon(a) => return ec2_runner::daemon(connector, a).await,
         #[cfg(feature = "fargate")]
         Command::Container(a) => return fargate_runner::run(connector, a).await,
-        #[cfg(any(feature = "fargate", feature = "glue"))]
-        Command::Deploy { target } => return deploy::<C>(target),
+        #[cfg(any(feature = "fargate", feature = "glue", feature = "deploy"))]
+        Command::Deploy { target } => return deploy(connector, target),
+        #[cfg(feature = "deploy")]
+        Command::Govern(a) => return govern::<C>(a),
+        #[cfg(feature = "deploy")]
+        Command::Advise(a) => return advise::<C>(a),
         #[cfg(feature = "glue")]
         Command::Plan(a) => return glue_runner::commands::plan(connector, a).await,
         #[cfg(feature = "glue")]
@@ -244,7 +299,7 @@ fn print_json(value: &impl serde::Serialize) -> Result<(), Error> {
     Ok(())
 }
 
-fn deploy<C: Connector>(target: DeployTarget) -> u8 {
+fn deploy<C: Connector>(connector: C, target: DeployTarget) -> u8 {
     match target {
         DeployTarget::CatalogTable(a) => {
             let format = if a.format == "athena-sql" {
@@ -272,6 +327,8 @@ fn deploy<C: Connector>(target: DeployTarget) -> u8 {
         }
         #[cfg(feature = "glue")]
         DeployTarget::Glue(a) => glue_runner::commands::deploy::<C>(a),
+        #[cfg(feature = "deploy")]
+        DeployTarget::Cloudformation(a) => cloudformation(connector, a),
         #[cfg(feature = "fargate")]
         DeployTarget::Fargate(a) => {
             let rendered = ConnectorManifest::of::<C>()
@@ -291,6 +348,134 @@ fn deploy<C: Connector>(target: DeployTarget) -> u8 {
     }
 }
 
+#[cfg(feature = "deploy")]
+fn deployment_error(e: &deployment::Error) -> u8 {
+    eprintln!("error: {}", connector_sdk::one_line(&e.to_string()));
+    match e {
+        deployment::Error::Sdk(e) => e.exit_code(),
+        _ => EXIT_INPUT,
+    }
+}
+
+#[cfg(feature = "deploy")]
+fn cloudformation<C: Connector>(connector: C, a: CloudFormationArgs) -> u8 {
+    if a.print_schema {
+        return match print_json(&schemars::schema_for!(deployment::DeployConfig)) {
+            Ok(()) => EXIT_OK,
+            Err(e) => report_error(&e),
+        };
+    }
+    let Some(path) = a.config else {
+        return EXIT_INPUT;
+    };
+    let rendered = ConnectorManifest::of::<C>()
+        .map_err(deployment::Error::from)
+        .and_then(|m| {
+            let config = deployment::DeployConfig::from_file(&path)?;
+            let template = deployment::render(&m, &config)?;
+            // The connector config must be one the connector accepts, and resolve to the
+            // endpoints the stack opens and pins.
+            let parsed = connector_sdk::config_from_value::<C>(serde_json::Value::Object(
+                config.config.clone(),
+            ))
+            .map_err(|e| deployment::Error::config("config", e.to_string()))?;
+            let pinned = template["Metadata"]["Connector"]["SourceEndpoints"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|e| e.as_str()?.parse().ok())
+                .collect::<Vec<connector_sdk::Endpoint>>();
+            connector_sdk::governance::require_declared_endpoints(
+                &m,
+                &connector.source_endpoints(&parsed),
+                &pinned,
+            )?;
+            Ok(template)
+        });
+    let template = match rendered {
+        Ok(t) => t,
+        Err(e) => return deployment_error(&e),
+    };
+    let text = serde_json::to_string_pretty(&template).unwrap_or_default() + "\n";
+    match a.out {
+        Some(out) => match std::fs::write(&out, text) {
+            Ok(()) => EXIT_OK,
+            Err(e) => {
+                eprintln!("error: cannot write {}: {e}", out.display());
+                EXIT_INPUT
+            }
+        },
+        None => {
+            print!("{text}");
+            EXIT_OK
+        }
+    }
+}
+
+#[cfg(feature = "deploy")]
+fn govern<C: Connector>(a: GovernArgs) -> u8 {
+    let checked = (|| -> Result<Vec<connector_sdk::Violation>, deployment::Error> {
+        let manifest = ConnectorManifest::of::<C>()?;
+        let policy = match &a.policy {
+            Some(p) => connector_sdk::GovernancePolicy::from_file(p)?,
+            None => connector_sdk::GovernancePolicy::embedded(),
+        };
+        let mut all = deployment::check_manifest(&policy, &manifest);
+        for path in &a.templates {
+            let template = deployment::read_template(path)?;
+            for mut v in deployment::check_template(&policy, &template) {
+                v.resource = format!("{} {}", path.display(), v.resource);
+                all.push(v);
+            }
+        }
+        Ok(all)
+    })();
+    match checked {
+        Err(e) => deployment_error(&e),
+        Ok(v) if v.is_empty() => {
+            println!(
+                "ok: the manifest and {} template(s) follow the governance policy",
+                a.templates.len()
+            );
+            EXIT_OK
+        }
+        Ok(v) => {
+            for x in &v {
+                eprintln!("error: {x}");
+            }
+            eprintln!("error: {} governance policy violation(s)", v.len());
+            EXIT_INPUT
+        }
+    }
+}
+
+#[cfg(feature = "deploy")]
+fn advise<C: Connector>(a: AdviseArgs) -> u8 {
+    let advice = (|| -> Result<deployment::Advice, deployment::Error> {
+        let manifest = ConnectorManifest::of::<C>()?;
+        let text = std::fs::read_to_string(&a.profile).map_err(|e| {
+            deployment::Error::config(
+                "--profile",
+                format!("cannot read {}: {e}", a.profile.display()),
+            )
+        })?;
+        let profile = deployment::WorkloadProfile::parse(&text)?;
+        Ok(deployment::advise(&profile, Some(&manifest)))
+    })();
+    match advice {
+        Err(e) => deployment_error(&e),
+        Ok(advice) => {
+            for w in &advice.warnings {
+                eprintln!("warning: {w}");
+            }
+            match print_json(&advice) {
+                Ok(()) => EXIT_OK,
+                Err(e) => report_error(&e),
+            }
+        }
+    }
+}
+
 fn spec<C: Connector>() -> Result<(), Error> {
     let manifest = ConnectorManifest::of::<C>()?;
     print_json(&serde_json::json!({
@@ -304,15 +489,27 @@ fn spec<C: Connector>() -> Result<(), Error> {
 pub use runner_layer::load_config;
 
 async fn check<C: Connector>(connector: C, path: &Path) -> Result<(), Error> {
-    ConnectorManifest::of::<C>()?;
+    let manifest = ConnectorManifest::of::<C>()?;
     let config = load_config::<C>(path)?;
+    // Before any connection: the config's endpoints must be ones the manifest declares.
+    connector_sdk::governance::require_declared_endpoints(
+        &manifest,
+        &connector.source_endpoints(&config),
+        &[],
+    )?;
     connector.check(&config).await?;
     print_json(&serde_json::json!({"status": "ok"}))
 }
 
 async fn discover<C: Connector>(connector: C, path: &Path) -> Result<(), Error> {
-    ConnectorManifest::of::<C>()?;
+    let manifest = ConnectorManifest::of::<C>()?;
     let config = load_config::<C>(path)?;
+    // Before any connection: the config's endpoints must be ones the manifest declares.
+    connector_sdk::governance::require_declared_endpoints(
+        &manifest,
+        &connector.source_endpoints(&config),
+        &[],
+    )?;
     let streams = connector.discover(&config).await?;
     print_json(&streams)
 }

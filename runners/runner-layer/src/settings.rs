@@ -209,6 +209,23 @@ pub struct ExtractSettings {
     #[arg(long, env = "CONNECTOR_EXPECTED_BUCKET_OWNER", value_name = "ACCOUNT")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expected_bucket_owner: Option<String>,
+    /// A source endpoint (host:port) this deployment may reach (repeatable; the
+    /// environment takes a comma-separated list): the config's endpoints must be among
+    /// them, as well as among the manifest's declared ones, or the run is refused before
+    /// any connection [default: only the manifest's are checked]
+    #[arg(
+        long,
+        env = "CONNECTOR_ALLOWED_ENDPOINTS",
+        value_name = "HOST:PORT",
+        value_delimiter = ','
+    )]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub allowed_endpoints: Vec<String>,
+    /// The governance policy file (TOML) whose runner rules are checked before any I/O
+    /// [default: the policy embedded in the binary, governance/policy.toml]
+    #[arg(long, env = "CONNECTOR_GOVERNANCE_POLICY", value_name = "FILE")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub governance_policy: Option<std::path::PathBuf>,
 }
 
 /// `s` as a codec; the message without the SDK's "invalid request:" prefix (clap adds
@@ -283,6 +300,15 @@ impl ExtractSettings {
                 .expected_bucket_owner
                 .clone()
                 .or_else(|| self.expected_bucket_owner.clone()),
+            allowed_endpoints: if other.allowed_endpoints.is_empty() {
+                self.allowed_endpoints.clone()
+            } else {
+                other.allowed_endpoints.clone()
+            },
+            governance_policy: other
+                .governance_policy
+                .clone()
+                .or_else(|| self.governance_policy.clone()),
         }
     }
 
@@ -381,6 +407,8 @@ impl ExtractSettings {
         }
         o.sse_kms_key_id = self.sse_kms_key_id.clone();
         o.expected_bucket_owner = self.expected_bucket_owner.clone();
+        o.allowed_endpoints = self.allowed_endpoints.clone();
+        o.governance_policy = self.governance_policy.clone();
         o.validate()?;
         Ok(o)
     }

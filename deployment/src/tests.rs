@@ -1,0 +1,307 @@
+use connector_sdk::{ConnectorManifest, GovernancePolicy, Runner};
+use serde_json::Value;
+
+use crate::{DeployConfig, check_template, render};
+
+const PG: &str = include_str!("../../connectors/postgres/connector.toml");
+const DEMO: &str = include_str!("../../connectors/orders-demo/connector.toml");
+
+fn pg() -> ConnectorManifest {
+    ConnectorManifest::parse(PG).unwrap()
+}
+
+fn pg_config(runner: &str, pattern: &str) -> DeployConfig {
+    DeployConfig::parse(&format!(
+        r#"
+runner = "{runner}"
+network_pattern = "{pattern}"
+output = "s3://acme-lake/raw/orders"
+streams = ["public_orders"]
+schedule = "rate(1 hour)"
+source_endpoints = ["orders.internal:5432"]
+sse_kms = true
+config = {{ host = "orders.internal", database = "orders", user = "extract" }}
+tags = {{ owner = "data-platform", cost-center = "4711" }}
+"#
+    ))
+    .unwrap()
+}
+
+#[test]
+fn every_runner_renders_for_postgres_and_passes_the_policy() {
+    let policy = GovernancePolicy::embedded();
+    for runner in ["lambda", "fargate", "ec2", "glue"] {
+        for pattern in ["privatelink", "vpn"] {
+            let t = render(&pg(), &pg_config(runner, pattern)).unwrap();
+            let v = check_template(&policy, &t);
+            assert!(v.is_empty(), "{runner}/{pattern}: {v:#?}");
+            assert_eq!(t["Metadata"]["Connector"]["Runner"], runner);
+        }
+    }
+}
+
+#[test]
+fn a_pattern_or_runner_the_manifest_does_not_declare_is_refused() {
+    let e = render(&pg(), &pg_config("lambda", "nat-allowlist"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("network_pattern") && e.contains("privatelink, vpn"),
+        "{e}"
+    );
+    let demo = ConnectorManifest::parse(DEMO).unwrap();
+    let mut c = pg_config("lambda", "vpc-endpoint");
+    c.streams = vec![];
+    c.source_endpoints = vec![];
+    c.config = Default::default();
+    for r in Runner::ALL {
+        c.runner = r;
+        let out = render(&demo, &c);
+        assert_eq!(out.is_ok(), demo.runners.contains_key(&r), "{r}: {out:?}");
+    }
+    let mut c = pg_config("fargate", "privatelink");
+    c.source_endpoints = vec!["orders.internal:5433".into()];
+    let mut manifest = pg();
+    manifest.networking[0].endpoints = vec!["{host}:5432".into()];
+    let e = render(&manifest, &c).unwrap_err().to_string();
+    assert!(
+        e.contains("source_endpoints") && e.contains("orders.internal:5433"),
+        "{e}"
+    );
+    c.source_endpoints = vec![];
+    let e = render(&pg(), &c).unwrap_err().to_string();
+    assert!(
+        e.contains("source_endpoints") && e.contains("depends on the config"),
+        "{e}"
+    );
+}
+
+#[test]
+fn secrets_never_appear_in_a_template_only_their_names() {
+    let mut c = pg_config("fargate", "privatelink");
+    c.secrets
+        .insert("PGPASSWORD".into(), "prod/orders/pg".into());
+    let t = render(&pg(), &c).unwrap().to_string();
+    assert!(t.contains("secret:prod/orders/pg"), "{t}");
+    c.secrets
+        .insert("PGPASSWORD".into(), "hunter2 is my password".into());
+    let e = render(&pg(), &c).unwrap_err().to_string();
+    assert!(e.contains("secret name") && !e.contains("hunter2"), "{e}");
+}
+
+#[test]
+fn the_ec2_daemon_config_in_the_user_data_is_one_the_daemon_accepts() {
+    let demo = ConnectorManifest::parse(DEMO).unwrap();
+    let c = DeployConfig::parse(
+        r#"
+runner = "ec2"
+network_pattern = "vpc-endpoint"
+output = "s3://acme-lake/raw/${not-a-substitution}"
+schedule = "cron(5 2 ? * MON-FRI *)"
+sse_kms = true
+config = { rows = 1000 }
+"#,
+    )
+    .unwrap();
+    let t = render(&demo, &c).unwrap();
+    let script = t["Resources"]["LaunchTemplate"]["Properties"]["LaunchTemplateData"]["UserData"]
+        ["Fn::Base64"]["Fn::Sub"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let toml = script
+        .split("<<'DAEMON_TOML'\n")
+        .nth(1)
+        .unwrap()
+        .split("DAEMON_TOML\n")
+        .next()
+        .unwrap()
+        // What Fn::Sub does at deploy time.
+        .replace("${KmsKeyArn}", "arn:aws:kms:eu-west-1:123456789012:key/abc")
+        .replace("${AWS::AccountId}", "123456789012")
+        .replace("${!", "${");
+    let loaded = ec2_runner::LoadedConfig::parse::<orders_demo::OrdersDemo>(
+        std::path::Path::new("/etc/orders-demo/daemon.toml"),
+        &toml,
+        &demo,
+    )
+    .unwrap_or_else(|e| panic!("{e}\n{toml}"));
+    let job = &loaded.jobs[0];
+    assert_eq!(
+        job.settings.expected_bucket_owner.as_deref(),
+        Some("123456789012")
+    );
+    assert_eq!(
+        job.settings.sse_kms_key_id.as_deref(),
+        Some("arn:aws:kms:eu-west-1:123456789012:key/abc")
+    );
+    assert_eq!(
+        job.settings.allowed_endpoints,
+        vec!["s3.amazonaws.com:443".to_string()]
+    );
+    assert_eq!(
+        job.options.output.to_string(),
+        "s3://acme-lake/raw/${not-a-substitution}"
+    );
+    assert!(script.contains("raw/${!not-a-substitution}"), "{script}");
+    assert!(toml.contains("cron = \"5 2 * * MON-FRI\""), "{toml}");
+}
+
+fn violations(t: &Value) -> Vec<(String, String)> {
+    check_template(&GovernancePolicy::embedded(), t)
+        .into_iter()
+        .map(|v| (v.rule.to_string(), v.resource))
+        .collect()
+}
+
+#[test]
+fn each_broken_template_fails_the_rule_it_breaks_naming_the_resource() {
+    let good = render(&pg(), &pg_config("fargate", "privatelink")).unwrap();
+    assert!(violations(&good).is_empty());
+    let broken = |f: &dyn Fn(&mut Value)| {
+        let mut t = good.clone();
+        f(&mut t);
+        violations(&t)
+    };
+    let r = &|t: &mut Value| {
+        t["Resources"]["Schedule"]["Properties"]["Target"]["EcsParameters"]["NetworkConfiguration"]
+            ["AwsvpcConfiguration"]["AssignPublicIp"] = "ENABLED".into()
+    };
+    assert_eq!(
+        broken(r),
+        vec![("no-public-ip".into(), "Resources.Schedule".into())]
+    );
+    let r = &|t: &mut Value| {
+        t["Resources"]["RunnerEgressSource5432"]["Properties"]["CidrIp"] = "0.0.0.0/0".into();
+    };
+    assert_eq!(
+        broken(r),
+        vec![(
+            "no-internet-egress".into(),
+            "Resources.RunnerEgressSource5432".into()
+        )]
+    );
+    let r = &|t: &mut Value| {
+        t["Resources"]["RunnerSecurityGroup"]["Properties"]
+            .as_object_mut()
+            .unwrap()
+            .remove("SecurityGroupEgress");
+    };
+    assert_eq!(
+        broken(r),
+        vec![(
+            "no-internet-egress".into(),
+            "Resources.RunnerSecurityGroup".into()
+        )]
+    );
+    let r = &|t: &mut Value| {
+        t["Resources"]["LogGroup"]["Properties"]
+            .as_object_mut()
+            .unwrap()
+            .remove("KmsKeyId");
+    };
+    assert_eq!(
+        broken(r),
+        vec![("encryption-at-rest".into(), "Resources.LogGroup".into())]
+    );
+    let r = &|t: &mut Value| {
+        t["Resources"]["TaskRole"]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"][0]
+            ["Action"] = serde_json::json!(["s3:*"]);
+    };
+    assert_eq!(
+        broken(r),
+        vec![("no-wildcard-actions".into(), "Resources.TaskRole".into())]
+    );
+    let r = &|t: &mut Value| {
+        t["Resources"]["TaskRole"]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"][0]
+            ["Resource"] = "*".into();
+    };
+    assert_eq!(
+        broken(r)
+            .into_iter()
+            .collect::<std::collections::BTreeSet<_>>(),
+        [(
+            "no-wildcard-resources".to_string(),
+            "Resources.TaskRole".to_string()
+        )]
+        .into()
+    );
+    let r = &|t: &mut Value| {
+        let tags = t["Resources"]["Cluster"]["Properties"]["Tags"]
+            .as_array_mut()
+            .unwrap();
+        tags.retain(|t| t["Key"] != "owner");
+    };
+    assert_eq!(
+        broken(r),
+        vec![("required-tags".into(), "Resources.Cluster".into())]
+    );
+    let r = &|t: &mut Value| t["Metadata"]["Connector"]["Runner"] = "ec2".into();
+    assert!(broken(r).is_empty(), "ec2 is allowed for confidential");
+    let r = &|t: &mut Value| t["Metadata"]["Connector"]["DataClassification"] = "restricted".into();
+    assert_eq!(broken(r), vec![]);
+    let r = &|t: &mut Value| {
+        t["Metadata"]["Connector"]["DataClassification"] = "restricted".into();
+        t["Metadata"]["Connector"]["Runner"] = "ec2".into();
+    };
+    assert_eq!(
+        broken(r),
+        vec![("allowed-runners".into(), "Resources.(template)".into())]
+    );
+}
+
+#[test]
+fn a_nat_allowlist_stack_opens_only_the_source_port_to_the_internet_and_exports_the_ip() {
+    let demo_like = ConnectorManifest::parse(
+        r#"
+name = "saas-api"
+version = "1.0.0"
+description = "d"
+data_classification = "internal"
+dynamic_streams = true
+[runners.lambda]
+memory_mb = 512
+vcpu = 1
+max_runtime_secs = 900
+[[networking]]
+pattern = "nat-allowlist"
+endpoints = ["api.example.com:443"]
+"#,
+    )
+    .unwrap();
+    let c = DeployConfig::parse(
+        r#"
+runner = "lambda"
+network_pattern = "nat-allowlist"
+output = "s3://acme-lake/raw/saas"
+streams = ["items"]
+tags = { owner = "x", cost-center = "y" }
+"#,
+    )
+    .unwrap();
+    let t = render(&demo_like, &c).unwrap();
+    assert!(violations(&t).is_empty(), "{:?}", violations(&t));
+    let egress = &t["Resources"]["RunnerEgressSource443"]["Properties"];
+    assert_eq!(egress["CidrIp"], "0.0.0.0/0");
+    assert_eq!(egress["FromPort"], 443);
+    assert_eq!(t["Outputs"]["NatPublicIp"]["Value"]["Ref"], "NatElasticIp");
+    assert!(t["Resources"]["Function"]["Properties"]["VpcConfig"].is_object());
+    // The same stack for confidential data breaks the policy.
+    let mut t2 = t.clone();
+    t2["Metadata"]["Connector"]["DataClassification"] = "confidential".into();
+    let v = violations(&t2);
+    assert!(
+        v.contains(&(
+            "no-internet-egress".into(),
+            "Resources.RunnerEgressSource443".into()
+        )),
+        "{v:?}"
+    );
+    assert!(
+        v.contains(&(
+            "allowed-network-patterns".into(),
+            "Resources.(template)".into()
+        )),
+        "{v:?}"
+    );
+}
