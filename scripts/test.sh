@@ -60,6 +60,8 @@ fi
 #    must match the manifests.
 # (target/debug/xtask is `cargo xtask` built above; `cargo run -p xtask` alone would
 #  resolve features for xtask only and rebuild shared crates.)
+step "governance: every connector's stacks rendered, linted (cfn-lint, cfn-guard) and checked against governance/policy.toml"
+target/debug/xtask govern
 step "runner matrix workflow check"
 target/debug/xtask workflow --check
 step "runner matrix"

@@ -8,6 +8,7 @@
 //!   manifests (`--check`: fail when the file on disk differs).
 
 mod dataset_check;
+mod govern;
 mod matrix_file;
 mod report;
 mod scenarios;
@@ -53,6 +54,11 @@ enum Task {
         #[arg(long, default_value = "target/matrix/junit.xml")]
         junit: PathBuf,
     },
+    /// Deployment and governance as code for every connector in matrix.toml: render a
+    /// CloudFormation stack per declared runner × pattern (and every runner × pattern of
+    /// a synthetic manifest), check each with the governance policy, cfn-lint and
+    /// cfn-guard, and show each rule failing on a template broken for it.
+    Govern,
     /// Generate .github/workflows/matrix.yml from matrix.toml and the manifests.
     Workflow {
         /// Do not write: exit 1 if the file on disk is not what would be generated.
@@ -82,6 +88,7 @@ fn main() -> ExitCode {
                 junit,
             } => matrix(&connector, &runner, &junit).await,
             Task::Workflow { check } => workflow::run(check),
+            Task::Govern => govern::run_all(),
         }
     });
     match result {
