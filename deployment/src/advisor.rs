@@ -102,8 +102,6 @@ const LAMBDA_MAX_MEMORY_MB: u32 = 10_240;
 const LAMBDA_MAX_PARALLELISM: u32 = 2;
 /// Terabyte scale: Glue's territory.
 const GLUE_MIN_GB: f64 = 1000.0;
-/// Below this, Glue's start-up and per-DPU cost outweigh the distribution.
-const GLUE_SMALL_GB: f64 = 10.0;
 
 /// The advice.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -179,6 +177,9 @@ pub fn advise(profile: &WorkloadProfile, manifest: Option<&ConnectorManifest>) -
         if p.large_dependencies {
             not_lambda.push("large libraries do not fit Lambda's package size".into());
         }
+        if p.specialized_environment {
+            not_lambda.push("specialised drivers or libraries are not lightweight".into());
+        }
         if p.trigger == Trigger::Continuous {
             not_lambda.push("long-running sessions should not use Lambda".into());
         }
@@ -208,14 +209,11 @@ pub fn advise(profile: &WorkloadProfile, manifest: Option<&ConnectorManifest>) -
                 not_lambda.join("; ")
             ));
             if p.specialized_environment {
-                reasons.push("the specialised environment can be containerised, so a container beats managing instances".into());
+                reasons.push("the specialised environment can be containerised, so EC2's explicit lifecycle management is not needed".into());
             }
             Runner::Fargate
         }
     };
-    if runner == Runner::Glue && p.data_volume_gb < GLUE_SMALL_GB && !p.distributed {
-        warnings.push("Glue is not recommended for small extractions".into());
-    }
     let network_pattern = match p.source {
         NetworkSource::OnPremises => {
             reasons.push("VPN: the source is an enterprise system that cannot be exposed directly to AWS (use VPN or site-to-site tunnels)".into());
@@ -265,3 +263,172 @@ pub fn advise(profile: &WorkloadProfile, manifest: Option<&ConnectorManifest>) -
 }
 
 use SourceLocation as NetworkSource;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn profile(extra: &str) -> WorkloadProfile {
+        // A lightweight scheduled API pull, changed by `extra` (later keys win).
+        let mut t: toml::Table = toml::from_str(
+            "expected_runtime_secs = 120\nmemory_mb = 512\ndata_volume_gb = 0.5\ntrigger = \"schedule\"\nsource = \"public-internet\"\n",
+        )
+        .unwrap();
+        let e: toml::Table = toml::from_str(extra).unwrap();
+        t.extend(e);
+        WorkloadProfile::parse(&toml::to_string(&t).unwrap()).unwrap()
+    }
+
+    fn runner(extra: &str) -> Runner {
+        advise(&profile(extra), None).runner
+    }
+
+    /// Every row of deployment-options.md's decision guidance, and the runner sections'
+    /// limits, as a case with the expected runner and pattern.
+    #[test]
+    fn every_row_of_the_decision_guidance() {
+        // "Use Lambda whenever the connector is lightweight, stateless, and requires fast startup."
+        assert_eq!(runner(""), Runner::Lambda);
+        assert_eq!(runner("trigger = \"event\""), Runner::Lambda);
+        assert_eq!(
+            runner("expected_runtime_secs = 900\nmemory_mb = 10240\nparallelism = 2"),
+            Runner::Lambda
+        );
+        // "Use Fargate for connectors with larger dependencies, longer runtimes, or higher
+        // concurrency requirements."
+        assert_eq!(runner("large_dependencies = true"), Runner::Fargate);
+        assert_eq!(runner("expected_runtime_secs = 901"), Runner::Fargate);
+        assert_eq!(runner("parallelism = 3"), Runner::Fargate);
+        assert_eq!(runner("memory_mb = 10241"), Runner::Fargate);
+        // Lambda constraints: long running sessions should not use Lambda; stateful neither.
+        assert_eq!(runner("trigger = \"continuous\""), Runner::Fargate);
+        assert_eq!(runner("stateless = false"), Runner::Fargate);
+        // "Use EC2 when specialized environments or drivers are required and
+        // containerization is not possible."
+        assert_eq!(
+            runner("specialized_environment = true\ncontainerizable = false"),
+            Runner::Ec2
+        );
+        // ... and only then: a containerisable specialised environment is a container.
+        assert_eq!(runner("specialized_environment = true"), Runner::Fargate);
+        assert_eq!(runner("containerizable = false"), Runner::Lambda);
+        // "Use Glue for large batch or distributed extract jobs."
+        assert_eq!(runner("data_volume_gb = 1000"), Runner::Glue);
+        assert_eq!(runner("data_volume_gb = 999.9"), Runner::Lambda);
+        assert_eq!(
+            runner("distributed = true\ndata_volume_gb = 50"),
+            Runner::Glue
+        );
+        let a = advise(&profile("data_volume_gb = 5000\ntrigger = \"event\""), None);
+        assert_eq!(a.runner, Runner::Glue);
+        assert!(
+            a.warnings
+                .iter()
+                .any(|w| w.contains("not recommended for low latency")),
+            "{a:?}"
+        );
+        let a = advise(&profile("distributed = true\ndata_volume_gb = 1\nsource = \"aws-service\""), None);
+        assert!(a.warnings.is_empty(), "distributed by nature: {a:?}");
+        let a = advise(&profile("data_volume_gb = 1000\nsource = \"aws-service\""), None);
+        assert!(a.warnings.is_empty(), "{a:?}");
+
+        // Networking rows.
+        let pattern = |s: &str| advise(&profile(&format!("source = \"{s}\"")), None);
+        // "Prefer PrivateLink or VPC endpoints over NAT gateways whenever possible."
+        assert_eq!(
+            pattern("endpoint-service").network_pattern,
+            NetworkPattern::Privatelink
+        );
+        assert_eq!(
+            pattern("aws-service").network_pattern,
+            NetworkPattern::VpcEndpoint
+        );
+        // "Use VPN or site to site tunnels when connecting to enterprise systems that
+        // cannot be exposed directly to AWS."
+        assert_eq!(pattern("on-premises").network_pattern, NetworkPattern::Vpn);
+        // NAT allowlists: only for the public internet, with the caveat.
+        let nat = pattern("public-internet");
+        assert_eq!(nat.network_pattern, NetworkPattern::NatAllowlist);
+        assert!(
+            nat.warnings.iter().any(|w| w.contains("less secure")),
+            "{nat:?}"
+        );
+        for a in [
+            pattern("endpoint-service"),
+            pattern("aws-service"),
+            pattern("on-premises"),
+        ] {
+            assert!(a.warnings.is_empty(), "{a:?}");
+            assert_eq!(a.reasons.len(), 2, "{a:?}");
+        }
+    }
+
+    #[test]
+    fn the_manifest_is_warned_about_when_it_does_not_declare_the_advice() {
+        let pg = ConnectorManifest::parse(include_str!("../../connectors/postgres/connector.toml"))
+            .unwrap();
+        let a = advise(
+            &profile("source = \"on-premises\"\nexpected_runtime_secs = 3600"),
+            Some(&pg),
+        );
+        assert_eq!(
+            (a.runner, a.network_pattern),
+            (Runner::Fargate, NetworkPattern::Vpn)
+        );
+        assert!(a.warnings.is_empty(), "{a:?}");
+        let a = advise(
+            &profile(
+                "source = \"public-internet\"\nspecialized_environment = true\ncontainerizable = false",
+            ),
+            Some(&pg),
+        );
+        assert_eq!(a.runner, Runner::Ec2);
+        assert!(
+            a.warnings.iter().any(|w| w.contains(
+                "does not declare the nat-allowlist network pattern (declared: privatelink, vpn)"
+            )),
+            "{a:?}"
+        );
+        let mut lambda_only = pg.clone();
+        lambda_only.runners.retain(|r, _| *r == Runner::Lambda);
+        let a = advise(
+            &profile("parallelism = 8\nsource = \"endpoint-service\""),
+            Some(&lambda_only),
+        );
+        assert!(
+            a.warnings
+                .iter()
+                .any(|w| w.contains("does not declare the fargate runner (declared: lambda)")),
+            "{a:?}"
+        );
+    }
+
+    #[test]
+    fn a_bad_profile_names_the_field() {
+        for (bad, field) in [
+            (
+                "expected_runtime_secs = 1\nmemory_mb = 1\ndata_volume_gb = 1\ntrigger = \"cron\"\nsource = \"aws-service\"",
+                "trigger",
+            ),
+            (
+                "expected_runtime_secs = 1\nmemory_mb = 1\ndata_volume_gb = -1\ntrigger = \"event\"\nsource = \"aws-service\"",
+                "data_volume_gb",
+            ),
+            (
+                "expected_runtime_secs = 1\nmemory_mb = 1\ndata_volume_gb = 1\ntrigger = \"event\"\nsource = \"aws-service\"\nparallelism = 0",
+                "parallelism",
+            ),
+            (
+                "expected_runtime_secs = 1\nmemory_mb = 1\ndata_volume_gb = 1\ntrigger = \"event\"\nsource = \"aws-service\"\ngpu = true",
+                "gpu",
+            ),
+            (
+                "memory_mb = 1\ndata_volume_gb = 1\ntrigger = \"event\"\nsource = \"aws-service\"",
+                "expected_runtime_secs",
+            ),
+        ] {
+            let e = WorkloadProfile::parse(bad).unwrap_err().to_string();
+            assert!(e.contains(field), "{bad}: {e}");
+        }
+    }
+}
