@@ -327,9 +327,15 @@ mod tests {
                 .any(|w| w.contains("not recommended for low latency")),
             "{a:?}"
         );
-        let a = advise(&profile("distributed = true\ndata_volume_gb = 1\nsource = \"aws-service\""), None);
+        let a = advise(
+            &profile("distributed = true\ndata_volume_gb = 1\nsource = \"aws-service\""),
+            None,
+        );
         assert!(a.warnings.is_empty(), "distributed by nature: {a:?}");
-        let a = advise(&profile("data_volume_gb = 1000\nsource = \"aws-service\""), None);
+        let a = advise(
+            &profile("data_volume_gb = 1000\nsource = \"aws-service\""),
+            None,
+        );
         assert!(a.warnings.is_empty(), "{a:?}");
 
         // Networking rows.

@@ -213,3 +213,155 @@ async fn the_allowed_endpoint_extracts() {
         .unwrap();
     assert_eq!(got.num_rows(), 3);
 }
+
+/// Set in the copy of this test binary that runs inside the namespace.
+const IN_NAMESPACE: &str = "GOVERNANCE_EGRESS_NAMESPACE";
+
+fn sh(program: &str, args: &[&str]) {
+    let out = Command::new(program)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("{program}: {e}"));
+    assert!(
+        out.status.success(),
+        "{program} {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Deletes the namespace, whatever happened.
+struct Namespace(String);
+
+impl Drop for Namespace {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
+    }
+}
+
+/// Egress deny by default, as the stacks' security groups render it: in a network
+/// namespace whose nftables output policy drops everything but the declared endpoints
+/// (the source and S3, on loopback), the connector extracts through them; a config
+/// pointing elsewhere fails with a clear error and commits nothing — refused by the
+/// run-time check when the deployment pins its endpoints, and by the firewall when it
+/// does not. The test binary re-runs itself inside the namespace (`ip netns exec`).
+#[test]
+fn in_a_deny_by_default_namespace_only_the_declared_endpoint_is_reachable() {
+    if std::env::var_os(IN_NAMESPACE).is_some() {
+        return inside_the_namespace();
+    }
+    let ns = Namespace(format!("govegress{}", std::process::id()));
+    sh("ip", &["netns", "add", &ns.0]);
+    let out = Command::new("ip")
+        .args(["netns", "exec", &ns.0])
+        .arg(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "in_a_deny_by_default_namespace_only_the_declared_endpoint_is_reachable",
+            "--nocapture",
+            "--test-threads",
+            "1",
+        ])
+        .env(IN_NAMESPACE, "1")
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("test result: ok. 1 passed"), "{text}");
+    assert!(
+        text.contains("egress checked: declared extracts, undeclared refused twice"),
+        "{text}"
+    );
+    println!("{text}");
+}
+
+fn inside_the_namespace() {
+    sh("ip", &["link", "set", "lo", "up"]);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let pg = PgServer::start();
+        let env = TestEnv::start().await;
+        let elsewhere = Untouched::bind();
+        let pg_port = pg.config(json!([]))["port"].as_u64().unwrap();
+        let s3_port = env
+            .endpoint()
+            .rsplit(':')
+            .next()
+            .unwrap()
+            .trim_end_matches('/')
+            .parse::<u16>()
+            .unwrap();
+        pg.client()
+            .await
+            .batch_execute("CREATE TABLE e (id bigint PRIMARY KEY, v text); INSERT INTO e SELECT g, 'r' || g FROM generate_series(1, 500) g;")
+            .await
+            .unwrap();
+        // Deny by default: only the declared endpoints (and their replies) leave.
+        let rules = format!(
+            "table inet egress {{\n chain out {{\n  type filter hook output priority 0; policy drop;\n  oifname \"lo\" tcp dport {{ {pg_port}, {s3_port} }} accept\n  oifname \"lo\" tcp sport {{ {pg_port}, {s3_port} }} accept\n  meta l4proto tcp reject with tcp reset\n  reject\n }}\n}}\n"
+        );
+        let file = env.write_json("unused.json", &json!({}));
+        let rules_path = file.with_file_name("egress.nft");
+        std::fs::write(&rules_path, rules).unwrap();
+        sh("nft", &["-f", rules_path.to_str().unwrap()]);
+
+        let declared = pg.config(json!([{"table": "e"}]));
+        let mut undeclared = declared.clone();
+        undeclared["port"] = json!(elsewhere.port());
+        // Dropped packets, as a security group drops them: the connect times out.
+        undeclared["connect_timeout_secs"] = json!(2);
+        let run = |config: &serde_json::Value, name: &str, pins: Option<String>| {
+            let path = env.write_json(&format!("{name}.json"), config);
+            let mut cmd = binary();
+            cmd.args(["extract", "--config"])
+                .arg(&path)
+                .args(["--output", &format!("s3://{}/{name}", integration_tests::BUCKET)])
+                .envs(TestEnv::process_env(&env.endpoint()));
+            if let Some(p) = pins {
+                cmd.args(["--allowed-endpoints", &p]);
+            }
+            cmd.output().unwrap()
+        };
+        let pinned = format!("127.0.0.1:{pg_port}");
+
+        let out = run(&declared, "declared", Some(pinned.clone()));
+        assert!(out.status.success(), "{}", stderr(&out));
+        let got = read_committed(&env.store().await, &env.output("declared"), "e", "id")
+            .await
+            .unwrap();
+        assert_eq!(got.num_rows(), 500);
+
+        // Pinned: the run-time check refuses before any connection.
+        let out = run(&undeclared, "pinned", Some(pinned));
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(2), "{err}");
+        assert!(err.contains(&format!("source endpoint 127.0.0.1:{} is not declared", elsewhere.port())), "{err}");
+        // Not pinned: the firewall refuses; the connector says it cannot reach the source.
+        let out = run(&undeclared, "unpinned", None);
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(3), "{err}");
+        println!("unpinned, refused by the firewall: {}", err.trim());
+        assert!(
+            err.contains(&format!("cannot connect to 127.0.0.1:{}", elsewhere.port()))
+                && err.contains("check `host`, `port` and the network path"),
+            "{err}"
+        );
+        elsewhere.assert_untouched("the undeclared endpoint");
+        for name in ["pinned", "unpinned"] {
+            assert!(
+                read_committed(&env.store().await, &env.output(name), "e", "id")
+                    .await
+                    .is_none(),
+                "{name}: nothing may be committed"
+            );
+        }
+        println!("egress checked: declared extracts, undeclared refused twice");
+    });
+}
