@@ -343,7 +343,7 @@ impl DeployConfig {
             return Err(Error::config(
                 "log_retention_days",
                 format!(
-                    "= {} is not a CloudWatch Logs retention; use one of {}",
+                    "{} is not a CloudWatch Logs retention; use one of {}",
                     self.log_retention_days,
                     LOG_RETENTION_DAYS.map(|d| d.to_string()).join(", ")
                 ),

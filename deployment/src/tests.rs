@@ -305,3 +305,192 @@ tags = { owner = "x", cost-center = "y" }
         "{v:?}"
     );
 }
+
+/// Every statement of every role, for every runner: S3 only on the output prefix (listing
+/// only under it) and the artifacts, Secrets Manager only on the named secret, KMS only on
+/// the key, logs only on the stack's log group; no wildcard action; `*` only for actions
+/// IAM cannot scope.
+#[test]
+fn every_role_is_least_privilege() {
+    for runner in ["lambda", "fargate", "ec2", "glue"] {
+        let mut c = pg_config(runner, "privatelink");
+        if runner != "glue" {
+            c.secrets
+                .insert("PGPASSWORD".into(), "prod/orders/pg".into());
+        }
+        let t = render(&pg(), &c).unwrap();
+        let mut seen_s3 = false;
+        for (id, res) in t["Resources"].as_object().unwrap() {
+            if res["Type"] != "AWS::IAM::Role" {
+                continue;
+            }
+            for policy in res["Properties"]["Policies"].as_array().unwrap() {
+                for s in policy["PolicyDocument"]["Statement"].as_array().unwrap() {
+                    let actions: Vec<&str> = s["Action"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .map(|a| a.as_str().unwrap())
+                        .collect();
+                    let resources: Vec<Value> = match &s["Resource"] {
+                        Value::Array(a) => a.clone(),
+                        other => vec![other.clone()],
+                    };
+                    let ctx = format!("{runner} {id} {}", s["Sid"]);
+                    for a in &actions {
+                        assert!(!a.contains('*'), "{ctx}: {a}");
+                    }
+                    for r in &resources {
+                        if r == "*" {
+                            for a in &actions {
+                                assert!(crate::UNSCOPABLE_ACTIONS.contains(a), "{ctx}: {a} on *");
+                            }
+                            continue;
+                        }
+                        let sub = r["Fn::Sub"].as_str().unwrap_or_default();
+                        let service = actions[0].split(':').next().unwrap();
+                        match service {
+                            "s3" => {
+                                seen_s3 = true;
+                                assert!(
+                                    sub == "arn:${AWS::Partition}:s3:::acme-lake/raw/orders/*"
+                                        || sub == "arn:${AWS::Partition}:s3:::acme-lake"
+                                        || sub.starts_with("arn:${AWS::Partition}:s3:::${ArtifactBucket}/${ArtifactPrefix}"),
+                                    "{ctx}: {r}"
+                                );
+                                if actions.contains(&"s3:ListBucket") {
+                                    assert_eq!(
+                                        s["Condition"]["StringLike"]["s3:prefix"],
+                                        serde_json::json!(["raw/orders/*", "raw/orders"]),
+                                        "{ctx}"
+                                    );
+                                }
+                            }
+                            "secretsmanager" => assert_eq!(
+                                sub,
+                                "arn:${AWS::Partition}:secretsmanager:${AWS::Region}:${AWS::AccountId}:secret:prod/orders/pg-??????",
+                                "{ctx}"
+                            ),
+                            "kms" => {
+                                assert_eq!(r, &serde_json::json!({"Ref": "KmsKeyArn"}), "{ctx}")
+                            }
+                            "logs" if runner == "glue" => assert_eq!(
+                                sub,
+                                "arn:${AWS::Partition}:logs:${AWS::Region}:${AWS::AccountId}:log-group:/aws-glue/*",
+                                "{ctx}"
+                            ),
+                            "logs" => assert_eq!(
+                                r,
+                                &serde_json::json!({"Fn::GetAtt": ["LogGroup", "Arn"]}),
+                                "{ctx}"
+                            ),
+                            "sqs" => assert_eq!(
+                                r,
+                                &serde_json::json!({"Fn::GetAtt": ["FailureQueue", "Arn"]}),
+                                "{ctx}"
+                            ),
+                            "ecr" => assert_eq!(
+                                r,
+                                &serde_json::json!({"Fn::GetAtt": ["Repository", "Arn"]}),
+                                "{ctx}"
+                            ),
+                            "lambda" => {
+                                assert_eq!(r, &serde_json::json!({"Ref": "FunctionAlias"}), "{ctx}")
+                            }
+                            "states" => {
+                                assert_eq!(r, &serde_json::json!({"Ref": "StateMachine"}), "{ctx}")
+                            }
+                            "ecs" => assert_eq!(
+                                r,
+                                &serde_json::json!({"Ref": "TaskDefinition"}),
+                                "{ctx}"
+                            ),
+                            "iam" => assert!(
+                                [
+                                    serde_json::json!({"Fn::GetAtt": ["ExecutionRole", "Arn"]}),
+                                    serde_json::json!({"Fn::GetAtt": ["TaskRole", "Arn"]})
+                                ]
+                                .contains(r),
+                                "{ctx}"
+                            ),
+                            "glue" => assert!(
+                                sub.ends_with(":catalog")
+                                    || sub.ends_with(":connection/postgres-connector-network"),
+                                "{ctx}"
+                            ),
+                            other => panic!("{ctx}: unexpected service {other} on {r}"),
+                        }
+                    }
+                }
+            }
+        }
+        assert!(seen_s3, "{runner}");
+        let text = t.to_string();
+        assert!(
+            !text.contains("\"s3:*\"") && !text.contains("\"Action\":\"*\""),
+            "{runner}"
+        );
+    }
+}
+
+/// The Lambda stack's loop: the schedule starts the state machine with the extract
+/// request; a partial response is invoked again with its continuation merged in.
+#[test]
+fn the_lambda_loop_passes_the_continuation_on() {
+    let mut c = pg_config("lambda", "vpn");
+    c.secrets
+        .insert("PGPASSWORD".into(), "prod/orders/pg".into());
+    let t = render(&pg(), &c).unwrap();
+    let r = &t["Resources"];
+    let def: Value = serde_json::from_str(
+        r["StateMachine"]["Properties"]["DefinitionString"]["Fn::Sub"]
+            .as_str()
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        def["States"]["Complete?"]["Choices"][0]["StringEquals"],
+        "partial"
+    );
+    assert_eq!(
+        def["States"]["TakeContinuation"]["Parameters"]["continuation.$"],
+        "$.last.result.continuation"
+    );
+    assert_eq!(def["States"]["Continue"]["Next"], "Extract");
+    let input: Value = serde_json::from_str(
+        r["SchedulePublicOrders"]["Properties"]["Target"]["Input"]["Fn::Sub"]
+            .as_str()
+            .unwrap(),
+    )
+    .unwrap();
+    let event = &input["event"];
+    assert_eq!(event["config_env"], "CONNECTOR_CONFIG_JSON");
+    assert_eq!(event["stream"], "public_orders");
+    assert_eq!(
+        event["options"]["allowed_endpoints"],
+        serde_json::json!(["orders.internal:5432"])
+    );
+    assert_eq!(event["options"]["sse_kms_key_id"], "${KmsKeyArn}");
+    let f = &r["Function"]["Properties"];
+    assert_eq!(f["Runtime"], "provided.al2023");
+    assert_eq!(f["MemorySize"], 1024);
+    assert_eq!(f["Timeout"], 900);
+    assert_eq!(
+        f["Environment"]["Variables"]["PGPASSWORD"],
+        "{{resolve:secretsmanager:prod/orders/pg:SecretString}}"
+    );
+    let cfg: Value = serde_json::from_str(
+        f["Environment"]["Variables"]["CONNECTOR_CONFIG_JSON"]
+            .as_str()
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(cfg["host"], "orders.internal");
+    assert!(f["VpcConfig"].is_object());
+    assert_eq!(
+        r["FunctionInvokeConfig"]["Properties"]["DestinationConfig"]["OnFailure"]["Destination"]["Fn::GetAtt"]
+            [0],
+        "FailureQueue"
+    );
+    assert_eq!(r["SourceRoute"]["Type"], "AWS::EC2::Route");
+}
