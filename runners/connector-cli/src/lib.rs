@@ -11,7 +11,7 @@
 //! - 75: stopped early and checkpointed (partial; run again to continue)
 
 use std::io::IsTerminal;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -131,10 +131,10 @@ struct CloudFormationArgs {
     /// source_endpoints, config, secrets (names), tags, sse_kms. Schema:
     /// `--print-schema`.
     #[arg(long, value_name = "FILE", required_unless_present = "print_schema")]
-    config: Option<PathBuf>,
+    config: Option<std::path::PathBuf>,
     /// Write the template here instead of stdout.
     #[arg(long, value_name = "FILE")]
-    out: Option<PathBuf>,
+    out: Option<std::path::PathBuf>,
     /// Print the deploy config's JSON Schema.
     #[arg(long)]
     print_schema: bool,
@@ -146,10 +146,10 @@ struct GovernArgs {
     /// The governance policy (TOML) [default: the policy embedded in the binary,
     /// governance/policy.toml of the SDK].
     #[arg(long, value_name = "FILE")]
-    policy: Option<PathBuf>,
+    policy: Option<std::path::PathBuf>,
     /// CloudFormation templates (JSON) to check as well as the manifest.
     #[arg(value_name = "TEMPLATE")]
-    templates: Vec<PathBuf>,
+    templates: Vec<std::path::PathBuf>,
 }
 
 #[cfg(feature = "deploy")]
@@ -160,7 +160,7 @@ struct AdviseArgs {
     /// endpoint-service | on-premises | public-internet), large_dependencies,
     /// specialized_environment, containerizable, distributed, stateless.
     #[arg(long, value_name = "FILE")]
-    profile: PathBuf,
+    profile: std::path::PathBuf,
 }
 
 #[derive(Debug, Args)]
@@ -263,7 +263,6 @@ async fn run<C: Connector>(connector: C, command: Command, interactive: bool) ->
         Command::Daemon(a) => return ec2_runner::daemon(connector, a).await,
         #[cfg(feature = "fargate")]
         Command::Container(a) => return fargate_runner::run(connector, a).await,
-        #[cfg(any(feature = "fargate", feature = "glue", feature = "deploy"))]
         Command::Deploy { target } => return deploy(connector, target),
         #[cfg(feature = "deploy")]
         Command::Govern(a) => return govern::<C>(a),
@@ -299,6 +298,7 @@ fn print_json(value: &impl serde::Serialize) -> Result<(), Error> {
     Ok(())
 }
 
+#[cfg_attr(not(feature = "deploy"), allow(unused_variables))]
 fn deploy<C: Connector>(connector: C, target: DeployTarget) -> u8 {
     match target {
         DeployTarget::CatalogTable(a) => {
