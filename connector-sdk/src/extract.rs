@@ -375,7 +375,9 @@ impl<C: Connector> ExtractCore<C> {
         let started = Instant::now();
         let started_at = Utc::now();
         self.manifest.require_stream(stream)?;
-        self.store.head_bucket(&self.options.output.bucket).await?;
+        self.store
+            .check_bucket(&self.options.output.bucket, &self.options.output.key(""))
+            .await?;
         self.store
             .check_conditional_writes(
                 &self.options.output.bucket,
@@ -1338,7 +1340,9 @@ pub fn config_from_file<C: Connector>(path: &std::path::Path) -> Result<C::Confi
 
 /// serde's "invalid type: string \"hunter2\", expected u16" quotes the input value;
 /// replace quoted values so a misplaced secret is never echoed.
-fn redact_serde_message(msg: &str) -> String {
+/// A serde error message with any quoted input string replaced by `(value hidden)`: the
+/// value may be a secret in the wrong place.
+pub fn redact_serde_message(msg: &str) -> String {
     let msg = crate::one_line(msg);
     for marker in ["invalid type: string ", "invalid value: string "] {
         if let Some(start) = msg.find(marker) {

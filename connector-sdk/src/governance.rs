@@ -63,6 +63,30 @@ impl fmt::Display for Violation {
     }
 }
 
+/// A TOML parse error as one line, `line N: message`, never quoting the input: toml's
+/// own Display shows the offending source line, and a value in the wrong place (or a
+/// file that is not what it should be) may be a secret.
+pub fn toml_error(text: &str, e: &toml::de::Error) -> String {
+    let msg = crate::extract::redact_serde_message(e.message());
+    let Some(span) = e.span() else {
+        return msg;
+    };
+    let before = text.get(..span.start).unwrap_or("");
+    let line_no = before.matches('\n').count() + 1;
+    // The key of that line, when it has one (`key = value`): never the value.
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    let line = text[line_start..].lines().next().unwrap_or("");
+    let key = line.split_once('=').map(|(k, _)| k.trim()).filter(|k| {
+        !k.is_empty()
+            && k.chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+    });
+    match key {
+        Some(k) if !msg.contains(&format!("`{k}`")) => format!("line {line_no}, `{k}`: {msg}"),
+        _ => format!("line {line_no}: {msg}"),
+    }
+}
+
 /// A manifest enum as it is spelled in TOML (`vpc-endpoint`, `confidential`).
 pub fn spelled<T: Serialize>(value: &T) -> String {
     match serde_json::to_value(value) {
@@ -82,10 +106,9 @@ impl GovernancePolicy {
     /// Parse and validate a policy. Errors name the field.
     pub fn parse(text: &str) -> Result<Self> {
         let policy: GovernancePolicy = toml::from_str(text).map_err(|e| {
-            Error::config(format!(
-                "governance policy: {}",
-                crate::one_line(&e.to_string())
-            ))
+            // The message only: toml's Display quotes the offending source line, and a
+            // file that is not a policy (a mistyped path) may hold secrets.
+            Error::config(format!("governance policy: {}", toml_error(text, &e)))
         })?;
         for c in [
             DataClassification::Public,
@@ -204,11 +227,11 @@ impl Endpoint {
     /// `host` and `port` as an endpoint (the host lower-cased: DNS names are
     /// case-insensitive).
     pub fn new(host: &str, port: u16) -> Self {
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        // `db.internal.` (fully qualified) is `db.internal`.
+        let host = host.strip_suffix('.').unwrap_or(host);
         Endpoint {
-            host: host
-                .trim_start_matches('[')
-                .trim_end_matches(']')
-                .to_ascii_lowercase(),
+            host: host.to_ascii_lowercase(),
             port,
         }
     }
@@ -238,13 +261,16 @@ impl std::str::FromStr for Endpoint {
         let port: u16 = port.parse().map_err(|_| bad())?;
         let host = host.trim();
         let bare = host.trim_start_matches('[').trim_end_matches(']');
-        if bare.is_empty()
-            || port == 0
-            || (bare.contains(':') && !(host.starts_with('[') && host.ends_with(']')))
-            || bare
+        // A DNS name (letters, digits, dots, dashes, underscores) or an IP address; an
+        // IPv6 address in brackets.
+        let ipv6 = bare.parse::<std::net::Ipv6Addr>().is_ok();
+        let name_ok = !bare.is_empty()
+            && bare
                 .chars()
-                .any(|c| c.is_whitespace() || c == '/' || c == '@')
-        {
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'));
+        let bracketed = host.starts_with('[') || host.ends_with(']');
+        let bracketed_ok = host.starts_with('[') && host.ends_with(']');
+        if port == 0 || !((ipv6 && bracketed_ok) || (!bracketed && name_ok)) {
             return Err(bad());
         }
         Ok(Endpoint::new(bare, port))
@@ -257,7 +283,13 @@ pub fn endpoint_matches(declared: &str, endpoint: &Endpoint) -> bool {
     let Some((host, port)) = declared.rsplit_once(':') else {
         return false;
     };
-    let placeholder = |s: &str| s.starts_with('{') && s.ends_with('}');
+    // A placeholder stands for a whole part: `{a}.corp.{b}` is not one.
+    let placeholder = |s: &str| {
+        s.len() > 2
+            && s.starts_with('{')
+            && s.ends_with('}')
+            && !s[1..s.len() - 1].contains(['{', '}'])
+    };
     let host_ok = placeholder(host)
         || Endpoint::new(host, endpoint.port).host == endpoint.host
         || host.strip_prefix("*.").is_some_and(|suffix| {
@@ -403,6 +435,10 @@ mod tests {
             "fd00::1:5432",
             "a b:1",
             "u@h:1",
+            "${x}:1",
+            "h'o:1",
+            "a,b:1",
+            "[not-v6]:1",
         ] {
             assert!(bad.parse::<Endpoint>().is_err(), "{bad:?}");
         }
@@ -429,6 +465,11 @@ mod tests {
             "*.internal:5432",
             &Endpoint::new("x.evilinternal", 5432)
         ));
+        assert!(!endpoint_matches(
+            "{a}.corp.{b}:5432",
+            &Endpoint::new("evil.example.com", 5432)
+        ));
+        assert_eq!("DB.internal.:5432".parse::<Endpoint>().unwrap(), e);
     }
 
     #[test]

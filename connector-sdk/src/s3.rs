@@ -296,21 +296,25 @@ impl S3Store {
         s3_error(operation, bucket, key, &self.endpoint, e)
     }
 
-    /// Check that the bucket exists and is reachable.
-    pub async fn head_bucket(&self, bucket: &str) -> Result<()> {
+    /// Check that the bucket exists and is reachable, by listing at most one key under
+    /// `prefix` (the output's): unlike HeadBucket, which needs `s3:ListBucket` on the whole
+    /// bucket, this works with a policy that allows listing only under the output prefix.
+    pub async fn check_bucket(&self, bucket: &str, prefix: &str) -> Result<()> {
         match self
             .client
-            .head_bucket()
+            .list_objects_v2()
             .bucket(bucket)
             .set_expected_bucket_owner(self.expected_owner(bucket))
+            .prefix(prefix)
+            .max_keys(1)
             .send()
             .await
         {
             Ok(_) => Ok(()),
             Err(SdkError::ServiceError(e)) if e.raw().status().as_u16() == 404 => Err(Error::S3 {
-                operation: "HeadBucket",
+                operation: "ListObjectsV2",
                 bucket: bucket.to_string(),
-                key: String::new(),
+                key: prefix.to_string(),
                 message: format!(
                     "bucket `{bucket}` does not exist at {}; create it or fix the output URL",
                     self.endpoint
@@ -318,7 +322,7 @@ impl S3Store {
                 retryable: false,
                 source: Some(Box::new(SdkError::ServiceError(e))),
             }),
-            Err(e) => Err(self.err("HeadBucket", bucket, "", e)),
+            Err(e) => Err(self.err("ListObjectsV2", bucket, prefix, e)),
         }
     }
 

@@ -120,7 +120,10 @@ impl WorkloadProfile {
     /// Parse a profile (TOML).
     pub fn parse(text: &str) -> Result<Self> {
         let p: WorkloadProfile = toml::from_str(text).map_err(|e| {
-            Error::config("workload profile", connector_sdk::one_line(&e.to_string()))
+            Error::config(
+                "workload profile",
+                connector_sdk::governance::toml_error(text, &e),
+            )
         })?;
         if !(p.data_volume_gb.is_finite() && p.data_volume_gb >= 0.0) {
             return Err(Error::config(
@@ -204,6 +207,14 @@ pub fn advise(profile: &WorkloadProfile, manifest: Option<&ConnectorManifest>) -
             ));
             Runner::Lambda
         } else {
+            if !p.containerizable {
+                reasons.push(format!(
+                    "EC2: not lightweight enough for Lambda ({}), and the connector cannot be containerised for Fargate (use EC2 when containerisation is not possible)",
+                    not_lambda.join("; ")
+                ));
+                warnings.push("EC2 needs explicit lifecycle management: the scaling group, patching and monitoring are the operator's".into());
+                return finish(p, manifest, Runner::Ec2, reasons, warnings);
+            }
             reasons.push(format!(
                 "Fargate: {} (use Fargate for larger dependencies, longer runtimes, or higher concurrency)",
                 not_lambda.join("; ")
@@ -214,6 +225,17 @@ pub fn advise(profile: &WorkloadProfile, manifest: Option<&ConnectorManifest>) -
             Runner::Fargate
         }
     };
+    finish(p, manifest, runner, reasons, warnings)
+}
+
+/// The network pattern, and the warnings against the manifest.
+fn finish(
+    p: &WorkloadProfile,
+    manifest: Option<&ConnectorManifest>,
+    runner: Runner,
+    mut reasons: Vec<String>,
+    mut warnings: Vec<String>,
+) -> Advice {
     let network_pattern = match p.source {
         NetworkSource::OnPremises => {
             reasons.push("VPN: the source is an enterprise system that cannot be exposed directly to AWS (use VPN or site-to-site tunnels)".into());
@@ -312,6 +334,11 @@ mod tests {
         // ... and only then: a containerisable specialised environment is a container.
         assert_eq!(runner("specialized_environment = true"), Runner::Fargate);
         assert_eq!(runner("containerizable = false"), Runner::Lambda);
+        // Not lightweight and not containerisable: only EC2 is left.
+        assert_eq!(
+            runner("containerizable = false\nexpected_runtime_secs = 3600"),
+            Runner::Ec2
+        );
         // "Use Glue for large batch or distributed extract jobs."
         assert_eq!(runner("data_volume_gb = 1000"), Runner::Glue);
         assert_eq!(runner("data_volume_gb = 999.9"), Runner::Lambda);

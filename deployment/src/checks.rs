@@ -194,11 +194,15 @@ pub fn check_template(policy: &GovernancePolicy, template: &Value) -> Vec<Violat
             }
         }
         match ty {
-            "AWS::EC2::SecurityGroup" => match p.get("SecurityGroupEgress") {
+            "AWS::EC2::SecurityGroup" => match p
+                .get("SecurityGroupEgress")
+                .filter(|e| e.as_array().is_none_or(|a| !a.is_empty()))
+            {
+                // Missing or empty: CloudFormation adds its allow-all egress.
                 None => v(
                     "no-internet-egress",
                     id,
-                    "has no SecurityGroupEgress, so CloudFormation allows all egress; list the permitted egress".into(),
+                    "has no (or an empty) SecurityGroupEgress, so CloudFormation allows all egress; list the permitted egress".into(),
                 ),
                 Some(rules_) => {
                     for r in rules_.as_array().into_iter().flatten() {

@@ -217,13 +217,59 @@ impl Schedule {
     }
 
     /// The schedule as the EC2 daemon's job takes it: `every = "<n>m"` or a five-field
-    /// `cron` (UTC).
-    pub fn daemon_toml(&self) -> (&'static str, String) {
+    /// `cron` (UTC). EventBridge numbers the days of the week 1-7 from Sunday, the
+    /// daemon's cron 0-6 from Sunday: numeric days are shifted. `L`, `W` and `#` and a
+    /// year other than `*` have no daemon equivalent and are refused.
+    pub fn daemon_toml(&self) -> Result<(&'static str, String)> {
         match self {
-            Schedule::Rate { minutes } => ("every", format!("{minutes}m")),
+            Schedule::Rate { minutes } => Ok(("every", format!("{minutes}m"))),
             Schedule::Cron { fields } => {
-                let f: Vec<String> = fields[..5].iter().map(|f| f.replace('?', "*")).collect();
-                ("cron", f.join(" "))
+                let refuse = |why: &str| {
+                    Err(Error::config(
+                        "schedule",
+                        format!(
+                            "cron({}) {why} for the EC2 daemon; use rate(...) or a plain cron",
+                            fields.join(" ")
+                        ),
+                    ))
+                };
+                if fields[5] != "*" {
+                    return refuse("names years, which the daemon's cron cannot");
+                }
+                if fields.iter().any(|f| f.contains(['L', 'W', '#'])) {
+                    return refuse("uses L, W or #, which the daemon's cron does not have");
+                }
+                let mut f: Vec<String> = fields[..5].iter().map(|f| f.replace('?', "*")).collect();
+                // Shift every number of the day-of-week field (`1-5`, `2,4`, `*/2` keeps
+                // its step: only numbers before a `/` or without one are days).
+                let mut dow = String::new();
+                for (i, part) in f[4].split('/').enumerate() {
+                    if i > 0 {
+                        dow.push('/');
+                        dow.push_str(part);
+                        continue;
+                    }
+                    let mut num = String::new();
+                    for c in part.chars().chain(std::iter::once(' ')) {
+                        if c.is_ascii_digit() {
+                            num.push(c);
+                            continue;
+                        }
+                        if !num.is_empty() {
+                            let n: u32 = num.parse().unwrap_or(0);
+                            if !(1..=7).contains(&n) {
+                                return refuse("has a day of the week outside 1-7");
+                            }
+                            dow.push_str(&(n - 1).to_string());
+                            num.clear();
+                        }
+                        if c != ' ' {
+                            dow.push(c);
+                        }
+                    }
+                }
+                f[4] = dow;
+                Ok(("cron", f.join(" ")))
             }
         }
     }
@@ -233,7 +279,13 @@ impl DeployConfig {
     /// Parse a deploy config (TOML). Errors name the field; values are never echoed.
     pub fn parse(text: &str) -> Result<Self> {
         toml::from_str(text)
-            .map_err(|e| Error::config("deploy config", connector_sdk::one_line(&e.to_string())))
+            // The message only: toml's Display quotes the offending source line.
+            .map_err(|e| {
+                Error::config(
+                    "deploy config",
+                    connector_sdk::governance::toml_error(text, &e),
+                )
+            })
     }
 
     /// Read and parse a deploy config file.
@@ -297,10 +349,32 @@ impl DeployConfig {
             }
             manifest.stream_names()
         } else {
+            let mut logical_ids = std::collections::BTreeSet::new();
             for s in &self.streams {
                 manifest
                     .require_stream(s)
                     .map_err(|e| Error::config("streams", e.to_string()))?;
+                // Stream names become folder names and CloudFormation logical ids.
+                let mut chars = s.chars();
+                let valid = s.len() <= 64
+                    && chars.next().is_some_and(|c| c.is_ascii_lowercase())
+                    && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+                if !valid {
+                    return Err(Error::config(
+                        "streams",
+                        format!(
+                            "{s:?} is not a stream name ([a-z][a-z0-9_]*, at most 64 characters)"
+                        ),
+                    ));
+                }
+                if !logical_ids.insert(crate::template::logical(s)) {
+                    return Err(Error::config(
+                        "streams",
+                        format!(
+                            "{s:?} is listed twice, or differs from another stream only in underscores"
+                        ),
+                    ));
+                }
             }
             self.streams.clone()
         };
@@ -324,15 +398,15 @@ impl DeployConfig {
             endpoints.push(e);
         }
         if endpoints.is_empty() {
-            // Literal declared endpoints need no config; placeholders do.
+            // Literal declared endpoints need no config; placeholders and wildcards do.
             for d in &declared {
                 match d.parse::<Endpoint>() {
-                    Ok(e) if !d.contains('{') => endpoints.push(e),
+                    Ok(e) if !d.contains(['{', '*']) => endpoints.push(e),
                     _ => {
                         return Err(Error::config(
                             "source_endpoints",
                             format!(
-                                "is empty, but the manifest's endpoint {d:?} depends on the config; list the host:port the config resolves to"
+                                "is empty, but the manifest's endpoint {d:?} depends on the config (or is a wildcard); list the host:port the config resolves to"
                             ),
                         ));
                     }
@@ -454,16 +528,35 @@ mod tests {
         assert_eq!(glue("rate(7 minutes)"), None);
         assert_eq!(glue("rate(5 hours)"), None);
         assert_eq!(glue("rate(2 days)"), None);
-        assert_eq!(
-            Schedule::parse("cron(5 2 ? * MON-FRI *)")
+        let daemon = |e: &str| {
+            Schedule::parse(e)
                 .unwrap()
-                .daemon_toml(),
-            ("cron", "5 2 * * MON-FRI".to_string())
-        );
+                .daemon_toml()
+                .map(|(k, v)| format!("{k} = {v}"))
+        };
         assert_eq!(
-            Schedule::parse("rate(90 minutes)").unwrap().daemon_toml(),
-            ("every", "90m".to_string())
+            daemon("cron(5 2 ? * MON-FRI *)").unwrap(),
+            "cron = 5 2 * * MON-FRI"
         );
+        assert_eq!(daemon("rate(90 minutes)").unwrap(), "every = 90m");
+        // EventBridge 1 = Sunday, 7 = Saturday; the daemon's cron 0 = Sunday.
+        assert_eq!(daemon("cron(0 3 ? * 2-6 *)").unwrap(), "cron = 0 3 * * 1-5");
+        assert_eq!(daemon("cron(0 3 ? * 1,7 *)").unwrap(), "cron = 0 3 * * 0,6");
+        assert_eq!(daemon("cron(0 3 ? * 2/2 *)").unwrap(), "cron = 0 3 * * 1/2");
+        assert_eq!(
+            daemon("cron(0/15 * * * ? *)").unwrap(),
+            "cron = 0/15 * * * *"
+        );
+        for bad in [
+            "cron(0 3 ? * 6L *)",
+            "cron(0 3 ? * 2#1 *)",
+            "cron(0 3 L * ? *)",
+            "cron(0 3 * * ? 2027)",
+            "cron(0 3 ? * 8 *)",
+        ] {
+            let e = daemon(bad).unwrap_err().to_string();
+            assert!(e.contains("EC2 daemon"), "{bad}: {e}");
+        }
         for bad in [
             "rate(0 minutes)",
             "rate(1 minutes)",

@@ -10,20 +10,17 @@ use crate::template::{Stack, r#ref, sub, sub_escape};
 
 /// Actions IAM cannot scope to a resource: the only ones granted on `*`.
 pub const UNSCOPABLE_ACTIONS: &[&str] = &[
-    // ENIs of a VPC-attached Lambda function or Glue connection.
+    // ENIs of a VPC-attached Lambda function or Glue connection: creating one names the
+    // subnet and security group, and the Describe calls take no resource. (Deleting,
+    // assigning addresses and tagging are scoped to network interfaces.)
     "ec2:CreateNetworkInterface",
     "ec2:DescribeNetworkInterfaces",
-    "ec2:DeleteNetworkInterface",
-    "ec2:AssignPrivateIpAddresses",
-    "ec2:UnassignPrivateIpAddresses",
     "ec2:DescribeSubnets",
     "ec2:DescribeSecurityGroups",
     "ec2:DescribeVpcs",
     "ec2:DescribeVpcAttribute",
     "ec2:DescribeVpcEndpoints",
     "ec2:DescribeRouteTables",
-    "ec2:CreateTags",
-    "ec2:DeleteTags",
     // ECR's registry login.
     "ecr:GetAuthorizationToken",
     // Session Manager (SSM access instead of SSH).
@@ -165,18 +162,28 @@ impl Statements {
         )
     }
 
-    /// Manage the ENIs of a VPC-attached function or job.
+    /// Manage the ENIs of a VPC-attached function or job: create and describe (IAM cannot
+    /// scope them), delete and (un)assign addresses only on this account's network
+    /// interfaces in this region.
     pub fn vpc_interfaces(&mut self) -> &mut Self {
         self.allow(
             "VpcNetworkInterfaces",
             &[
                 "ec2:CreateNetworkInterface",
                 "ec2:DescribeNetworkInterfaces",
+            ],
+            json!("*"),
+        )
+        .allow(
+            "OwnNetworkInterfaces",
+            &[
                 "ec2:DeleteNetworkInterface",
                 "ec2:AssignPrivateIpAddresses",
                 "ec2:UnassignPrivateIpAddresses",
             ],
-            json!("*"),
+            json!([sub(
+                "arn:${AWS::Partition}:ec2:${AWS::Region}:${AWS::AccountId}:network-interface/*"
+            )]),
         )
     }
 }

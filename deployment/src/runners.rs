@@ -72,6 +72,11 @@ pub(crate) fn lambda(stack: &mut Stack) -> Result<Option<Vec<AwsService>>> {
 
     let mut env = Map::new();
     env.insert("CONNECTOR_CONFIG_JSON".into(), json!(stack.config_json()));
+    // The pins whoever invokes the function cannot widen (the event may only narrow them).
+    env.insert(
+        "CONNECTOR_ALLOWED_ENDPOINTS".into(),
+        json!(stack.allowed_endpoints().join(",")),
+    );
     for (name, secret) in &stack.config.secrets {
         // Resolved by CloudFormation at deploy time: the template holds only the name.
         env.insert(
@@ -107,8 +112,20 @@ pub(crate) fn lambda(stack: &mut Stack) -> Result<Option<Vec<AwsService>>> {
         });
     }
     stack.resource("Function", "AWS::Lambda::Function", f);
+    // A new logical id per connector version: CloudFormation publishes a new version (and
+    // moves the alias) when the connector version changes, not only when this resource's
+    // properties do.
+    let version_id = format!(
+        "FunctionVersion{}",
+        stack
+            .manifest
+            .version
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() { c } else { 'x' })
+            .collect::<String>()
+    );
     stack.resource(
-        "FunctionVersion",
+        &version_id,
         "AWS::Lambda::Version",
         json!({"FunctionName": r#ref("Function"), "Description": stack.manifest.version}),
     );
@@ -116,7 +133,7 @@ pub(crate) fn lambda(stack: &mut Stack) -> Result<Option<Vec<AwsService>>> {
         "FunctionAlias",
         "AWS::Lambda::Alias",
         json!({"FunctionName": r#ref("Function"), "Name": "live",
-               "FunctionVersion": att("FunctionVersion", "Version")}),
+               "FunctionVersion": att(&version_id, "Version")}),
     );
     let cfg = stack.resource(
         "FunctionInvokeConfig",
@@ -142,8 +159,18 @@ pub(crate) fn lambda(stack: &mut Stack) -> Result<Option<Vec<AwsService>>> {
                     "ErrorEquals": ["Lambda.ServiceException", "Lambda.AWSLambdaException", "Lambda.SdkClientException", "Lambda.TooManyRequestsException"],
                     "IntervalSeconds": 2, "MaxAttempts": 6, "BackoffRate": 2
                 }],
+                // A synchronous invoke never reaches the function's on-failure
+                // destination: a failed run is sent to the queue from here.
+                "Catch": [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": "ReportFailure"}],
                 "Next": "Complete?"
             },
+            "ReportFailure": {
+                "Type": "Task",
+                "Resource": "arn:${AWS::Partition}:states:::sqs:sendMessage",
+                "Parameters": {"QueueUrl": "${FailureQueue}", "MessageBody.$": "$"},
+                "Next": "Failed"
+            },
+            "Failed": {"Type": "Fail", "Error": "ExtractFailed", "Cause": "The connector run failed; the event and error are in the failure queue"},
             "Complete?": {
                 "Type": "Choice",
                 "Choices": [{"Variable": "$.last.result.status", "StringEquals": "partial", "Next": "TakeContinuation"}],
@@ -164,11 +191,25 @@ pub(crate) fn lambda(stack: &mut Stack) -> Result<Option<Vec<AwsService>>> {
         }
     });
     let mut sm_st = Statements::default();
-    sm_st.allow(
-        "InvokeLiveAlias",
-        &["lambda:InvokeFunction"],
-        json!([r#ref("FunctionAlias")]),
-    );
+    sm_st
+        .allow(
+            "InvokeLiveAlias",
+            &["lambda:InvokeFunction"],
+            json!([r#ref("FunctionAlias")]),
+        )
+        .allow(
+            "ReportFailures",
+            &["sqs:SendMessage"],
+            json!([att("FailureQueue", "Arn")]),
+        );
+    if stack.kms() {
+        // Sending to the queue encrypted with the key.
+        sm_st.allow(
+            "FailureQueueKey",
+            &["kms:GenerateDataKey", "kms:Decrypt"],
+            json!([r#ref("KmsKeyArn")]),
+        );
+    }
     stack.role("StateMachineRole", "states.amazonaws.com", sm_st);
     stack.resource(
         "StateMachine",
@@ -186,6 +227,14 @@ pub(crate) fn lambda(stack: &mut Stack) -> Result<Option<Vec<AwsService>>> {
         &["states:StartExecution"],
         json!([r#ref("StateMachine")]),
     );
+    if stack.kms() {
+        // The schedule's input is encrypted with the key.
+        sch.allow(
+            "ScheduleInputKey",
+            &["kms:Decrypt"],
+            json!([r#ref("KmsKeyArn")]),
+        );
+    }
     stack.role("SchedulerRole", "scheduler.amazonaws.com", sch);
     let options: Map<String, Value> = run_options(stack)
         .into_iter()
@@ -425,7 +474,7 @@ pub fn daemon_toml(
         "streams".into(),
         toml::Value::Array(stack_streams.iter().map(|s| s.as_str().into()).collect()),
     );
-    let (key, value) = schedule.daemon_toml();
+    let (key, value) = schedule.daemon_toml()?;
     job.insert(key.into(), value.into());
     let config = toml::Value::try_from(Value::Object(config.clone())).map_err(|e| {
         refuse(
@@ -511,8 +560,8 @@ pub(crate) fn ec2(stack: &mut Stack) -> Result<Option<Vec<AwsService>>> {
 
     let options: Vec<(&'static str, Value)> = run_options(stack);
     // User values are escaped for Fn::Sub; the run options' ${KmsKeyArn} and
-    // ${AWS::AccountId} are substituted.
-    let escaped = match escape_strings(Value::Object(stack.config.config.clone())) {
+    // ${AWS::AccountId} are substituted. Secrets arrive as systemd credentials here.
+    let escaped = match escape_strings(Value::Object(stack.runner_config())) {
         Value::Object(m) => m,
         _ => Map::new(),
     };
@@ -530,6 +579,15 @@ pub(crate) fn ec2(stack: &mut Stack) -> Result<Option<Vec<AwsService>>> {
         script += &format!(
             "aws s3 cp --only-show-errors \"s3://${{ArtifactBucket}}/${{ArtifactPrefix}}{file}\" \"$work/{file}\"\n"
         );
+    }
+    // A quoted heredoc: nothing in it is expanded, and it ends only at a line that is
+    // exactly the terminator, which no line of the config may be (TOML writes a string
+    // with newlines across lines).
+    if daemon.lines().any(|l| l.trim_end() == "DAEMON_TOML") {
+        return Err(refuse(
+            "config",
+            "has a line `DAEMON_TOML` in a multi-line string, which would end the user data's heredoc".into(),
+        ));
     }
     script += &format!("cat > \"$work/daemon.toml\" <<'DAEMON_TOML'\n{daemon}DAEMON_TOML\n");
     let mut credentials = String::new();
@@ -627,7 +685,8 @@ pub(crate) fn glue(stack: &mut Stack) -> Result<Option<Vec<AwsService>>> {
             "SubnetAvailabilityZone",
             json!({"Type": "AWS::EC2::AvailabilityZone::Name", "Description": "Availability zone of the first private subnet (the Glue connection's)"}),
         );
-        let name = format!("{bin}-network");
+        // One connection per stack: two stacks of one connector in an account must not clash.
+        let name = sub("${AWS::StackName}-network");
         stack.resource(
             "GlueConnection",
             "AWS::Glue::Connection",
@@ -700,7 +759,6 @@ pub(crate) fn glue(stack: &mut Stack) -> Result<Option<Vec<AwsService>>> {
             "JobNetwork",
             &[
                 "ec2:CreateNetworkInterface",
-                "ec2:DeleteNetworkInterface",
                 "ec2:DescribeNetworkInterfaces",
                 "ec2:DescribeSubnets",
                 "ec2:DescribeSecurityGroups",
@@ -708,17 +766,31 @@ pub(crate) fn glue(stack: &mut Stack) -> Result<Option<Vec<AwsService>>> {
                 "ec2:DescribeVpcAttribute",
                 "ec2:DescribeVpcEndpoints",
                 "ec2:DescribeRouteTables",
-                "ec2:CreateTags",
-                "ec2:DeleteTags",
             ],
             json!("*"),
+        )
+        .allow(
+            "JobNetworkInterfaces",
+            &["ec2:DeleteNetworkInterface"],
+            json!([sub(
+                "arn:${AWS::Partition}:ec2:${AWS::Region}:${AWS::AccountId}:network-interface/*"
+            )]),
+        )
+        // Glue tags the interfaces it creates with aws-glue-service-resource; only that.
+        .allow_if(
+            "JobNetworkInterfaceTags",
+            &["ec2:CreateTags", "ec2:DeleteTags"],
+            json!([sub(
+                "arn:${AWS::Partition}:ec2:${AWS::Region}:${AWS::AccountId}:network-interface/*"
+            )]),
+            json!({"ForAllValues:StringEquals": {"aws:TagKeys": ["aws-glue-service-resource"]}}),
         )
         .allow(
             "OwnConnection",
             &["glue:GetConnection"],
             json!([
                 sub("arn:${AWS::Partition}:glue:${AWS::Region}:${AWS::AccountId}:catalog"),
-                sub(&format!("arn:${{AWS::Partition}}:glue:${{AWS::Region}}:${{AWS::AccountId}}:connection/{bin}-network"))
+                sub("arn:${AWS::Partition}:glue:${AWS::Region}:${AWS::AccountId}:connection/${AWS::StackName}-network")
             ]),
         );
     }

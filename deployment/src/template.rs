@@ -109,15 +109,22 @@ impl<'a> Stack<'a> {
 
     /// A role `service` assumes, with one inline policy of `statements`.
     pub fn role(&mut self, id: &str, service: &str, statements: Statements) {
+        let mut trust = json!({
+            "Effect": "Allow",
+            "Principal": {"Service": service},
+            "Action": "sts:AssumeRole",
+        });
+        // The confused-deputy guard, for the services documented to send
+        // aws:SourceAccount when they assume a role (Lambda, ECS tasks, EC2 and Glue do
+        // not, and would then be unable to assume it).
+        if matches!(service, "scheduler.amazonaws.com" | "states.amazonaws.com") {
+            trust["Condition"] =
+                json!({"StringEquals": {"aws:SourceAccount": r#ref("AWS::AccountId")}});
+        }
         let props = json!({
             "AssumeRolePolicyDocument": {
                 "Version": "2012-10-17",
-                "Statement": [{
-                    "Effect": "Allow",
-                    "Principal": {"Service": service},
-                    "Action": "sts:AssumeRole",
-                    "Condition": {"StringEquals": {"aws:SourceAccount": r#ref("AWS::AccountId")}}
-                }]
+                "Statement": [trust]
             },
             "Policies": [{
                 "PolicyName": "least-privilege",
@@ -134,9 +141,52 @@ impl<'a> Stack<'a> {
         self.v.endpoints.iter().map(|e| e.to_string()).collect()
     }
 
+    /// The config as this runner delivers the secrets named in `secrets`: a secret source
+    /// `{"env": NAME}` or `{"credential": NAME}` whose NAME is a key of `secrets` becomes
+    /// `{"credential": NAME}` on EC2 (a systemd credential) and `{"env": NAME}` elsewhere
+    /// (an environment variable), so one config serves every runner.
+    pub fn runner_config(&self) -> Map<String, Value> {
+        let want = if self.config.runner == Runner::Ec2 {
+            "credential"
+        } else {
+            "env"
+        };
+        fn walk(v: &mut Value, secrets: &std::collections::BTreeMap<String, String>, want: &str) {
+            match v {
+                Value::Object(o) => {
+                    if o.len() == 1 {
+                        let (k, name) = o
+                            .iter()
+                            .next()
+                            .map(|(k, v)| (k.clone(), v.clone()))
+                            .unwrap_or_default();
+                        if (k == "env" || k == "credential")
+                            && name.as_str().is_some_and(|n| secrets.contains_key(n))
+                        {
+                            o.clear();
+                            o.insert(want.to_string(), name);
+                            return;
+                        }
+                    }
+                    for x in o.values_mut() {
+                        walk(x, secrets, want);
+                    }
+                }
+                Value::Array(a) => a.iter_mut().for_each(|x| walk(x, secrets, want)),
+                _ => {}
+            }
+        }
+        let mut v = Value::Object(self.config.config.clone());
+        walk(&mut v, &self.config.secrets, want);
+        match v {
+            Value::Object(o) => o,
+            _ => Map::new(),
+        }
+    }
+
     /// The config as compact JSON (without secrets: those come from `secrets`).
     pub fn config_json(&self) -> String {
-        Value::Object(self.config.config.clone()).to_string()
+        Value::Object(self.runner_config()).to_string()
     }
 
     pub fn schedule_expression(&self) -> String {

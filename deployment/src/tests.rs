@@ -415,7 +415,12 @@ fn every_role_is_least_privilege() {
                             ),
                             "glue" => assert!(
                                 sub.ends_with(":catalog")
-                                    || sub.ends_with(":connection/postgres-connector-network"),
+                                    || sub.ends_with(":connection/${AWS::StackName}-network"),
+                                "{ctx}"
+                            ),
+                            "ec2" => assert_eq!(
+                                sub,
+                                "arn:${AWS::Partition}:ec2:${AWS::Region}:${AWS::AccountId}:network-interface/*",
                                 "{ctx}"
                             ),
                             other => panic!("{ctx}: unexpected service {other} on {r}"),
@@ -493,4 +498,47 @@ fn the_lambda_loop_passes_the_continuation_on() {
         "FailureQueue"
     );
     assert_eq!(r["SourceRoute"]["Type"], "AWS::EC2::Route");
+}
+
+/// One config serves every runner: a secret named in `secrets` reaches the connector as an
+/// environment variable on Lambda and Fargate and as a systemd credential on EC2.
+#[test]
+fn secret_references_follow_the_runner() {
+    for (runner, want) in [("lambda", "env"), ("fargate", "env"), ("ec2", "credential")] {
+        let mut c = pg_config(runner, "vpn");
+        c.config
+            .insert("password".into(), serde_json::json!({"env": "PGPASSWORD"}));
+        c.secrets
+            .insert("PGPASSWORD".into(), "prod/orders/pg".into());
+        let t = render(&pg(), &c).unwrap();
+        let text = t.to_string();
+        let expected = format!("\\\"password\\\":{{\\\"{want}\\\":\\\"PGPASSWORD\\\"}}");
+        let toml_expected = format!("{want} = \\\"PGPASSWORD\\\"");
+        assert!(
+            text.contains(&expected) || text.contains(&toml_expected),
+            "{runner}: {text}"
+        );
+        if runner == "ec2" {
+            assert!(
+                text.contains(
+                    "--credential PGPASSWORD=/etc/postgres-connector/credentials/PGPASSWORD"
+                ),
+                "{text}"
+            );
+        }
+    }
+}
+
+#[test]
+fn an_empty_egress_list_is_allow_all_and_breaks_the_rule() {
+    let mut t = render(&pg(), &pg_config("fargate", "vpn")).unwrap();
+    t["Resources"]["RunnerSecurityGroup"]["Properties"]["SecurityGroupEgress"] =
+        serde_json::json!([]);
+    assert_eq!(
+        violations(&t),
+        vec![(
+            "no-internet-egress".into(),
+            "Resources.RunnerSecurityGroup".into()
+        )]
+    );
 }

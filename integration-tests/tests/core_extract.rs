@@ -504,7 +504,7 @@ async fn s3_faults_are_retried_and_the_output_is_identical() {
         .expect_err("must fail");
     let msg = err.to_string();
     assert!(
-        msg.contains("HTTP 503") && msg.contains("HeadBucket"),
+        msg.contains("HTTP 503") && msg.contains("ListObjectsV2"),
         "{msg}"
     );
     assert!(!msg.contains('\n'));

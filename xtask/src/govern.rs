@@ -241,7 +241,8 @@ pub fn run_all() -> Result<bool> {
     let mut lint = Command::new(tool(&root, "cfn-lint"));
     lint.args(templates.iter().map(|(_, t)| t));
     let r = run(&mut lint)?;
-    if r.code & 2 != 0 || r.code < 0 {
+    // 1: cfn-lint itself failed; 2: errors.
+    if r.code & 3 != 0 || r.code < 0 {
         ok &= fail(format!("cfn-lint found errors:\n{}", r.text));
     } else {
         eprintln!(

@@ -155,7 +155,12 @@ impl<C: Connector> LambdaHandler<C> {
             )));
         }
         let started = Instant::now();
-        let settings = request.options.clone().unwrap_or_default();
+        let mut settings = request.options.clone().unwrap_or_default();
+        function_pins(
+            &mut settings,
+            std::env::var("CONNECTOR_ALLOWED_ENDPOINTS").ok().as_deref(),
+            std::env::var_os("CONNECTOR_GOVERNANCE_POLICY"),
+        )?;
         let options = settings.resolve(request.output.clone())?;
         let deadline = stop_deadline(
             invocation.deadline_ms,
@@ -384,6 +389,45 @@ pub fn stop_deadline(
     Ok(Instant::now().checked_add(remaining - margin))
 }
 
+/// The deployment's governance settings from the function's environment, which whoever
+/// invokes the function cannot change: `CONNECTOR_ALLOWED_ENDPOINTS` (the endpoints the
+/// stack pins; an event may narrow them, never widen them) and
+/// `CONNECTOR_GOVERNANCE_POLICY` (the policy file; an event may not name another).
+pub(crate) fn function_pins(
+    settings: &mut runner_layer::ExtractSettings,
+    allowed: Option<&str>,
+    policy: Option<std::ffi::OsString>,
+) -> Result<(), LambdaError> {
+    if let Some(allowed) = allowed.filter(|a| !a.trim().is_empty()) {
+        let pinned: Vec<String> = allowed
+            .split(',')
+            .map(|e| e.trim().to_string())
+            .filter(|e| !e.is_empty())
+            .collect();
+        if settings.allowed_endpoints.is_empty() {
+            settings.allowed_endpoints = pinned;
+        } else if let Some(wider) = settings
+            .allowed_endpoints
+            .iter()
+            .find(|e| !pinned.iter().any(|p| p.eq_ignore_ascii_case(e)))
+        {
+            return Err(LambdaError::Event(format!(
+                "options.allowed_endpoints names {wider}, which the function's deployment does not allow (CONNECTOR_ALLOWED_ENDPOINTS: {}); an event may only narrow the pinned endpoints",
+                pinned.join(", ")
+            )));
+        }
+    }
+    if let Some(policy) = policy.filter(|p| !p.is_empty()) {
+        if settings.governance_policy.is_some() {
+            return Err(LambdaError::Event(
+                "options.governance_policy is set, but the function's deployment sets the policy (CONNECTOR_GOVERNANCE_POLICY); leave it out of the event".into(),
+            ));
+        }
+        settings.governance_policy = Some(policy.into());
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -433,5 +477,40 @@ mod tests {
         let e = stop_deadline(1_000_800, at(1_000_000), None).unwrap_err();
         assert_eq!(e.error_type(), "NonRetryable.DeadlineTooShort");
         assert!(e.to_string().contains("800 ms left"), "{e}");
+    }
+
+    #[test]
+    fn the_function_environment_pins_endpoints_an_event_can_only_narrow() {
+        let mut s = runner_layer::ExtractSettings::default();
+        function_pins(&mut s, Some("db.internal:5432, db2.internal:5432"), None).unwrap();
+        assert_eq!(
+            s.allowed_endpoints,
+            ["db.internal:5432", "db2.internal:5432"]
+        );
+        let mut s = runner_layer::ExtractSettings {
+            allowed_endpoints: vec!["DB2.internal:5432".into()],
+            ..Default::default()
+        };
+        function_pins(&mut s, Some("db.internal:5432,db2.internal:5432"), None).unwrap();
+        assert_eq!(s.allowed_endpoints, ["DB2.internal:5432"]);
+        let mut s = runner_layer::ExtractSettings {
+            allowed_endpoints: vec!["evil.example.com:5432".into()],
+            ..Default::default()
+        };
+        let e = function_pins(&mut s, Some("db.internal:5432"), None).unwrap_err();
+        assert_eq!(e.error_type(), "NonRetryable.InvalidEvent");
+        assert!(e.to_string().contains("evil.example.com:5432"), "{e}");
+        let mut s = runner_layer::ExtractSettings {
+            governance_policy: Some("/tmp/lenient.toml".into()),
+            ..Default::default()
+        };
+        assert!(function_pins(&mut s, None, Some("/var/task/policy.toml".into())).is_err());
+        let mut s = runner_layer::ExtractSettings::default();
+        function_pins(&mut s, Some(" "), Some("/var/task/policy.toml".into())).unwrap();
+        assert!(s.allowed_endpoints.is_empty());
+        assert_eq!(
+            s.governance_policy.as_deref(),
+            Some(std::path::Path::new("/var/task/policy.toml"))
+        );
     }
 }
