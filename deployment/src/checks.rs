@@ -22,7 +22,7 @@ use connector_sdk::{ConnectorManifest, DataClassification, NetworkPattern, Runne
 use serde_json::Value;
 
 use crate::error::{Error, Result};
-use crate::iam::UNSCOPABLE_ACTIONS;
+use crate::iam::is_unscopable;
 
 /// Read a template file (JSON; CloudFormation's YAML short forms are not read).
 pub fn read_template(path: &Path) -> Result<Value> {
@@ -329,7 +329,7 @@ pub fn check_template(policy: &GovernancePolicy, template: &Value) -> Vec<Violat
                         }
                         if as_strings(&s["Resource"]).iter().any(|r| r == "*") {
                             for a in &actions {
-                                if !UNSCOPABLE_ACTIONS.contains(&a.as_str()) {
+                                if !is_unscopable(a) {
                                     v("no-wildcard-resources", id, format!("statement {sid} allows {a} on every resource; scope it to the resources it needs"));
                                 }
                             }

@@ -23,7 +23,13 @@ pub const UNSCOPABLE_ACTIONS: &[&str] = &[
     "ec2:DescribeRouteTables",
     // ECR's registry login.
     "ecr:GetAuthorizationToken",
-    // Session Manager (SSM access instead of SSH).
+    // Glue's job metrics (scoped by a namespace condition instead).
+    "cloudwatch:PutMetricData",
+];
+
+/// Session Manager (SSM access instead of SSH): what an instance needs to be reached
+/// through it; none of these take a resource.
+pub const SESSION_MANAGER_ACTIONS: &[&str] = &[
     "ssm:UpdateInstanceInformation",
     "ssmmessages:CreateControlChannel",
     "ssmmessages:CreateDataChannel",
@@ -35,9 +41,12 @@ pub const UNSCOPABLE_ACTIONS: &[&str] = &[
     "ec2messages:GetEndpoint",
     "ec2messages:GetMessages",
     "ec2messages:SendReply",
-    // Glue's job metrics (scoped by a namespace condition instead).
-    "cloudwatch:PutMetricData",
 ];
+
+/// Whether IAM cannot scope `action` to a resource (the only actions granted on `*`).
+pub fn is_unscopable(action: &str) -> bool {
+    UNSCOPABLE_ACTIONS.contains(&action) || SESSION_MANAGER_ACTIONS.contains(&action)
+}
 
 /// A policy's statements.
 #[derive(Default)]

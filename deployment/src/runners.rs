@@ -526,19 +526,7 @@ pub(crate) fn ec2(stack: &mut Stack) -> Result<Option<Vec<AwsService>>> {
     let mut st = Statements::default();
     st.allow(
         "SessionManager",
-        &[
-            "ssm:UpdateInstanceInformation",
-            "ssmmessages:CreateControlChannel",
-            "ssmmessages:CreateDataChannel",
-            "ssmmessages:OpenControlChannel",
-            "ssmmessages:OpenDataChannel",
-            "ec2messages:AcknowledgeMessage",
-            "ec2messages:DeleteMessage",
-            "ec2messages:FailMessage",
-            "ec2messages:GetEndpoint",
-            "ec2messages:GetMessages",
-            "ec2messages:SendReply",
-        ],
+        crate::iam::SESSION_MANAGER_ACTIONS,
         json!("*"),
     )
     .allow(
