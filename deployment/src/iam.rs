@@ -8,11 +8,11 @@ use serde_json::{Value, json};
 
 use crate::template::{Stack, r#ref, sub, sub_escape};
 
-/// Actions IAM cannot scope to a resource: the only ones granted on `*`.
-pub const UNSCOPABLE_ACTIONS: &[&str] = &[
-    // ENIs of a VPC-attached Lambda function or Glue connection: creating one names the
-    // subnet and security group, and the Describe calls take no resource. (Deleting,
-    // assigning addresses and tagging are scoped to network interfaces.)
+/// What a Glue job with a NETWORK connection does to place its workers in the VPC:
+/// creating an interface names the subnet and security group, and the Describe calls take
+/// no resource, so IAM cannot scope them. (Deleting, assigning addresses and tagging are
+/// scoped to [`NETWORK_INTERFACES`].) A VPC-attached Lambda function needs the first two.
+pub const VPC_PLACEMENT_ACTIONS: &[&str] = &[
     "ec2:CreateNetworkInterface",
     "ec2:DescribeNetworkInterfaces",
     "ec2:DescribeSubnets",
@@ -21,6 +21,15 @@ pub const UNSCOPABLE_ACTIONS: &[&str] = &[
     "ec2:DescribeVpcAttribute",
     "ec2:DescribeVpcEndpoints",
     "ec2:DescribeRouteTables",
+];
+
+/// This account's network interfaces in this region (an `Fn::Sub` string).
+pub(crate) const NETWORK_INTERFACES: &str =
+    "arn:${AWS::Partition}:ec2:${AWS::Region}:${AWS::AccountId}:network-interface/*";
+
+/// Actions IAM cannot scope to a resource, besides [`VPC_PLACEMENT_ACTIONS`] and
+/// [`SESSION_MANAGER_ACTIONS`]: the only ones granted on `*`.
+pub const UNSCOPABLE_ACTIONS: &[&str] = &[
     // ECR's registry login.
     "ecr:GetAuthorizationToken",
     // Glue's job metrics (scoped by a namespace condition instead).
@@ -45,7 +54,9 @@ pub const SESSION_MANAGER_ACTIONS: &[&str] = &[
 
 /// Whether IAM cannot scope `action` to a resource (the only actions granted on `*`).
 pub fn is_unscopable(action: &str) -> bool {
-    UNSCOPABLE_ACTIONS.contains(&action) || SESSION_MANAGER_ACTIONS.contains(&action)
+    UNSCOPABLE_ACTIONS.contains(&action)
+        || VPC_PLACEMENT_ACTIONS.contains(&action)
+        || SESSION_MANAGER_ACTIONS.contains(&action)
 }
 
 /// A policy's statements.
@@ -177,10 +188,7 @@ impl Statements {
     pub fn vpc_interfaces(&mut self) -> &mut Self {
         self.allow(
             "VpcNetworkInterfaces",
-            &[
-                "ec2:CreateNetworkInterface",
-                "ec2:DescribeNetworkInterfaces",
-            ],
+            &VPC_PLACEMENT_ACTIONS[..2],
             json!("*"),
         )
         .allow(
@@ -190,9 +198,7 @@ impl Statements {
                 "ec2:AssignPrivateIpAddresses",
                 "ec2:UnassignPrivateIpAddresses",
             ],
-            json!([sub(
-                "arn:${AWS::Partition}:ec2:${AWS::Region}:${AWS::AccountId}:network-interface/*"
-            )]),
+            json!([sub(NETWORK_INTERFACES)]),
         )
     }
 }

@@ -22,7 +22,7 @@ pub use advisor::{Advice, WorkloadProfile, advise};
 pub use checks::{check_manifest, check_template, read_template};
 pub use config::{DeployConfig, Schedule};
 pub use error::{Error, Result};
-pub use iam::{SESSION_MANAGER_ACTIONS, UNSCOPABLE_ACTIONS, is_unscopable};
+pub use iam::{SESSION_MANAGER_ACTIONS, UNSCOPABLE_ACTIONS, VPC_PLACEMENT_ACTIONS, is_unscopable};
 pub use runners::daemon_toml;
 pub use template::render;
 

@@ -745,32 +745,19 @@ pub(crate) fn glue(stack: &mut Stack) -> Result<Option<Vec<AwsService>>> {
     if in_vpc {
         st.allow(
             "JobNetwork",
-            &[
-                "ec2:CreateNetworkInterface",
-                "ec2:DescribeNetworkInterfaces",
-                "ec2:DescribeSubnets",
-                "ec2:DescribeSecurityGroups",
-                "ec2:DescribeVpcs",
-                "ec2:DescribeVpcAttribute",
-                "ec2:DescribeVpcEndpoints",
-                "ec2:DescribeRouteTables",
-            ],
+            crate::iam::VPC_PLACEMENT_ACTIONS,
             json!("*"),
         )
         .allow(
             "JobNetworkInterfaces",
             &["ec2:DeleteNetworkInterface"],
-            json!([sub(
-                "arn:${AWS::Partition}:ec2:${AWS::Region}:${AWS::AccountId}:network-interface/*"
-            )]),
+            json!([sub(crate::iam::NETWORK_INTERFACES)]),
         )
         // Glue tags the interfaces it creates with aws-glue-service-resource; only that.
         .allow_if(
             "JobNetworkInterfaceTags",
             &["ec2:CreateTags", "ec2:DeleteTags"],
-            json!([sub(
-                "arn:${AWS::Partition}:ec2:${AWS::Region}:${AWS::AccountId}:network-interface/*"
-            )]),
+            json!([sub(crate::iam::NETWORK_INTERFACES)]),
             json!({"ForAllValues:StringEquals": {"aws:TagKeys": ["aws-glue-service-resource"]}}),
         )
         .allow(

@@ -3,6 +3,7 @@
 //! connector declares.
 
 use clap::{Args, ValueEnum};
+use connector_sdk::governance::spelled;
 use connector_sdk::{ConnectorManifest, Runner};
 use serde_json::{Value, json};
 
@@ -121,14 +122,6 @@ fn check_arn(what: &str, arn: &str, must_contain: &str, example: &str) -> Result
     }
 }
 
-/// A manifest enum as it is spelled in `connector.toml` (`vpc-endpoint`, `internal`).
-fn kebab<T: serde::Serialize>(value: &T) -> String {
-    match serde_json::to_value(value) {
-        Ok(Value::String(s)) => s,
-        other => format!("{other:?}"),
-    }
-}
-
 fn is_env_name(name: &str) -> bool {
     let mut chars = name.chars();
     chars
@@ -205,7 +198,7 @@ pub fn render(manifest: &ConnectorManifest, args: &TaskDefinitionArgs) -> Result
     let patterns: Vec<String> = manifest
         .networking
         .iter()
-        .map(|n| kebab(&n.pattern))
+        .map(|n| spelled(&n.pattern))
         .collect();
     let task_definition = json!({
         "family": family,
@@ -239,7 +232,7 @@ pub fn render(manifest: &ConnectorManifest, args: &TaskDefinitionArgs) -> Result
         "tags": [
             {"key": "connector", "value": manifest.name},
             {"key": "connector-version", "value": manifest.version},
-            {"key": "data-classification", "value": kebab(&manifest.data_classification)},
+            {"key": "data-classification", "value": spelled(&manifest.data_classification)},
             {"key": "network-patterns", "value": patterns.join(" ")}
         ]
     });

@@ -171,12 +171,7 @@ pub fn job_definition(manifest: &ConnectorManifest, args: &JobDefinitionArgs) ->
     if !needing.is_empty() && connections.is_empty() {
         let patterns: Vec<String> = needing
             .iter()
-            .map(|n| {
-                serde_json::to_value(n.pattern)
-                    .ok()
-                    .and_then(|v| v.as_str().map(str::to_string))
-                    .unwrap_or_default()
-            })
+            .map(|n| connector_sdk::governance::spelled(&n.pattern))
             .collect();
         return Err(bad(
             "--connection",
