@@ -17,7 +17,8 @@ use oauth2::{
 
 use crate::options::AuthConfig;
 
-/// A token is fetched again when less than this is left of its lifetime.
+/// A token is fetched again when less than this is left of its lifetime (or less than
+/// half of it, for tokens that live less than a minute).
 const EXPIRY_MARGIN: Duration = Duration::from_secs(30);
 
 type TokenClient =
@@ -174,7 +175,7 @@ impl OAuth2Tokens {
     async fn token(&self) -> Result<Arc<SecretString>, ConnectorError> {
         let mut current = self.current.lock().await;
         if let Some((token, expires)) = current.as_ref()
-            && expires.is_none_or(|e| Instant::now() + EXPIRY_MARGIN < e)
+            && expires.is_none_or(|e| Instant::now() < e)
         {
             return Ok(token.clone());
         }
@@ -206,7 +207,11 @@ impl OAuth2Tokens {
         let token = Arc::new(SecretString::from(
             response.access_token().secret().to_string(),
         ));
-        let expires = response.expires_in().map(|d| started + d);
+        // Used until shortly before it expires, so no request carries a token that
+        // expires on the way.
+        let expires = response
+            .expires_in()
+            .map(|d| started + d - EXPIRY_MARGIN.min(d / 2));
         *current = Some((token.clone(), expires));
         Ok(token)
     }

@@ -22,7 +22,7 @@ pub struct PagedRead<'a> {
     /// Dotted path of the records array in a page (`""`: the page is the array).
     pub records_path: &'a str,
     /// Records to Arrow.
-    pub decoder: &'a JsonToArrow,
+    pub decoder: JsonToArrow,
 }
 
 /// The read stream of `read`, from `resume` (a checkpoint of an earlier run) or the first

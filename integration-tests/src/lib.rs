@@ -14,6 +14,7 @@ use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
 pub mod ecs_metadata;
 pub mod http_server;
+pub mod json_server;
 pub mod otlp_receiver;
 pub mod postgres_server;
 pub mod runtime_api;

@@ -452,6 +452,7 @@ async fn s3_faults_are_retried_and_the_output_is_identical() {
             lose_complete_reply_once: false,
             answer_once: None,
             hang: None,
+            throttle: None,
         },
     )
     .await
@@ -490,6 +491,7 @@ async fn s3_faults_are_retried_and_the_output_is_identical() {
         lose_complete_reply_once: false,
         answer_once: None,
         hang: None,
+        throttle: None,
     });
     let mut failing = options.clone();
     failing.output = env.output("failing");
@@ -1084,6 +1086,7 @@ async fn a_hanging_request_is_retried_and_bounded_by_a_total_deadline() {
         FaultConfig {
             hang: Some(("/part-".into(), 1)),
             ..FaultConfig::default()
+            throttle: None,
         },
     )
     .await
@@ -1113,6 +1116,7 @@ async fn a_hanging_request_is_retried_and_bounded_by_a_total_deadline() {
     proxy.set_config(FaultConfig {
         hang: Some(("/part-".into(), u32::MAX)),
         ..FaultConfig::default()
+        throttle: None,
     });
     let patient = S3Store::connect(&s3(50)).await;
     let started = std::time::Instant::now();

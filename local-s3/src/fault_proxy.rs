@@ -17,7 +17,8 @@
 //! `lose_complete_reply_once` does the same to the first CompleteMultipartUpload.
 //! `answer_once` answers the first PUT whose path contains the text with the given status
 //! and its S3 error code (409 `ConditionalRequestConflict`, 412 `PreconditionFailed`...)
-//! without forwarding it. `hang` holds requests whose path contains the text without ever
+//! without forwarding it. `throttle` answers `429` with `Retry-After` at a rate (HTTP API
+//! clients). `hang` holds requests whose path contains the text without ever
 //! answering (a server that hangs), up to the given number of times.
 
 use std::convert::Infallible;
@@ -70,6 +71,18 @@ pub struct FaultConfig {
     /// Never answer requests whose path contains this text (nor forward them), this many
     /// times; the client's timeout ends each.
     pub hang: Option<(String, u32)>,
+    /// Answer requests `429 Too Many Requests` with a `Retry-After` header instead of
+    /// forwarding them (for HTTP API clients), at the given rate.
+    pub throttle: Option<Throttle>,
+}
+
+/// Throttling answers: `429` with `Retry-After: retry_after_secs`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Throttle {
+    /// Probability per request, drawn after the slow-down and reset rates.
+    pub rate: f64,
+    /// The `Retry-After` value, in seconds.
+    pub retry_after_secs: u64,
 }
 
 impl Default for FaultConfig {
@@ -84,6 +97,7 @@ impl Default for FaultConfig {
             lose_complete_reply_once: false,
             answer_once: None,
             hang: None,
+            throttle: None,
         }
     }
 }
@@ -99,6 +113,8 @@ pub struct FaultStats {
     pub resets: u64,
     /// Requests forwarded and applied whose response was then dropped.
     pub lost_replies: u64,
+    /// Requests answered `429` with `Retry-After`.
+    pub throttled: u64,
 }
 
 /// One request the proxy received: method, path, query and headers (without
@@ -176,6 +192,7 @@ impl FaultProxy {
             slow_downs: AtomicU64::new(0),
             resets: AtomicU64::new(0),
             lost_replies: AtomicU64::new(0),
+            throttled: AtomicU64::new(0),
             seen: Mutex::new(Vec::new()),
         });
 
@@ -227,6 +244,7 @@ impl FaultProxy {
             slow_downs: self.shared.slow_downs.load(Ordering::Relaxed),
             resets: self.shared.resets.load(Ordering::Relaxed),
             lost_replies: self.shared.lost_replies.load(Ordering::Relaxed),
+            throttled: self.shared.throttled.load(Ordering::Relaxed),
         }
     }
 
@@ -265,6 +283,7 @@ struct Shared {
     slow_downs: AtomicU64,
     resets: AtomicU64,
     lost_replies: AtomicU64,
+    throttled: AtomicU64,
     seen: Mutex<Vec<SeenRequest>>,
 }
 
@@ -333,6 +352,10 @@ impl FaultState {
             Decision::SlowDown
         } else if u < slow + reset {
             Decision::Reset
+        } else if let Some(t) = &self.config.throttle
+            && u < slow + reset + t.rate.clamp(0.0, 1.0)
+        {
+            Decision::Throttle(t.retry_after_secs)
         } else {
             Decision::Forward
         }
@@ -349,6 +372,8 @@ enum Decision {
     Answer(u16),
     /// Never answer.
     Hang,
+    /// `429` with this `Retry-After`, not forwarded.
+    Throttle(u64),
 }
 
 /// The service error that makes hyper drop the connection without answering.
@@ -453,6 +478,26 @@ async fn handle(
                 "injected by the fault proxy",
                 n,
             ))
+        }
+        Decision::Throttle(secs) => {
+            shared.throttled.fetch_add(1, Ordering::Relaxed);
+            tracing::debug!(n, %path, "fault proxy: 429 with Retry-After");
+            let mut body = req.into_body();
+            while let Some(frame) = body.frame().await {
+                if frame.is_err() {
+                    break;
+                }
+            }
+            let mut response = error_response(
+                StatusCode::TOO_MANY_REQUESTS,
+                "TooManyRequests",
+                "injected by the fault proxy",
+                n,
+            );
+            if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
+                response.headers_mut().insert(hyper::header::RETRY_AFTER, v);
+            }
+            Ok(response)
         }
         Decision::Hang => {
             tracing::debug!(n, %path, "fault proxy: hanging");
@@ -579,6 +624,7 @@ mod tests {
             lose_complete_reply_once: false,
             answer_once: None,
             hang: None,
+            throttle: None,
         };
         let a = decisions(cfg.clone(), 1000);
         assert_eq!(a, decisions(cfg, 1000));

@@ -33,7 +33,7 @@ use s3s::auth::SimpleAuth;
 use s3s::service::S3ServiceBuilder;
 
 pub use crate::error::LocalS3Error;
-pub use crate::fault_proxy::{FaultConfig, FaultProxy, FaultStats, SeenRequest};
+pub use crate::fault_proxy::{FaultConfig, FaultProxy, FaultStats, SeenRequest, Throttle};
 
 use crate::backend::LocalFs;
 use crate::server::ServerHandle;

@@ -726,6 +726,7 @@ async fn proxy_faults_are_retried_by_the_sdk() {
             lose_complete_reply_once: false,
             answer_once: None,
             hang: None,
+            throttle: None,
         },
     )
     .await

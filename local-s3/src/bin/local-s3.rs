@@ -101,6 +101,7 @@ async fn run(args: Args) -> Result<(), LocalS3Error> {
             lose_complete_reply_once: false,
             answer_once: None,
             hang: None,
+            throttle: None,
         };
         Some(FaultProxy::start_on(s3.addr(), config, listen).await?)
     } else {
