@@ -1086,7 +1086,6 @@ async fn a_hanging_request_is_retried_and_bounded_by_a_total_deadline() {
         FaultConfig {
             hang: Some(("/part-".into(), 1)),
             ..FaultConfig::default()
-            throttle: None,
         },
     )
     .await
@@ -1116,7 +1115,6 @@ async fn a_hanging_request_is_retried_and_bounded_by_a_total_deadline() {
     proxy.set_config(FaultConfig {
         hang: Some(("/part-".into(), u32::MAX)),
         ..FaultConfig::default()
-        throttle: None,
     });
     let patient = S3Store::connect(&s3(50)).await;
     let started = std::time::Instant::now();
