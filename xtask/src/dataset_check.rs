@@ -189,17 +189,18 @@ pub enum SourceCheck {
     /// A synthetic connector: its rows straight from the connector (one uninterrupted read
     /// of a fresh plan, the conformance kit's `source_rows`).
     Rows(RowSet),
-    /// A PostgreSQL table read through an independent client: row count, sum/min/max of
-    /// the key column, and every column's null count.
-    Postgres(PostgresFacts),
+    /// A source table read through an independent client (a PostgreSQL table through
+    /// tokio-postgres, a json-server collection from its database file): row count,
+    /// sum/min/max of the key column, and every column's null count.
+    Facts(SourceFacts),
     /// No independent reader (a test connector): the expected row count is the check.
     None,
 }
 
-/// Facts of a PostgreSQL table, from `SELECT` through `tokio-postgres` (not through the
-/// connector's COPY reader).
+/// Facts of a source table: of a PostgreSQL table from `SELECT` through `tokio-postgres`
+/// (not through the connector's COPY reader), of a JSON collection from the records.
 #[derive(Debug)]
-pub struct PostgresFacts {
+pub struct SourceFacts {
     /// `count(*)`.
     pub rows: i64,
     /// The key column's name, `sum`, `min` and `max`.
@@ -208,7 +209,7 @@ pub struct PostgresFacts {
     pub nulls: Vec<(String, i64)>,
 }
 
-impl PostgresFacts {
+impl SourceFacts {
     /// Read the facts of `table` (key column `key`) through `client`.
     pub async fn read(client: &tokio_postgres::Client, table: &str, key: &str) -> Result<Self> {
         let columns: Vec<String> = client
@@ -232,13 +233,49 @@ impl PostgresFacts {
         let row = client.query_one(&sql, &[]).await?;
         let sum: Option<String> = row.get(1);
         let sum: i128 = sum.as_deref().unwrap_or("0").parse()?;
-        Ok(PostgresFacts {
+        Ok(SourceFacts {
             rows: row.get(0),
             key: (key.to_string(), sum, row.get(2), row.get(3)),
             nulls: columns
                 .iter()
                 .enumerate()
                 .map(|(i, c)| (c.clone(), row.get::<_, i64>(4 + i)))
+                .collect(),
+        })
+    }
+}
+
+impl SourceFacts {
+    /// The facts of JSON `records` (objects) with the integer key `key`; every field any
+    /// record has is a column (missing counts as null).
+    pub fn from_json_records(records: &[serde_json::Value], key: &str) -> Result<Self> {
+        let mut columns: Vec<String> = Vec::new();
+        for r in records {
+            let obj = r.as_object().context("a record is not a JSON object")?;
+            for k in obj.keys() {
+                if !columns.contains(k) {
+                    columns.push(k.clone());
+                }
+            }
+        }
+        let keys: Vec<i64> = records
+            .iter()
+            .map(|r| r[key].as_i64().with_context(|| format!("a record has no integer `{key}`")))
+            .collect::<Result<_>>()?;
+        Ok(SourceFacts {
+            rows: records.len() as i64,
+            key: (
+                key.to_string(),
+                keys.iter().map(|&k| k as i128).sum(),
+                keys.iter().min().copied(),
+                keys.iter().max().copied(),
+            ),
+            nulls: columns
+                .iter()
+                .map(|c| {
+                    let n = records.iter().filter(|r| r[c.as_str()].is_null()).count();
+                    (c.clone(), n as i64)
+                })
                 .collect(),
         })
     }
@@ -258,7 +295,7 @@ impl SourceCheck {
                 }
                 Ok(())
             }
-            SourceCheck::Postgres(facts) => {
+            SourceCheck::Facts(facts) => {
                 ensure!(
                     committed.rows.len() as i64 == facts.rows,
                     "the one-shot extract has {} rows, the table {}",

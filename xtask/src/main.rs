@@ -24,10 +24,11 @@ use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
 use connector_sdk::conformance::source_rows;
 use futures::FutureExt;
+use integration_tests::json_server::JsonServer;
 use integration_tests::postgres_server::{PASSWORD, PgServer};
 use integration_tests::{TestEnv, binary, workspace_root};
 
-use crate::dataset_check::{Committed, PostgresFacts, SourceCheck};
+use crate::dataset_check::{Committed, SourceCheck, SourceFacts};
 use crate::matrix_file::{ConnectorEntry, DeclaredManifest, MatrixFile, RUNNERS, Source};
 use crate::report::{CellResult, Verdict};
 use crate::scenarios::ConnectorRun;
@@ -180,7 +181,20 @@ async fn connector_cells(
                 .iter()
                 .map(|(k, v)| (k.clone(), v.replace("${PG_PASSWORD}", PASSWORD)))
                 .collect();
-            (text, env, Some(pg))
+            (text, env, Some(SourceServer::Postgres(pg)))
+        }
+        Some(Source::JsonServer) => {
+            let seed = entry.seed.as_deref().context("json_server needs a seed")?;
+            let db: serde_json::Value = serde_json::from_str(
+                &std::fs::read_to_string(workspace_root().join(seed))
+                    .with_context(|| format!("reading {seed}"))?,
+            )
+            .with_context(|| format!("parsing {seed}"))?;
+            let server = tokio::task::spawn_blocking(move || JsonServer::start(&db))
+                .await
+                .map_err(|e| anyhow::anyhow!("starting json-server: {e}"))?;
+            let text = entry.config.to_string().replace("${SOURCE_URL}", &server.url());
+            (text, entry.env.clone(), Some(SourceServer::Json(server)))
         }
     };
     let config: serde_json::Value = serde_json::from_str(&config_text)?;
@@ -297,22 +311,40 @@ fn expect_rows(committed: &Committed, expected: usize) -> Result<()> {
     Ok(())
 }
 
+/// A source server the matrix started for a connector.
+#[derive(Debug)]
+enum SourceServer {
+    Postgres(PgServer),
+    Json(JsonServer),
+}
+
 /// How the one-shot extract of `entry` is checked against its source.
 async fn source_check(
     entry: &ConnectorEntry,
     run: &ConnectorRun<'_>,
-    server: Option<&PgServer>,
+    server: Option<&SourceServer>,
 ) -> Result<SourceCheck> {
     let rows = |r: std::result::Result<_, connector_sdk::conformance::ConformanceFailure>| {
         r.map(SourceCheck::Rows)
             .map_err(|e| anyhow::anyhow!("reading the source: {e}"))
     };
     match (entry.package.as_str(), server, &entry.source_table) {
-        (_, Some(pg), Some(t)) => Ok(SourceCheck::Postgres(
-            PostgresFacts::read(&pg.client().await, &t.table, &t.key)
+        (_, Some(SourceServer::Postgres(pg)), Some(t)) => Ok(SourceCheck::Facts(
+            SourceFacts::read(&pg.client().await, &t.table, &t.key)
                 .await
                 .context("reading the source table")?,
         )),
+        (_, Some(SourceServer::Json(server)), Some(t)) => {
+            // The database file the server serves (read here, not through the server).
+            let db: serde_json::Value =
+                serde_json::from_slice(&std::fs::read(server.db_file())?)?;
+            let records = db[t.table.as_str()]
+                .as_array()
+                .with_context(|| format!("the seed has no collection `{}`", t.table))?;
+            Ok(SourceCheck::Facts(SourceFacts::from_json_records(
+                records, &t.key,
+            )?))
+        }
         ("orders-demo", None, _) => {
             rows(source_rows(&orders_demo::OrdersDemo, &run.config, &run.stream).await)
         }

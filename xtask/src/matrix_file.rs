@@ -36,7 +36,9 @@ pub struct ConnectorEntry {
     pub rows: usize,
     /// The connector config (the same for every runner).
     pub config: Value,
-    /// A source server the matrix starts: `postgres`.
+    /// A source server the matrix starts: `postgres` (its `seed` is SQL) or `json_server`
+    /// (json-server from npm; its `seed` is the JSON database, and "${SOURCE_URL}" in the
+    /// config is replaced by the server's base URL).
     #[serde(default)]
     pub source: Option<Source>,
     /// SQL run against the source server before the runners (with `source`).
@@ -67,6 +69,8 @@ pub struct SourceTable {
 pub enum Source {
     /// A throwaway PostgreSQL (integration_tests::postgres_server).
     Postgres,
+    /// json-server (integration_tests::json_server) serving the seed's collections.
+    JsonServer,
 }
 
 impl MatrixFile {
