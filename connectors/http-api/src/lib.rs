@@ -12,6 +12,9 @@
 //!
 //! One partition per stream (a paginated read is sequential); its checkpoint is the
 //! pagination state, so a stopped run resumes at the next page.
+//!
+//! The README follows (its hand-written connector is compiled as a doctest).
+#![doc = include_str!("../README.md")]
 
 use std::cmp::Ordering;
 use std::collections::BTreeMap;
