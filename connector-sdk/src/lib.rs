@@ -6,6 +6,7 @@
 //! [`StopSignal`], and report the [`RunReport`] in their platform's terms.
 
 pub mod catalog;
+pub mod columns;
 #[cfg(feature = "conformance")]
 pub mod conformance;
 pub mod connector;
@@ -39,7 +40,7 @@ pub use options::{
     WriteDisposition,
 };
 pub use report::{Progress, RunReport};
-pub use s3::{BucketSettings, S3Options, S3Store, StaticCredentials};
+pub use s3::{BucketSettings, ListedObject, S3Options, S3Store, StaticCredentials};
 pub use secret::{ExposeSecret, SecretSource, SecretString};
 pub use sink::OpenUploads;
 

@@ -149,6 +149,8 @@ pub struct ListedObject {
     pub size: u64,
     /// Last modified, seconds since the epoch.
     pub last_modified_secs: i64,
+    /// The ETag, as S3 lists it (with its quotes); empty if the server gave none.
+    pub etag: String,
 }
 
 /// One open multipart upload.
@@ -537,6 +539,7 @@ impl S3Store {
                         key: key.to_string(),
                         size: o.size().unwrap_or(0).max(0) as u64,
                         last_modified_secs: o.last_modified().map(|t| t.secs()).unwrap_or(0),
+                        etag: o.e_tag().unwrap_or_default().to_string(),
                     });
                 }
             }

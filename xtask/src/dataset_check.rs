@@ -260,7 +260,11 @@ impl SourceFacts {
         }
         let keys: Vec<i64> = records
             .iter()
-            .map(|r| r[key].as_i64().with_context(|| format!("a record has no integer `{key}`")))
+            .map(|r| {
+                r[key]
+                    .as_i64()
+                    .with_context(|| format!("a record has no integer `{key}`"))
+            })
             .collect::<Result<_>>()?;
         Ok(SourceFacts {
             rows: records.len() as i64,

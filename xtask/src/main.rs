@@ -193,7 +193,10 @@ async fn connector_cells(
             let server = tokio::task::spawn_blocking(move || JsonServer::start(&db))
                 .await
                 .map_err(|e| anyhow::anyhow!("starting json-server: {e}"))?;
-            let text = entry.config.to_string().replace("${SOURCE_URL}", &server.url());
+            let text = entry
+                .config
+                .to_string()
+                .replace("${SOURCE_URL}", &server.url());
             (text, entry.env.clone(), Some(SourceServer::Json(server)))
         }
     };
@@ -336,8 +339,7 @@ async fn source_check(
         )),
         (_, Some(SourceServer::Json(server)), Some(t)) => {
             // The database file the server serves (read here, not through the server).
-            let db: serde_json::Value =
-                serde_json::from_slice(&std::fs::read(server.db_file())?)?;
+            let db: serde_json::Value = serde_json::from_slice(&std::fs::read(server.db_file())?)?;
             let records = db[t.table.as_str()]
                 .as_array()
                 .with_context(|| format!("the seed has no collection `{}`", t.table))?;
