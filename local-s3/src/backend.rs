@@ -344,7 +344,44 @@ impl S3 for LocalFs {
         &self,
         req: S3Request<ListObjectsV2Input>,
     ) -> S3Result<S3Response<ListObjectsV2Output>> {
-        self.fs.list_objects_v2(req).await
+        let bucket = req.input.bucket.clone();
+        let (uri, credentials, region, service) = (
+            req.uri.clone(),
+            req.credentials.clone(),
+            req.region.clone(),
+            req.service.clone(),
+        );
+        let mut response = self.fs.list_objects_v2(req).await?;
+        // S3 lists every object's ETag; s3s-fs leaves it out. Fill it in from the object's
+        // own metadata (HEAD through s3s-fs), so clients that track versions by listing
+        // (the file connector's "each version once") see what they would on S3.
+        if let Some(contents) = response.output.contents.as_mut() {
+            for object in contents.iter_mut() {
+                let Some(key) = object.key.clone() else {
+                    continue;
+                };
+                let input = HeadObjectInput::builder()
+                    .bucket(bucket.clone())
+                    .key(key)
+                    .build()
+                    .map_err(|e| s3s::s3_error!(InternalError, "{e}"))?;
+                let head = S3Request {
+                    input,
+                    method: hyper::Method::HEAD,
+                    uri: uri.clone(),
+                    headers: Default::default(),
+                    extensions: Default::default(),
+                    credentials: credentials.clone(),
+                    region: region.clone(),
+                    service: service.clone(),
+                    trailing_headers: None,
+                };
+                if let Ok(h) = self.fs.head_object(head).await {
+                    object.e_tag = h.output.e_tag;
+                }
+            }
+        }
+        Ok(response)
     }
 
     async fn put_object(

@@ -1,0 +1,388 @@
+//! S3 file ingestion: the objects under a prefix (CSV, JSON Lines, Parquet; gzip or zstd)
+//! into the stream's table.
+//!
+//! - **Plan**: list the prefix, keep the keys the glob matches whose version (ETag) is not
+//!   in the cursor yet: one partition per object, or per byte range of a large
+//!   uncompressed text object (ranges aligned to record boundaries when read: a range owns
+//!   the records that start inside it).
+//! - **Read**: the object body is streamed (decompressed on the fly) and cut into records;
+//!   every `batch_rows` records are decoded with `arrow-csv` / `arrow-json` and followed by
+//!   a checkpoint (the next record's offset and line), so memory follows the batch size,
+//!   not the object size, and a stopped run resumes inside the object. Parquet is read row
+//!   group by row group (checkpoint: the next row group).
+//! - **Bad rows** fail the run naming object and line, or go to the rejects location with
+//!   their line, byte offset and reason.
+//! - **Cursor**: every ingested object's key and ETag, committed with the data: each
+//!   object version is ingested exactly once; new and changed objects are picked up by the
+//!   next run.
+
+pub mod config;
+mod parquet_read;
+mod text_read;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use arrow::datatypes::SchemaRef;
+use connector_sdk::{
+    Connector, ConnectorError, ConnectorErrorKind, ListedObject, Partition, Plan, ReadContext,
+    ReadStream, S3Options, S3Store, StreamDescriptor, async_trait,
+};
+use serde::{Deserialize, Serialize};
+
+pub use config::{BadRows, Compression, Format, S3FilesConfig, StreamConfig};
+
+/// The committed cursor: every ingested object version (key → ETag).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Ingested {
+    /// Key → ETag of each ingested object.
+    pub objects: BTreeMap<String, String>,
+}
+
+/// One partition's work: an object, or a byte range of one.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ObjectPart {
+    /// Object key.
+    pub key: String,
+    /// Its ETag when planned.
+    pub etag: String,
+    /// Its size when planned.
+    pub size: u64,
+    /// The compression it is read with.
+    pub compression: Option<Compression>,
+    /// The byte range `[start, end)` whose records this partition reads (records that
+    /// start inside it); none: the whole object.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub range: Option<(u64, u64)>,
+}
+
+/// Where a partition's read stands: the next record's byte offset (in the decompressed
+/// body) and line number (1-based; 0 when not known, in a range after the first), or for
+/// Parquet the next row group (`offset`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Position {
+    /// Next record offset, or next row group.
+    pub offset: u64,
+    /// Next record's line number (0: unknown).
+    pub line: u64,
+}
+
+/// The connector.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct S3Files;
+
+/// What a run's partitions share: the S3 client for the source objects.
+#[derive(Debug, Clone)]
+pub struct Source {
+    store: S3Store,
+}
+
+/// The S3 client for the source bucket: the runner's settings, or the config's
+/// connection.
+async fn source_store(config: &S3FilesConfig) -> Result<S3Store, ConnectorError> {
+    let mut options = S3Options::default();
+    if let Some(c) = &config.connection {
+        options.endpoint_url = c.endpoint_url.clone();
+        options.region = c.region.clone();
+        if let (Some(id), Some(secret)) = (&c.access_key_id, &c.secret_access_key) {
+            let secret = secret.resolve("secret access key")?;
+            options.static_credentials = Some(connector_sdk::StaticCredentials {
+                access_key_id: id.clone(),
+                secret_access_key: connector_sdk::ExposeSecret::expose_secret(&secret).to_string(),
+            });
+        }
+    }
+    Ok(S3Store::connect(&options).await)
+}
+
+fn stream_config<'a>(
+    config: &'a S3FilesConfig,
+    name: &str,
+) -> Result<&'a StreamConfig, ConnectorError> {
+    config
+        .streams
+        .iter()
+        .find(|s| s.name == name)
+        .ok_or_else(|| {
+            let known: Vec<&str> = config.streams.iter().map(|s| s.name.as_str()).collect();
+            ConnectorError::config(format!(
+                "unknown stream `{name}`; the config declares {}",
+                known.join(", ")
+            ))
+        })
+}
+
+fn s3_error(what: &str, e: connector_sdk::Error) -> ConnectorError {
+    let retryable = e.is_retryable();
+    let kind = if retryable {
+        ConnectorErrorKind::Source
+    } else {
+        ConnectorErrorKind::Config
+    };
+    ConnectorError::new(
+        kind,
+        format!("{what}: {}", connector_sdk::one_line(&e.to_string())),
+    )
+    .with_source(e)
+}
+
+/// The objects of `stream` (sorted by key): under its prefix, matching its glob, not
+/// directory markers, and among `config.objects` when set.
+async fn list_objects(
+    store: &S3Store,
+    config: &S3FilesConfig,
+    s: &StreamConfig,
+) -> Result<Vec<ListedObject>, ConnectorError> {
+    let pattern = s
+        .glob
+        .as_deref()
+        .map(glob::Pattern::new)
+        .transpose()
+        .map_err(|e| ConnectorError::config(format!("stream `{}`: glob: {e}", s.name)))?;
+    let options = glob::MatchOptions {
+        case_sensitive: true,
+        require_literal_separator: true,
+        require_literal_leading_dot: false,
+    };
+    let mut listed = store
+        .list(&config.bucket, &s.prefix)
+        .await
+        .map_err(|e| s3_error(&format!("listing s3://{}/{}", config.bucket, s.prefix), e))?;
+    listed.retain(|o| {
+        let rest = &o.key[s.prefix.len().min(o.key.len())..];
+        !o.key.ends_with('/')
+            && pattern
+                .as_ref()
+                .is_none_or(|p| p.matches_with(rest, options))
+            && config
+                .objects
+                .as_ref()
+                .is_none_or(|only| only.contains(&o.key))
+    });
+    listed.sort_by(|a, b| a.key.cmp(&b.key));
+    Ok(listed)
+}
+
+/// An object's version as the cursor records it: its ETag, or — from an S3-compatible
+/// server that lists none — its size and modification time.
+fn version(o: &ListedObject) -> String {
+    if o.etag.is_empty() {
+        format!("{NO_ETAG}{}-{}", o.size, o.last_modified_secs)
+    } else {
+        o.etag.clone()
+    }
+}
+
+/// The prefix of a version that is not an ETag (never sent as `If-Match`).
+pub(crate) const NO_ETAG: &str = "size+mtime:";
+
+/// FNV-1a, for stable partition ids.
+fn fnv(text: &str) -> u64 {
+    text.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ b as u64).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+/// The stream's schema: declared, or inferred from its first object.
+async fn stream_schema(
+    store: &S3Store,
+    config: &S3FilesConfig,
+    s: &StreamConfig,
+) -> Result<SchemaRef, ConnectorError> {
+    if let Some(cols) = &s.schema {
+        return connector_sdk::columns::schema_of(cols);
+    }
+    let mut unrestricted = config.clone();
+    unrestricted.objects = None;
+    let objects = list_objects(store, &unrestricted, s).await?;
+    let first = objects.first().ok_or_else(|| {
+        ConnectorError::config(format!(
+            "stream `{}`: no object under s3://{}/{} to infer the schema from; declare `schema`",
+            s.name, config.bucket, s.prefix
+        ))
+    })?;
+    match &s.format {
+        Format::Parquet => parquet_read::schema(store, &config.bucket, first).await,
+        _ => text_read::infer_schema(store, &config.bucket, s, first).await,
+    }
+}
+
+#[async_trait]
+impl Connector for S3Files {
+    type Config = S3FilesConfig;
+    type Cursor = Ingested;
+    type PartitionSpec = ObjectPart;
+    type Checkpoint = Position;
+    type Run = Source;
+
+    const MANIFEST: &'static str = include_str!("../connector.toml");
+
+    fn source_endpoints(&self, config: &S3FilesConfig) -> Vec<String> {
+        config
+            .connection
+            .as_ref()
+            .and_then(|c| c.endpoint_url.as_deref())
+            .and_then(config::url_endpoint)
+            .into_iter()
+            .collect()
+    }
+
+    async fn check(&self, config: &S3FilesConfig) -> Result<(), ConnectorError> {
+        config::validate(config)?;
+        let store = source_store(config).await?;
+        for s in &config.streams {
+            list_objects(&store, config, s).await?;
+        }
+        Ok(())
+    }
+
+    async fn discover(
+        &self,
+        config: &S3FilesConfig,
+    ) -> Result<Vec<StreamDescriptor>, ConnectorError> {
+        config::validate(config)?;
+        let store = source_store(config).await?;
+        let mut out = Vec::new();
+        for s in &config.streams {
+            out.push(StreamDescriptor {
+                name: s.name.clone(),
+                schema: stream_schema(&store, config, s).await?,
+                cursor_field: None,
+                primary_key: s.primary_key.clone(),
+                write_disposition: Some(
+                    s.write_disposition
+                        .unwrap_or(connector_sdk::WriteDisposition::Append),
+                ),
+            });
+        }
+        Ok(out)
+    }
+
+    async fn plan(
+        &self,
+        config: &S3FilesConfig,
+        stream: &StreamDescriptor,
+        cursor: Option<&Ingested>,
+    ) -> Result<Plan<ObjectPart, Ingested>, ConnectorError> {
+        config::validate(config)?;
+        let s = stream_config(config, &stream.name)?;
+        let store = source_store(config).await?;
+        let listed = list_objects(&store, config, s).await?;
+        let previous = cursor.cloned().unwrap_or_default();
+        let new: Vec<&ListedObject> = listed
+            .iter()
+            .filter(|o| previous.objects.get(&o.key) != Some(&version(o)))
+            .collect();
+        if let Some(only) = &config.objects {
+            for k in only {
+                if !listed.iter().any(|o| o.key == *k) && k.starts_with(&s.prefix) {
+                    tracing::warn!(stream = %s.name, key = %k, "an object the event names is not there (deleted, or not matched by the glob); skipped");
+                }
+            }
+        }
+        if new.is_empty() {
+            return Ok(Plan {
+                partitions: Vec::new(),
+                cursor: None,
+            });
+        }
+        let splittable = |o: &ListedObject| match &s.format {
+            Format::Csv {
+                quoted_newlines, ..
+            } => !quoted_newlines && s.compression.of(&o.key) == Compression::None,
+            Format::Jsonl => s.compression.of(&o.key) == Compression::None,
+            Format::Parquet => false,
+        };
+        let mut partitions = Vec::new();
+        let mut next = previous.clone();
+        for o in new {
+            let etag = version(o);
+            next.objects.insert(o.key.clone(), etag.clone());
+            let id = format!("{:016x}", fnv(&format!("{}\n{etag}", o.key)));
+            let compression = Some(s.compression.of(&o.key));
+            if splittable(o) && o.size > s.split_bytes {
+                let mut start = 0;
+                let mut i = 0;
+                while start < o.size {
+                    let end = (start + s.split_bytes).min(o.size);
+                    partitions.push(Partition {
+                        id: format!("{id}-{i}"),
+                        hive: Vec::new(),
+                        spec: ObjectPart {
+                            key: o.key.clone(),
+                            etag: etag.clone(),
+                            size: o.size,
+                            compression,
+                            range: Some((start, end)),
+                        },
+                    });
+                    start = end;
+                    i += 1;
+                }
+            } else {
+                partitions.push(Partition {
+                    id,
+                    hive: Vec::new(),
+                    spec: ObjectPart {
+                        key: o.key.clone(),
+                        etag: etag.clone(),
+                        size: o.size,
+                        compression,
+                        range: None,
+                    },
+                });
+            }
+        }
+        Ok(Plan {
+            partitions,
+            cursor: Some(next),
+        })
+    }
+
+    async fn open_run(
+        &self,
+        config: &S3FilesConfig,
+        _stream: &StreamDescriptor,
+    ) -> Result<Source, ConnectorError> {
+        Ok(Source {
+            store: source_store(config).await?,
+        })
+    }
+
+    fn read<'a>(
+        &'a self,
+        config: &'a S3FilesConfig,
+        run: &'a Source,
+        stream: &'a StreamDescriptor,
+        partition: &'a Partition<ObjectPart>,
+        ctx: ReadContext<Position>,
+    ) -> ReadStream<'a, Position> {
+        let s = match stream_config(config, &stream.name) {
+            Ok(s) => s,
+            Err(e) => return Box::pin(futures::stream::once(async { Err(e) })),
+        };
+        let store = run.store.clone();
+        match &s.format {
+            Format::Parquet => parquet_read::read(
+                store,
+                config.bucket.clone(),
+                stream.schema.clone(),
+                s.batch_rows,
+                partition.spec.clone(),
+                ctx.checkpoint,
+            ),
+            _ => text_read::read(
+                Arc::new(text_read::TextRead {
+                    store,
+                    bucket: config.bucket.clone(),
+                    rejects: config.rejects.as_deref().and_then(config::parse_s3_url),
+                    stream: s.clone(),
+                    schema: stream.schema.clone(),
+                    partition_id: partition.id.clone(),
+                    part: partition.spec.clone(),
+                }),
+                ctx.checkpoint,
+            ),
+        }
+    }
+}

@@ -1,0 +1,466 @@
+//! CSV and JSON Lines: the object body streamed from S3 (decompressed on the fly), cut
+//! into records, decoded in batches with `arrow-csv` / `arrow-json`, with rows that do not
+//! fit rejected or failing the run by name.
+
+use std::io::Cursor;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use arrow::datatypes::SchemaRef;
+use arrow::error::ArrowError;
+use arrow::record_batch::RecordBatch;
+use async_compression::tokio::bufread::{GzipDecoder, ZstdDecoder};
+use bytes::Bytes;
+use connector_sdk::{ConnectorError, ListedObject, ReadItem, ReadStream, S3Store};
+use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncReadExt, BufReader};
+
+use crate::config::{BadRows, Compression, Format, StreamConfig};
+use crate::{ObjectPart, Position};
+
+type Body = Pin<Box<dyn AsyncBufRead + Send>>;
+
+/// Buffer between S3 and the decoders.
+const BUFFER: usize = 256 << 10;
+/// What schema inference reads at most.
+const SAMPLE_BYTES: usize = 1 << 20;
+const SAMPLE_ROWS: usize = 1000;
+/// A rejected row's text is kept up to this many bytes.
+const REJECT_TEXT: usize = 4096;
+
+/// One partition's read of a text object.
+#[derive(Debug)]
+pub(crate) struct TextRead {
+    pub store: S3Store,
+    pub bucket: String,
+    pub rejects: Option<(String, String)>,
+    pub stream: StreamConfig,
+    pub schema: SchemaRef,
+    pub partition_id: String,
+    pub part: ObjectPart,
+}
+
+/// Open `key` from byte `from` (S3 Range), decompressed. `None`: the object is gone or
+/// changed since it was planned (ETag).
+async fn open(
+    store: &S3Store,
+    bucket: &str,
+    part: &ObjectPart,
+    from: u64,
+) -> Result<Option<Body>, ConnectorError> {
+    let mut request = store.client().get_object().bucket(bucket).key(&part.key);
+    if !part.etag.is_empty() && !part.etag.starts_with(crate::NO_ETAG) {
+        request = request.if_match(&part.etag);
+    }
+    if from > 0 {
+        request = request.range(format!("bytes={from}-"));
+    }
+    let response = match request.send().await {
+        Ok(r) => r,
+        Err(e) => {
+            let status = e.raw_response().map(|r| r.status().as_u16());
+            if matches!(status, Some(404 | 412)) {
+                tracing::warn!(
+                    key = %part.key,
+                    "the object was deleted or replaced since the plan: the rest of this version is not read; a new version is ingested by the next run"
+                );
+                return Ok(None);
+            }
+            let text =
+                connector_sdk::one_line(&format!("{}", aws_sdk_s3::error::DisplayErrorContext(&e)));
+            return Err(ConnectorError::source_error(format!(
+                "reading s3://{bucket}/{}: {text}",
+                part.key
+            ))
+            .with_source(e));
+        }
+    };
+    let raw = BufReader::with_capacity(BUFFER, response.body.into_async_read());
+    let body: Body = match part.compression.unwrap_or(Compression::None) {
+        Compression::Gzip => {
+            let mut d = GzipDecoder::new(raw);
+            d.multiple_members(true);
+            Box::pin(BufReader::with_capacity(BUFFER, d))
+        }
+        Compression::Zstd => {
+            let mut d = ZstdDecoder::new(raw);
+            d.multiple_members(true);
+            Box::pin(BufReader::with_capacity(BUFFER, d))
+        }
+        Compression::None | Compression::Auto => Box::pin(raw),
+    };
+    Ok(Some(body))
+}
+
+fn io_error(part: &ObjectPart, bucket: &str, e: std::io::Error) -> ConnectorError {
+    let compressed = !matches!(part.compression, None | Some(Compression::None));
+    let hint = if compressed && e.kind() == std::io::ErrorKind::InvalidData {
+        " (is the object really compressed as its extension or `compression` says?)"
+    } else {
+        ""
+    };
+    ConnectorError::source_error(format!("reading s3://{bucket}/{}: {e}{hint}", part.key))
+        .with_source(e)
+}
+
+/// One record: up to and including its line break; with `quote` (CSV whose quoted fields
+/// may hold line breaks), up to the line break that ends an even number of quotes.
+async fn read_record(
+    body: &mut Body,
+    out: &mut Vec<u8>,
+    quote: Option<u8>,
+) -> std::io::Result<usize> {
+    out.clear();
+    let mut n = body.read_until(b'\n', out).await?;
+    if let Some(q) = quote {
+        while n > 0 && out.iter().filter(|b| **b == q).count() % 2 == 1 {
+            let more = body.read_until(b'\n', out).await?;
+            if more == 0 {
+                break;
+            }
+            n += more;
+        }
+    }
+    Ok(n)
+}
+
+/// Records gathered for one batch: their text, line (relative to the read's start) and
+/// byte offset.
+#[derive(Default)]
+struct Pending {
+    rows: Vec<Vec<u8>>,
+    rel_lines: Vec<u64>,
+    offsets: Vec<u64>,
+}
+
+/// The read stream of a CSV or JSON Lines partition.
+pub(crate) fn read<'a>(t: Arc<TextRead>, checkpoint: Option<Position>) -> ReadStream<'a, Position> {
+    Box::pin(async_stream::try_stream! {
+        let part = &t.part;
+        let compressed = !matches!(part.compression, None | Some(Compression::None));
+        let (range_start, end) = part.range.unwrap_or((0, u64::MAX));
+        // Where the read starts, and whether it must first skip to a record boundary.
+        let (mut p, line_base, align) = match &checkpoint {
+            Some(c) => (c.offset, (c.line > 0).then_some(c.line), false),
+            None if range_start == 0 => (0, Some(1), false),
+            None => (range_start - 1, None, true),
+        };
+        let from = if compressed { 0 } else { p };
+        let empty = part.size == 0 || (!compressed && from >= part.size);
+        let body = if empty { None } else { open(&t.store, &t.bucket, part, from).await? };
+        if let Some(mut body) = body {
+            if compressed && p > 0 {
+                // A compressed body cannot be entered in the middle: skip to the checkpoint.
+                let skipped = tokio::io::copy(&mut (&mut body).take(p), &mut tokio::io::sink())
+                    .await
+                    .map_err(|e| io_error(part, &t.bucket, e))?;
+                if skipped < p {
+                    Err(ConnectorError::source_error(format!(
+                        "s3://{}/{} is shorter than the checkpoint at byte {p}; it changed without a new ETag",
+                        t.bucket, part.key
+                    )))?;
+                }
+            }
+            let mut record = Vec::new();
+            if align {
+                // The record under the range start belongs to the previous range.
+                p += read_record(&mut body, &mut record, None)
+                    .await
+                    .map_err(|e| io_error(part, &t.bucket, e))? as u64;
+            }
+            let aligned = p;
+            let mut line_base = line_base;
+            let mut rel = 0u64;
+            let line_at = |base: Option<u64>, rel: u64| base.map_or(0, |b| b + rel);
+            yield ReadItem::Checkpoint(Position { offset: p, line: line_at(line_base, rel) });
+            let (header, quote) = match &t.stream.format {
+                Format::Csv { header, quote, quoted_newlines, .. } => {
+                    (*header, quoted_newlines.then(|| quote.as_bytes()[0]))
+                }
+                _ => (false, None),
+            };
+            let mut pending = Pending::default();
+            loop {
+                let at_end = p >= end;
+                let n = if at_end {
+                    0
+                } else {
+                    read_record(&mut body, &mut record, quote)
+                        .await
+                        .map_err(|e| io_error(part, &t.bucket, e))?
+                };
+                if n > 0 {
+                    let start = p;
+                    let record_rel = rel;
+                    p += n as u64;
+                    rel += record.iter().filter(|b| **b == b'\n').count() as u64;
+                    let blank = record.iter().all(|b| b.is_ascii_whitespace());
+                    if !(blank || (header && start == 0)) {
+                        pending.rows.push(std::mem::take(&mut record));
+                        pending.rel_lines.push(record_rel);
+                        pending.offsets.push(start);
+                    }
+                }
+                let full = pending.rows.len() >= t.stream.batch_rows;
+                if full || (n == 0 && !pending.rows.is_empty()) {
+                    let batch = t.decode(&mut pending, aligned, &mut line_base).await?;
+                    pending = Pending::default();
+                    if let Some(b) = batch {
+                        yield ReadItem::Batch(b);
+                    }
+                    yield ReadItem::Checkpoint(Position { offset: p, line: line_at(line_base, rel) });
+                }
+                if n == 0 {
+                    break;
+                }
+            }
+        }
+    })
+}
+
+impl TextRead {
+    /// Decode `pending`; rows that do not fit are rejected (or fail the run).
+    async fn decode(
+        &self,
+        pending: &mut Pending,
+        aligned: u64,
+        line_base: &mut Option<u64>,
+    ) -> Result<Option<RecordBatch>, ConnectorError> {
+        let all: Vec<&[u8]> = pending.rows.iter().map(Vec::as_slice).collect();
+        let first_error = match self.decode_rows(&all) {
+            Ok(b) => return Ok(Some(b)),
+            Err(e) => e,
+        };
+        // Find the rows that do not fit, one by one (only on this error path).
+        let mut good = Vec::new();
+        let mut bad = Vec::new();
+        for (i, row) in all.iter().enumerate() {
+            match self.decode_rows(std::slice::from_ref(row)) {
+                Ok(_) => good.push(*row),
+                Err(e) => bad.push((i, e.to_string())),
+            }
+        }
+        if bad.is_empty() {
+            // The rows fit alone but not together: not a row's fault.
+            return Err(ConnectorError::source_error(format!(
+                "decoding s3://{}/{}: {first_error}",
+                self.bucket, self.part.key
+            )));
+        }
+        if line_base.is_none() {
+            *line_base = Some(self.lines_before(aligned).await? + 1);
+        }
+        let base = line_base.unwrap_or(1);
+        let object = format!("s3://{}/{}", self.bucket, self.part.key);
+        match (self.stream.bad_rows, &self.rejects) {
+            (BadRows::Reject, Some((bucket, prefix))) => {
+                let mut body = Vec::new();
+                for (i, reason) in &bad {
+                    let text = &pending.rows[*i];
+                    let text = String::from_utf8_lossy(&text[..text.len().min(REJECT_TEXT)]);
+                    let line = serde_json::json!({
+                        "object": object,
+                        "etag": self.part.etag,
+                        "line": base + pending.rel_lines[*i],
+                        "byte_offset": pending.offsets[*i],
+                        "reason": connector_sdk::one_line(reason),
+                        "row": text.trim_end_matches(['\r', '\n']),
+                    });
+                    body.extend_from_slice(line.to_string().as_bytes());
+                    body.push(b'\n');
+                }
+                // One file per batch, named by its first record: a retried partition
+                // writes the same file again, never a second one.
+                let key = format!(
+                    "{}{}{}/{}/{:020}.jsonl",
+                    prefix,
+                    if prefix.is_empty() { "" } else { "/" },
+                    self.stream.name,
+                    self.partition_id,
+                    pending.offsets[0]
+                );
+                self.store
+                    .put(bucket, &key, Bytes::from(body), false)
+                    .await
+                    .map_err(|e| {
+                        crate::s3_error(&format!("writing rejects to s3://{bucket}/{key}"), e)
+                    })?;
+                tracing::warn!(
+                    stream = %self.stream.name, object = %object, rejected = bad.len(),
+                    rejects = %format!("s3://{bucket}/{key}"),
+                    "rows that do not fit the schema were rejected"
+                );
+            }
+            _ => {
+                let (i, reason) = &bad[0];
+                return Err(ConnectorError::config(format!(
+                    "{object} line {} (byte {}): the row does not fit the schema: {} (fix the schema or the file, or set bad_rows = \"reject\" with a rejects location)",
+                    base + pending.rel_lines[*i],
+                    pending.offsets[*i],
+                    connector_sdk::one_line(reason)
+                )));
+            }
+        }
+        if good.is_empty() {
+            return Ok(None);
+        }
+        self.decode_rows(&good)
+            .map(Some)
+            .map_err(|e| ConnectorError::source_error(format!("decoding {object}: {e}")))
+    }
+
+    fn decode_rows(&self, rows: &[&[u8]]) -> Result<RecordBatch, ArrowError> {
+        let mut text = Vec::with_capacity(rows.iter().map(|r| r.len() + 1).sum());
+        for r in rows {
+            text.extend_from_slice(r);
+            if !r.ends_with(b"\n") {
+                text.push(b'\n');
+            }
+        }
+        let n = rows.len().max(1);
+        match &self.stream.format {
+            Format::Csv {
+                delimiter,
+                quote,
+                null_values,
+                ..
+            } => {
+                let mut d = arrow_csv::ReaderBuilder::new(self.schema.clone())
+                    .with_header(false)
+                    .with_delimiter(delimiter.as_bytes()[0])
+                    .with_quote(quote.as_bytes()[0])
+                    .with_null_regex(null_regex(null_values))
+                    .with_batch_size(n)
+                    .build_decoder();
+                let mut rest = text.as_slice();
+                while !rest.is_empty() {
+                    let used = d.decode(rest)?;
+                    if used == 0 {
+                        break;
+                    }
+                    rest = &rest[used..];
+                }
+                d.decode(&[])?;
+                Ok(d.flush()?
+                    .unwrap_or_else(|| RecordBatch::new_empty(self.schema.clone())))
+            }
+            _ => {
+                let mut d = arrow_json::ReaderBuilder::new(self.schema.clone())
+                    .with_batch_size(n)
+                    .build_decoder()?;
+                let mut rest = text.as_slice();
+                while !rest.is_empty() {
+                    let used = d.decode(rest)?;
+                    if used == 0 {
+                        break;
+                    }
+                    rest = &rest[used..];
+                }
+                Ok(d.flush()?
+                    .unwrap_or_else(|| RecordBatch::new_empty(self.schema.clone())))
+            }
+        }
+    }
+
+    /// Line breaks in `[0, offset)` of the uncompressed object (for the line numbers of a
+    /// range that did not start at the top; only read when a row there is rejected).
+    async fn lines_before(&self, offset: u64) -> Result<u64, ConnectorError> {
+        if offset == 0 {
+            return Ok(0);
+        }
+        let Some(mut body) = open(&self.store, &self.bucket, &self.part, 0).await? else {
+            return Ok(0);
+        };
+        let mut left = offset;
+        let mut lines = 0u64;
+        while left > 0 {
+            let buf = body
+                .fill_buf()
+                .await
+                .map_err(|e| io_error(&self.part, &self.bucket, e))?;
+            if buf.is_empty() {
+                break;
+            }
+            let take = buf.len().min(left as usize);
+            lines += buf[..take].iter().filter(|b| **b == b'\n').count() as u64;
+            body.as_mut().consume(take);
+            left -= take as u64;
+        }
+        Ok(lines)
+    }
+}
+
+/// A regex matching exactly the null markers (none: a regex that matches nothing).
+fn null_regex(values: &[String]) -> regex::Regex {
+    let pattern = if values.is_empty() {
+        r"[^\s\S]".to_string()
+    } else {
+        let alts: Vec<String> = values.iter().map(|v| regex::escape(v)).collect();
+        format!("^(?:{})$", alts.join("|"))
+    };
+    regex::Regex::new(&pattern).unwrap_or_else(|_| regex::Regex::new(r"^$").expect("valid regex"))
+}
+
+/// The schema of a text stream from its first object's first rows.
+pub(crate) async fn infer_schema(
+    store: &S3Store,
+    bucket: &str,
+    s: &StreamConfig,
+    object: &ListedObject,
+) -> Result<SchemaRef, ConnectorError> {
+    let part = ObjectPart {
+        key: object.key.clone(),
+        etag: object.etag.clone(),
+        size: object.size,
+        compression: Some(s.compression.of(&object.key)),
+        range: None,
+    };
+    let mut sample = Vec::new();
+    if object.size > 0
+        && let Some(mut body) = open(store, bucket, &part, 0).await?
+    {
+        let mut record = Vec::new();
+        let mut rows = 0;
+        while rows <= SAMPLE_ROWS && sample.len() < SAMPLE_BYTES {
+            let n = read_record(&mut body, &mut record, None)
+                .await
+                .map_err(|e| io_error(&part, bucket, e))?;
+            if n == 0 {
+                break;
+            }
+            sample.extend_from_slice(&record);
+            rows += 1;
+        }
+    }
+    let what = format!("s3://{bucket}/{}", object.key);
+    let inferred = match &s.format {
+        Format::Csv {
+            header,
+            delimiter,
+            quote,
+            ..
+        } => arrow_csv::reader::Format::default()
+            .with_header(*header)
+            .with_delimiter(delimiter.as_bytes()[0])
+            .with_quote(quote.as_bytes()[0])
+            .infer_schema(Cursor::new(&sample), Some(SAMPLE_ROWS))
+            .map(|(schema, _)| schema),
+        _ => arrow_json::reader::infer_json_schema(
+            std::io::BufReader::new(Cursor::new(&sample)),
+            Some(SAMPLE_ROWS),
+        )
+        .map(|(schema, _)| schema),
+    }
+    .map_err(|e| {
+        ConnectorError::config(format!(
+            "stream `{}`: cannot infer a schema from {what}: {e}; declare `schema`",
+            s.name
+        ))
+    })?;
+    if inferred.fields().is_empty() {
+        return Err(ConnectorError::config(format!(
+            "stream `{}`: {what} has no rows to infer a schema from; declare `schema`",
+            s.name
+        )));
+    }
+    Ok(Arc::new(inferred))
+}
