@@ -36,9 +36,11 @@ pub struct ConnectorEntry {
     pub rows: usize,
     /// The connector config (the same for every runner).
     pub config: Value,
-    /// A source server the matrix starts: `postgres` (its `seed` is SQL) or `json_server`
+    /// A source the matrix starts: `postgres` (its `seed` is SQL), `json_server`
     /// (json-server from npm; its `seed` is the JSON database, and "${SOURCE_URL}" in the
-    /// config is replaced by the server's base URL).
+    /// config is replaced by the server's base URL) or `s3_objects` (its `seed` is a
+    /// directory of CSV files put into the matrix's bucket under
+    /// `matrix-sources/<connector>/`).
     #[serde(default)]
     pub source: Option<Source>,
     /// SQL run against the source server before the runners (with `source`).
@@ -71,6 +73,9 @@ pub enum Source {
     Postgres,
     /// json-server (integration_tests::json_server) serving the seed's collections.
     JsonServer,
+    /// The seed directory's files put into the matrix's bucket under
+    /// `matrix-sources/<connector>/` (CSV with a header, for the source check).
+    S3Objects,
 }
 
 impl MatrixFile {

@@ -40,13 +40,21 @@ async fn passes_the_conformance_kit() {
         ("src/c.csv", csv(1001..=1200)),
         ("src/d.csv", csv(1201..=1450)),
     ] {
-        store.put(&bucket, key, Bytes::from(body), false).await.unwrap();
+        store
+            .put(&bucket, key, Bytes::from(body), false)
+            .await
+            .unwrap();
     }
     let dir = tempfile::tempdir().unwrap();
     let secret = dir.path().join("secret");
     std::fs::write(&secret, local_s3::SECRET_KEY).unwrap();
     let endpoint = store.endpoint().to_string();
-    let config = config(&endpoint, &bucket, &secret, &["src/a.csv", "src/b.csv.gz", "src/c.csv"]);
+    let config = config(
+        &endpoint,
+        &bucket,
+        &secret,
+        &["src/a.csv", "src/b.csv.gz", "src/c.csv"],
+    );
     let mut bad = config.clone();
     bad["streams"][0]["split_bytes"] = json!("large");
     let inputs = Inputs {
