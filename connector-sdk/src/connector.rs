@@ -177,6 +177,20 @@ pub trait Connector: Send + Sync + 'static {
         Vec::new()
     }
 
+    /// The config restricted to the S3 objects an event names (`(bucket, key)` pairs, keys
+    /// decoded), for connectors that ingest S3 objects: the Lambda runner calls it when it
+    /// is invoked by an S3 notification (directly, through SQS or through EventBridge).
+    /// The default, `None`, means the connector takes no S3 events (the invocation fails
+    /// with a clear message).
+    fn for_objects(
+        &self,
+        config: &Self::Config,
+        objects: &[(String, String)],
+    ) -> Option<Result<Self::Config, ConnectorError>> {
+        let _ = (config, objects);
+        None
+    }
+
     /// Can the source be reached with this config? Runs a trivial request.
     async fn check(&self, config: &Self::Config) -> Result<(), ConnectorError>;
 

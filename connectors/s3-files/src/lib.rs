@@ -227,6 +227,25 @@ impl Connector for S3Files {
             .collect()
     }
 
+    fn for_objects(
+        &self,
+        config: &S3FilesConfig,
+        objects: &[(String, String)],
+    ) -> Option<Result<S3FilesConfig, ConnectorError>> {
+        if let Some((bucket, key)) = objects.iter().find(|(b, _)| *b != config.bucket) {
+            return Some(Err(ConnectorError::config(format!(
+                "the event names s3://{bucket}/{key}, but the connector reads bucket `{}`; send this bucket's notifications to a function configured for it",
+                config.bucket
+            ))));
+        }
+        let mut restricted = config.clone();
+        let mut keys: Vec<String> = objects.iter().map(|(_, k)| k.clone()).collect();
+        keys.sort();
+        keys.dedup();
+        restricted.objects = Some(keys);
+        Some(Ok(restricted))
+    }
+
     async fn check(&self, config: &S3FilesConfig) -> Result<(), ConnectorError> {
         config::validate(config)?;
         let store = source_store(config).await?;

@@ -210,7 +210,37 @@ impl<'de> Deserialize<'de> for RawEvent {
     }
 }
 
+/// What an invocation asks for.
+#[derive(Debug)]
+pub enum LambdaEvent {
+    /// Our extract request.
+    Extract(Box<ExtractRequest>),
+    /// S3 objects (bucket, decoded key) an AWS event names as created: an S3
+    /// notification, directly or in SQS message bodies, or an EventBridge "Object Created"
+    /// event. Run with the function's event request, restricted to these objects.
+    Objects(Vec<(String, String)>),
+    /// An EventBridge scheduled event: run the function's event request as it is.
+    Scheduled,
+}
+
+/// The function environment variable holding the extract request (JSON, no secrets:
+/// `config_env`, `output`, `stream`, `options`) that S3, SQS, EventBridge and scheduled
+/// events run, since those events carry none.
+pub const EVENT_REQUEST_ENV: &str = "CONNECTOR_EVENT_REQUEST";
+
 impl RawEvent {
+    /// The invocation: an AWS event (S3, SQS, EventBridge) when the payload is one, else
+    /// our extract request.
+    pub fn into_event(self) -> Result<LambdaEvent, LambdaError> {
+        if let RawEvent::Json(v) = &self
+            && let Some(event) = aws_event(v)?
+        {
+            return Ok(event);
+        }
+        self.into_request()
+            .map(|r| LambdaEvent::Extract(Box::new(r)))
+    }
+
     /// Parse raw payload bytes (what the Runtime API delivers).
     pub fn from_slice(body: &[u8]) -> Self {
         match serde_json::from_slice(body) {
@@ -454,5 +484,177 @@ mod tests {
         assert_eq!(s["additionalProperties"], json!(false));
         assert_eq!(s["required"], json!(["output", "stream"]));
         assert!(response_schema()["properties"]["continuation"].is_object());
+    }
+}
+
+/// An S3 notification key: URL-encoded with `+` for a space.
+fn notification_key(raw: &str) -> Result<String, LambdaError> {
+    let spaced = raw.replace('+', " ");
+    percent_encoding::percent_decode_str(&spaced)
+        .decode_utf8()
+        .map(|k| k.into_owned())
+        .map_err(|_| {
+            LambdaError::Event(format!(
+                "the S3 notification's object key {raw:?} is not URL-encoded UTF-8"
+            ))
+        })
+}
+
+/// The created objects of S3 notification `records` (other event names are skipped).
+fn s3_records(
+    records: &[serde_json::Value],
+    out: &mut Vec<(String, String)>,
+) -> Result<(), LambdaError> {
+    for r in records {
+        if r["eventSource"] != "aws:s3" {
+            return Err(LambdaError::Event(format!(
+                "an S3 notification record has eventSource {}, not \"aws:s3\"",
+                r["eventSource"]
+            )));
+        }
+        if !r["eventName"]
+            .as_str()
+            .is_some_and(|n| n.starts_with("ObjectCreated:"))
+        {
+            continue;
+        }
+        let (Some(bucket), Some(key)) = (
+            r["s3"]["bucket"]["name"].as_str(),
+            r["s3"]["object"]["key"].as_str(),
+        ) else {
+            return Err(LambdaError::Event(
+                "an S3 notification record has no s3.bucket.name or s3.object.key".into(),
+            ));
+        };
+        out.push((bucket.to_string(), notification_key(key)?));
+    }
+    Ok(())
+}
+
+/// An EventBridge S3 event's object, if it is "Object Created" (its key is not
+/// URL-encoded, unlike an S3 notification's).
+fn eventbridge_object(v: &serde_json::Value) -> Result<Option<(String, String)>, LambdaError> {
+    if v["detail-type"] != "Object Created" {
+        return Ok(None);
+    }
+    match (
+        v["detail"]["bucket"]["name"].as_str(),
+        v["detail"]["object"]["key"].as_str(),
+    ) {
+        (Some(b), Some(k)) => Ok(Some((b.to_string(), k.to_string()))),
+        _ => Err(LambdaError::Event(
+            "the EventBridge S3 event has no detail.bucket.name or detail.object.key".into(),
+        )),
+    }
+}
+
+/// The AWS event `v` is, if any: S3 notifications (direct or in SQS bodies), EventBridge
+/// S3 events, EventBridge scheduled events.
+fn aws_event(v: &serde_json::Value) -> Result<Option<LambdaEvent>, LambdaError> {
+    if let Some(records) = v.get("Records").and_then(|r| r.as_array()) {
+        let source = records.first().map(|r| r["eventSource"].clone());
+        let mut objects = Vec::new();
+        match source.as_ref().and_then(|s| s.as_str()) {
+            Some("aws:s3") => s3_records(records, &mut objects)?,
+            Some("aws:sqs") => {
+                for m in records {
+                    let body = m["body"].as_str().unwrap_or_default();
+                    let inner: serde_json::Value = serde_json::from_str(body).map_err(|_| {
+                        LambdaError::Event(format!(
+                            "SQS message {} has a body that is not JSON; the function takes S3 notifications (or EventBridge S3 events) through SQS",
+                            m["messageId"]
+                        ))
+                    })?;
+                    if inner["Event"] == "s3:TestEvent" {
+                        continue;
+                    }
+                    if let Some(r) = inner.get("Records").and_then(|r| r.as_array()) {
+                        s3_records(r, &mut objects)?;
+                    } else if inner["source"] == "aws.s3" {
+                        objects.extend(eventbridge_object(&inner)?);
+                    } else {
+                        return Err(LambdaError::Event(format!(
+                            "SQS message {} is not an S3 notification nor an EventBridge S3 event",
+                            m["messageId"]
+                        )));
+                    }
+                }
+            }
+            _ => return Ok(None),
+        }
+        return Ok(Some(LambdaEvent::Objects(objects)));
+    }
+    if v["source"] == "aws.s3" {
+        return Ok(Some(LambdaEvent::Objects(
+            eventbridge_object(v)?.into_iter().collect(),
+        )));
+    }
+    if v["source"] == "aws.events" && v["detail-type"] == "Scheduled Event" {
+        return Ok(Some(LambdaEvent::Scheduled));
+    }
+    Ok(None)
+}
+
+#[cfg(test)]
+mod aws_event_tests {
+    use super::*;
+    use serde_json::json;
+
+    fn objects(v: serde_json::Value) -> Vec<(String, String)> {
+        match RawEvent::Json(v).into_event().unwrap() {
+            LambdaEvent::Objects(o) => o,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn s3_sqs_and_eventbridge_events_name_their_objects() {
+        let n = |name: &str, key: &str| {
+            json!({"eventSource": "aws:s3", "eventName": name,
+            "s3": {"bucket": {"name": "b"}, "object": {"key": key, "eTag": "x", "size": 1}}})
+        };
+        let direct = json!({"Records": [n("ObjectCreated:Put", "a/red+flower%281%29.csv"), n("ObjectRemoved:Delete", "gone")]});
+        assert_eq!(
+            objects(direct.clone()),
+            [("b".to_string(), "a/red flower(1).csv".to_string())]
+        );
+        let sqs = json!({"Records": [
+            {"eventSource": "aws:sqs", "messageId": "1", "body": direct.to_string()},
+            {"eventSource": "aws:sqs", "messageId": "2", "body": json!({"Event": "s3:TestEvent"}).to_string()},
+            {"eventSource": "aws:sqs", "messageId": "3", "body": json!({"source": "aws.s3", "detail-type": "Object Created",
+                "detail": {"bucket": {"name": "b"}, "object": {"key": "c+d.csv"}}}).to_string()},
+        ]});
+        assert_eq!(
+            objects(sqs),
+            [
+                ("b".into(), "a/red flower(1).csv".into()),
+                ("b".into(), "c+d.csv".into())
+            ]
+        );
+        let eb = json!({"source": "aws.s3", "detail-type": "Object Created", "detail": {"bucket": {"name": "b"}, "object": {"key": "k"}}});
+        assert_eq!(objects(eb), [("b".to_string(), "k".to_string())]);
+        let scheduled =
+            json!({"source": "aws.events", "detail-type": "Scheduled Event", "detail": {}});
+        assert!(matches!(
+            RawEvent::Json(scheduled).into_event().unwrap(),
+            LambdaEvent::Scheduled
+        ));
+        let bad =
+            json!({"Records": [{"eventSource": "aws:sqs", "messageId": "9", "body": "hello"}]});
+        let e = RawEvent::Json(bad).into_event().unwrap_err().to_string();
+        assert!(
+            e.contains("SQS message \"9\"") && e.contains("not JSON"),
+            "{e}"
+        );
+        let e = RawEvent::Json(json!({"Records": [n("ObjectCreated:Put", "%ff")]}))
+            .into_event()
+            .unwrap_err();
+        assert!(e.to_string().contains("URL-encoded"), "{e}");
+        // Our own request is still our own request.
+        let ours = json!({"config": {}, "output": "s3://bucket/p", "stream": "s"});
+        assert!(matches!(
+            RawEvent::Json(ours).into_event().unwrap(),
+            LambdaEvent::Extract(_)
+        ));
     }
 }

@@ -12,7 +12,10 @@ use runner_layer::{EmitMetrics, LogOnly, StreamOutcome};
 use tokio::sync::OnceCell;
 
 use crate::error::LambdaError;
-use crate::event::{Continuation, ExtractRequest, ExtractResponse, MAX_STALLED, RawEvent};
+use crate::event::{
+    Continuation, EVENT_REQUEST_ENV, ExtractRequest, ExtractResponse, LambdaEvent, MAX_STALLED,
+    RawEvent,
+};
 
 /// The runner label recorded in manifests and reports.
 pub const RUNNER: &str = "lambda";
@@ -135,17 +138,33 @@ impl<C: Connector> LambdaHandler<C> {
     ) -> Result<ExtractResponse, LambdaError> {
         let manifest = ConnectorManifest::of::<C>()?;
         manifest.require_runner(Runner::Lambda)?;
-        let request = event.into_request()?;
+        let (request, objects) = match event.into_event()? {
+            LambdaEvent::Extract(request) => (*request, None),
+            LambdaEvent::Scheduled => (event_request()?, None),
+            LambdaEvent::Objects(objects) => (event_request()?, Some(objects)),
+        };
         manifest.require_stream(&request.stream)?;
-        self.extract(request, invocation).await
+        self.extract(request, objects, invocation).await
     }
 
     async fn extract(
         &self,
         request: ExtractRequest,
+        objects: Option<Vec<(String, String)>>,
         invocation: &Invocation,
     ) -> Result<ExtractResponse, LambdaError> {
-        let config = resolve_config::<C>(&request)?;
+        let mut config = resolve_config::<C>(&request)?;
+        if let Some(objects) = objects {
+            config = match self.connector.for_objects(&config, &objects) {
+                Some(restricted) => restricted.map_err(connector_sdk::Error::Connector)?,
+                None => {
+                    return Err(LambdaError::Event(format!(
+                        "the function was invoked with an S3 object event, but connector `{}` does not ingest S3 objects; invoke it with an extract request",
+                        ConnectorManifest::of::<C>()?.name
+                    )));
+                }
+            };
+        }
         if let Some(c) = &request.continuation
             && c.stream != request.stream
         {
@@ -324,6 +343,19 @@ async fn run_partition<C: Connector>(
     }
     let result = core.extract_partition(&plan, partition, stop).await?;
     core.commit(&plan, vec![result]).await
+}
+
+/// The extract request S3, SQS, EventBridge and scheduled events run: the function's
+/// `CONNECTOR_EVENT_REQUEST` (set by the deployment).
+fn event_request() -> Result<ExtractRequest, LambdaError> {
+    let text = std::env::var(EVENT_REQUEST_ENV).map_err(|_| {
+        LambdaError::Event(format!(
+            "an AWS event (S3, SQS, EventBridge) carries no extract request: set the function's {EVENT_REQUEST_ENV} to one, e.g. {{\"config_env\": \"CONNECTOR_CONFIG\", \"output\": \"s3://bucket/prefix\", \"stream\": \"name\"}}"
+        ))
+    })?;
+    RawEvent::from_slice(text.as_bytes())
+        .into_request()
+        .map_err(|e| LambdaError::Event(format!("{EVENT_REQUEST_ENV}: {}", e.one_line())))
 }
 
 /// Resolve the connector config of `request` (inline or from an environment variable).
