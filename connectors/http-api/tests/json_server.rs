@@ -570,3 +570,28 @@ async fn bad_input_is_one_clear_line_and_commits_nothing() {
         .unwrap_err();
     assert!(e.to_string().contains("cursor.latest"), "{e}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_rate_limit_spaces_requests() {
+    let server =
+        tokio::task::spawn_blocking(|| JsonServer::start(&json!({"items": items(1, 200)})))
+            .await
+            .unwrap();
+    let env = TestEnv::start().await;
+    // 21 requests (20 pages of 10 and the empty one) at 40 per second, burst 1: the
+    // token bucket makes them take at least 20 intervals of 25 ms.
+    let mut c = config(&server.url(), stream("items", page_number(10)));
+    c["http"]["rate_limit"] = json!({"requests_per_second": 40.0, "burst": 1});
+    let started = Instant::now();
+    let report = run(&env, &c, "limited").await;
+    assert!(
+        started.elapsed() >= Duration::from_millis(500),
+        "21 requests at 40/s took {:?}",
+        started.elapsed()
+    );
+    assert_matches(
+        &committed(&env, "limited").await,
+        &server_records(&server, "items").await,
+    );
+    assert_eq!(report.rows, 200);
+}
