@@ -73,12 +73,31 @@ pub struct DeployConfig {
     /// Days CloudWatch keeps the logs [default: 30].
     #[serde(default = "default_log_retention")]
     pub log_retention_days: u32,
+    /// S3 objects the connector reads (file connectors such as s3-files) [default: none].
+    #[serde(default)]
+    pub source_objects: Option<SourceObjects>,
     /// Lambda settings.
     #[serde(default)]
     pub lambda: LambdaDeploy,
     /// EC2 settings.
     #[serde(default)]
     pub ec2: Ec2Deploy,
+}
+
+/// The S3 objects a file connector reads.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SourceObjects {
+    /// `s3://bucket/prefix`: the runner's role may read and list exactly this (nothing
+    /// else of the bucket, no write).
+    pub location: String,
+    /// Lambda only: invoke the function for every object created under `location` (an
+    /// EventBridge rule on the bucket's "Object Created" events, which needs the bucket's
+    /// EventBridge notifications turned on). The function runs its
+    /// `CONNECTOR_EVENT_REQUEST` (the stack's one stream) restricted to the object; the
+    /// schedule still sweeps what no event delivered.
+    #[serde(default)]
+    pub events: bool,
 }
 
 /// Lambda settings of a deploy config.
@@ -479,7 +498,36 @@ impl DeployConfig {
                 ));
             }
         }
+        let source = match &self.source_objects {
+            None => None,
+            Some(src) => {
+                let location: OutputLocation =
+                    src.location.parse().map_err(|e: connector_sdk::Error| {
+                        Error::config("source_objects.location", e.to_string())
+                    })?;
+                if src.events && self.runner != Runner::Lambda {
+                    return Err(Error::config(
+                        "source_objects.events",
+                        format!(
+                            "object events invoke a Lambda function; this stack's runner is {} (leave events out: the schedule sweeps the prefix)",
+                            spelled(&self.runner)
+                        ),
+                    ));
+                }
+                if src.events && streams.len() != 1 {
+                    return Err(Error::config(
+                        "source_objects.events",
+                        format!(
+                            "object events run one stream, and the stack extracts {}; list exactly one in `streams` (one stack per stream)",
+                            streams.len()
+                        ),
+                    ));
+                }
+                Some(location)
+            }
+        };
         Ok(Validated {
+            source,
             output,
             streams,
             schedule,
@@ -499,6 +547,8 @@ pub struct Validated {
     pub schedule: Schedule,
     /// The source endpoints.
     pub endpoints: Vec<Endpoint>,
+    /// The S3 objects the connector reads, if any.
+    pub source: Option<OutputLocation>,
 }
 
 #[cfg(test)]

@@ -95,6 +95,34 @@ impl Statements {
         self
     }
 
+    /// Read (never write) the objects under `source` and list only that prefix: what a
+    /// file connector ingests.
+    pub fn source_read(&mut self, source: Option<&OutputLocation>) -> &mut Self {
+        let Some(source) = source else {
+            return self;
+        };
+        let bucket = sub_escape(&source.bucket);
+        let prefix = sub_escape(source.prefix.trim_end_matches('/'));
+        let objects = if prefix.is_empty() {
+            format!("arn:${{AWS::Partition}}:s3:::{bucket}/*")
+        } else {
+            format!("arn:${{AWS::Partition}}:s3:::{bucket}/{prefix}/*")
+        };
+        let bucket_arn = sub(&format!("arn:${{AWS::Partition}}:s3:::{bucket}"));
+        self.allow("SourceObjects", &["s3:GetObject"], json!([sub(&objects)]));
+        if prefix.is_empty() {
+            self.allow("SourceListing", &["s3:ListBucket"], json!([bucket_arn]))
+        } else {
+            let p = source.prefix.trim_end_matches('/');
+            self.allow_if(
+                "SourceListing",
+                &["s3:ListBucket"],
+                json!([bucket_arn]),
+                json!({"StringLike": {"s3:prefix": [format!("{p}/*"), p]}}),
+            )
+        }
+    }
+
     /// Read, write and delete the output's objects (data files, the Delta log, the
     /// `_probes/` of the conditional-write check) and list only under its prefix.
     pub fn output(&mut self, output: &OutputLocation) -> &mut Self {

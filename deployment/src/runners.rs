@@ -59,6 +59,7 @@ pub(crate) fn lambda(stack: &mut Stack) -> Result<Option<Vec<AwsService>>> {
     let mut st = Statements::default();
     st.logs("LogGroup")
         .output(&stack.v.output)
+        .source_read(stack.v.source.as_ref())
         .kms(stack)
         .allow(
             "OnFailureQueue",
@@ -77,6 +78,18 @@ pub(crate) fn lambda(stack: &mut Stack) -> Result<Option<Vec<AwsService>>> {
         "CONNECTOR_ALLOWED_ENDPOINTS".into(),
         json!(stack.allowed_endpoints().join(",")),
     );
+    // What S3 object events run (they carry no request of their own).
+    if let Some(stream) = stack.v.streams.first()
+        && stack.v.source.is_some()
+    {
+        env.insert(
+            "CONNECTOR_EVENT_REQUEST".into(),
+            json!(
+                json!({"config_env": "CONNECTOR_CONFIG_JSON", "output": stack.v.output.to_string(), "stream": stream})
+                    .to_string()
+            ),
+        );
+    }
     for (name, secret) in &stack.config.secrets {
         // Resolved by CloudFormation at deploy time: the template holds only the name.
         env.insert(
@@ -142,6 +155,49 @@ pub(crate) fn lambda(stack: &mut Stack) -> Result<Option<Vec<AwsService>>> {
                "DestinationConfig": {"OnFailure": {"Destination": att("FailureQueue", "Arn")}}}),
     );
     cfg.insert("DependsOn".into(), json!("FunctionAlias"));
+
+    // Object events: EventBridge invokes the live alias (asynchronously: a failure goes
+    // to the failure queue through the invoke config) for each object created under the
+    // source prefix.
+    if let (Some(src), true) = (
+        stack.v.source.clone(),
+        stack
+            .config
+            .source_objects
+            .as_ref()
+            .is_some_and(|s| s.events),
+    ) {
+        let prefix = src.prefix.trim_end_matches('/');
+        let key = if prefix.is_empty() {
+            json!([{"prefix": ""}])
+        } else {
+            json!([{"prefix": format!("{prefix}/")}])
+        };
+        stack.resource(
+            "ObjectCreatedRule",
+            "AWS::Events::Rule",
+            json!({
+                "Description": format!("{}: objects created under {src}", stack.manifest.name),
+                "State": "ENABLED",
+                "EventPattern": {
+                    "source": ["aws.s3"],
+                    "detail-type": ["Object Created"],
+                    "detail": {"bucket": {"name": [src.bucket]}, "object": {"key": key}}
+                },
+                "Targets": [{"Arn": r#ref("FunctionAlias"), "Id": "connector"}]
+            }),
+        );
+        stack.resource(
+            "ObjectCreatedPermission",
+            "AWS::Lambda::Permission",
+            json!({
+                "Action": "lambda:InvokeFunction",
+                "FunctionName": r#ref("FunctionAlias"),
+                "Principal": "events.amazonaws.com",
+                "SourceArn": att("ObjectCreatedRule", "Arn")
+            }),
+        );
+    }
 
     // The loop the Lambda README describes: invoke; while the response says partial,
     // invoke again with the event plus the response's continuation.
@@ -319,7 +375,9 @@ pub(crate) fn fargate(stack: &mut Stack) -> Result<Option<Vec<AwsService>>> {
         .secrets(stack);
     stack.role("ExecutionRole", "ecs-tasks.amazonaws.com", exec);
     let mut task = Statements::default();
-    task.output(&stack.v.output).kms(stack);
+    task.output(&stack.v.output)
+        .source_read(stack.v.source.as_ref())
+        .kms(stack);
     stack.role("TaskRole", "ecs-tasks.amazonaws.com", task);
 
     let mut env = vec![
@@ -537,6 +595,7 @@ pub(crate) fn ec2(stack: &mut Stack) -> Result<Option<Vec<AwsService>>> {
         )]),
     )
     .output(&stack.v.output)
+    .source_read(stack.v.source.as_ref())
     .kms(stack)
     .secrets(stack);
     stack.role("InstanceRole", "ec2.amazonaws.com", st);
@@ -741,6 +800,7 @@ pub(crate) fn glue(stack: &mut Stack) -> Result<Option<Vec<AwsService>>> {
         json!({"StringEquals": {"cloudwatch:namespace": "Glue"}}),
     )
     .output(&stack.v.output)
+    .source_read(stack.v.source.as_ref())
     .kms(stack);
     if in_vpc {
         st.allow(
@@ -803,7 +863,14 @@ pub(crate) fn glue(stack: &mut Stack) -> Result<Option<Vec<AwsService>>> {
             spark_partitions: None,
             write_script: None,
         };
-        let mut job = glue_runner::job_definition(stack.manifest, &args)
+        // The stack deploys one of the declared patterns: the job definition's network
+        // check looks at that one (another declared pattern may need a connection this
+        // stack does not use).
+        let mut deployed = stack.manifest.clone();
+        deployed
+            .networking
+            .retain(|n| n.pattern == stack.config.network_pattern);
+        let mut job = glue_runner::job_definition(&deployed, &args)
             .map_err(|e| refuse("glue", e.to_string()))?;
         // The account-specific parts become references to the stack's own resources.
         job["Role"] = att("JobRole", "Arn");

@@ -542,3 +542,96 @@ fn an_empty_egress_list_is_allow_all_and_breaks_the_rule() {
         )]
     );
 }
+
+const FILES: &str = include_str!("../../connectors/s3-files/connector.toml");
+
+fn files_config(runner: &str, events: bool) -> DeployConfig {
+    DeployConfig::parse(&format!(
+        r#"
+runner = "{runner}"
+network_pattern = "vpc-endpoint"
+output = "s3://acme-lake/raw/drops"
+streams = ["orders"]
+config = {{ bucket = "acme-landing" }}
+source_objects = {{ location = "s3://acme-landing/partner/orders", events = {events} }}
+tags = {{ owner = "data-platform", cost-center = "4711" }}
+"#
+    ))
+    .unwrap()
+}
+
+#[test]
+fn a_file_connector_reads_only_its_source_prefix_and_lambda_takes_object_events() {
+    let manifest = ConnectorManifest::parse(FILES).unwrap();
+    let policy = GovernancePolicy::embedded();
+    for runner in ["lambda", "fargate", "glue"] {
+        let t = render(&manifest, &files_config(runner, runner == "lambda")).unwrap();
+        let v = check_template(&policy, &t);
+        assert!(v.is_empty(), "{runner}: {v:?}");
+        // Some role reads the source prefix, read-only, and lists only under it.
+        let text = t.to_string();
+        assert!(
+            text.contains("acme-landing/partner/orders/*"),
+            "{runner}: no source read"
+        );
+        let statements: Vec<&Value> = t["Resources"]
+            .as_object()
+            .unwrap()
+            .values()
+            .filter(|r| r["Type"] == "AWS::IAM::Role")
+            .flat_map(|r| r["Properties"]["Policies"].as_array().unwrap())
+            .flat_map(|p| p["PolicyDocument"]["Statement"].as_array().unwrap())
+            .filter(|s| s["Resource"].to_string().contains("acme-landing"))
+            .collect();
+        assert!(!statements.is_empty(), "{runner}");
+        for s in statements {
+            let actions = s["Action"].to_string();
+            assert!(
+                !actions.contains("Put") && !actions.contains("Delete"),
+                "{runner}: {s}"
+            );
+            if actions.contains("ListBucket") {
+                assert!(
+                    s["Condition"]["StringLike"]["s3:prefix"]
+                        .to_string()
+                        .contains("partner/orders"),
+                    "{s}"
+                );
+            }
+        }
+    }
+    let t = render(&manifest, &files_config("lambda", true)).unwrap();
+    let rule = &t["Resources"]["ObjectCreatedRule"]["Properties"];
+    assert_eq!(rule["EventPattern"]["detail-type"][0], "Object Created");
+    assert_eq!(
+        rule["EventPattern"]["detail"]["bucket"]["name"][0],
+        "acme-landing"
+    );
+    assert_eq!(
+        rule["EventPattern"]["detail"]["object"]["key"][0]["prefix"],
+        "partner/orders/"
+    );
+    let permission = &t["Resources"]["ObjectCreatedPermission"]["Properties"];
+    assert_eq!(permission["Principal"], "events.amazonaws.com");
+    let env = &t["Resources"]["Function"]["Properties"]["Environment"]["Variables"];
+    let request: Value =
+        serde_json::from_str(env["CONNECTOR_EVENT_REQUEST"].as_str().unwrap()).unwrap();
+    assert_eq!(request["stream"], "orders");
+    assert_eq!(request["output"], "s3://acme-lake/raw/drops");
+    assert_eq!(request["config_env"], "CONNECTOR_CONFIG_JSON");
+    // Without events: no rule.
+    let t = render(&manifest, &files_config("lambda", false)).unwrap();
+    assert!(t["Resources"].get("ObjectCreatedRule").is_none());
+    // Events on a runner that is not Lambda, or for two streams: refused by name.
+    let e = render(&manifest, &files_config("glue", true))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("source_objects.events") && e.contains("glue"),
+        "{e}"
+    );
+    let mut c = files_config("lambda", true);
+    c.streams.push("refunds".into());
+    let e = render(&manifest, &c).unwrap_err().to_string();
+    assert!(e.contains("one stream"), "{e}");
+}
