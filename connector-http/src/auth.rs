@@ -211,7 +211,8 @@ impl OAuth2Tokens {
         // expires on the way.
         let expires = response
             .expires_in()
-            .map(|d| started + d - EXPIRY_MARGIN.min(d / 2));
+            // A lifetime too long to add to the clock is no expiry.
+            .and_then(|d| started.checked_add(d - EXPIRY_MARGIN.min(d / 2)));
         *current = Some((token.clone(), expires));
         Ok(token)
     }

@@ -36,8 +36,8 @@ pub enum Pagination {
         /// Query parameter the token is sent in, e.g. `cursor`.
         token_param: String,
     },
-    /// `offset` and `limit` query parameters; a page with fewer than `limit` records is
-    /// the last.
+    /// `offset` and `limit` query parameters (the offset advances by the records each
+    /// page holds); an empty page is the last.
     Offset {
         /// Query parameter of the offset (the first is 0).
         #[serde(default = "default_offset_param")]
@@ -48,8 +48,7 @@ pub enum Pagination {
         /// Records per page (1 or more).
         limit: u64,
     },
-    /// A page number (and optionally a page size) parameter; a page with fewer than
-    /// `size` records is the last.
+    /// A page number (and optionally a page size) parameter; an empty page is the last.
     PageNumber {
         /// Query parameter of the page number.
         #[serde(default = "default_page_param")]
@@ -256,15 +255,15 @@ impl Pagination {
                     Some(t) => PageState::Token(t),
                 }
             }
-            Pagination::Offset { limit, .. } => match state {
-                _ if records < *limit => PageState::Done,
+            // An empty page ends the read, not a short one: an API that caps the page
+            // size below the configured one answers short pages all along.
+            Pagination::Offset { .. } => match state {
+                _ if records == 0 => PageState::Done,
                 PageState::Offset(o) => PageState::Offset(o + records),
                 _ => PageState::Offset(records),
             },
-            Pagination::PageNumber {
-                size, first_page, ..
-            } => match state {
-                _ if records < *size => PageState::Done,
+            Pagination::PageNumber { first_page, .. } => match state {
+                _ if records == 0 => PageState::Done,
                 PageState::Page(p) => PageState::Page(p + 1),
                 _ => PageState::Page(first_page + 1),
             },
@@ -421,8 +420,13 @@ mod tests {
         assert_eq!(s, PageState::Offset(10));
         let u = off.url(&first, &s).unwrap().unwrap();
         assert_eq!(u.as_str(), "http://h:1/items?_sort=id&_start=10&_limit=10");
+        // A short page (an API capping the size) is not the end; an empty one is.
         assert_eq!(
             off.next(&first, &s, &p, &json!([]), 9).unwrap(),
+            PageState::Offset(19)
+        );
+        assert_eq!(
+            off.next(&first, &s, &p, &json!([]), 0).unwrap(),
             PageState::Done
         );
         assert_eq!(off.url(&first, &PageState::Done).unwrap(), None);

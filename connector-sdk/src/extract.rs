@@ -447,11 +447,17 @@ impl<C: Connector> ExtractCore<C> {
                 pending.staged,
             ),
             None => {
-                let cursor: Option<C::Cursor> = state
-                    .cursor
-                    .as_ref()
-                    .map(|c| from_stored(stream, "cursor", c))
-                    .transpose()?;
+                // `replace` makes the table the whole source: the plan starts from no
+                // cursor (a plan after the cursor would replace the table with only the
+                // rows since the last run).
+                let cursor: Option<C::Cursor> = match disposition {
+                    WriteDisposition::Replace => None,
+                    _ => state
+                        .cursor
+                        .as_ref()
+                        .map(|c| from_stored(stream, "cursor", c))
+                        .transpose()?,
+                };
                 let plan = self
                     .connector
                     .plan(&self.config, &descriptor, cursor.as_ref())

@@ -105,9 +105,19 @@ pub struct CursorConfig {
     /// A request whose first record holds the latest cursor value (e.g. `items` with
     /// `{"_sort": "id", "_order": "desc", "_limit": "1"}`): the plan's upper bound.
     /// Required unless the cursor is a `timestamp` (whose upper bound is then the time of
-    /// the plan).
+    /// the plan, less `lag_secs`).
     #[serde(default)]
     pub latest: Option<LatestRequest>,
+    /// For a `timestamp` cursor without `latest`: the window ends this many seconds
+    /// before the plan, so a record stamped just before the plan but visible in the API
+    /// only later (replica lag, a long transaction, clock skew between the runner and the
+    /// API) still falls in the next window instead of behind the cursor. Default 60.
+    #[serde(default = "default_lag_secs")]
+    pub lag_secs: u64,
+}
+
+fn default_lag_secs() -> u64 {
+    60
 }
 
 /// The request that reports the latest cursor value.
@@ -438,7 +448,9 @@ impl Connector for HttpApi {
                 }
             }
             None => Some(CursorValue::Text(
-                chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+                (chrono::Utc::now()
+                    - chrono::Duration::seconds(c.lag_secs.min(i64::MAX as u64) as i64))
+                .to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
             )),
         };
         // Nothing after the committed cursor (or an empty source): no work, cursor kept.

@@ -70,8 +70,8 @@ pub struct StreamConfig {
     /// `gzip` or `zstd`.
     #[serde(default)]
     pub compression: Compression,
-    /// The columns (CSV: in file order; JSON Lines: by field name or dotted path; Parquet:
-    /// by name). Unset: inferred from the first object (CSV and JSON Lines: its first
+    /// The columns (CSV: in file order; JSON Lines and Parquet: by name; no `path`).
+    /// Unset: inferred from the first object (CSV and JSON Lines: its first
     /// 1 000 rows, every column nullable; Parquet: its schema), then fixed for the run.
     #[serde(default)]
     pub schema: Option<Vec<ColumnSpec>>,
@@ -286,6 +286,12 @@ pub fn validate(config: &S3FilesConfig) -> Result<(), ConnectorError> {
         if let Some(cols) = &s.schema {
             let schema = connector_sdk::columns::schema_of(cols)
                 .map_err(|e| named(e.message().to_string()))?;
+            if let Some(c) = cols.iter().find(|c| c.path.is_some()) {
+                return Err(named(format!(
+                    "column `{}` has a `path`: file columns are read by name (CSV: by position), not by path",
+                    c.name
+                )));
+            }
             if cols
                 .iter()
                 .any(|c| c.data_type.eq_ignore_ascii_case("json"))

@@ -27,15 +27,43 @@ struct S3ParquetReader {
     bucket: String,
     key: String,
     size: u64,
+    etag: String,
 }
 
 impl AsyncFileReader for S3ParquetReader {
     fn get_bytes(&mut self, range: Range<u64>) -> BoxFuture<'_, parquet::errors::Result<Bytes>> {
         async move {
-            self.store
-                .get_range(&self.bucket, &self.key, range)
+            // The planned version only (If-Match): a file replaced since the plan is not
+            // read as a mix of two versions.
+            let mut request = self
+                .store
+                .client()
+                .get_object()
+                .bucket(&self.bucket)
+                .key(&self.key)
+                .range(format!(
+                    "bytes={}-{}",
+                    range.start,
+                    range.end.saturating_sub(1)
+                ));
+            if !self.etag.is_empty() && !self.etag.starts_with(crate::NO_ETAG) {
+                request = request.if_match(&self.etag);
+            }
+            let response = request.send().await.map_err(|e| {
+                ParquetError::External(
+                    connector_sdk::one_line(&format!(
+                        "{}",
+                        aws_sdk_s3::error::DisplayErrorContext(&e)
+                    ))
+                    .into(),
+                )
+            })?;
+            let body = response
+                .body
+                .collect()
                 .await
-                .map_err(|e| ParquetError::External(Box::new(e)))
+                .map_err(|e| ParquetError::External(Box::new(e)))?;
+            Ok(body.into_bytes())
         }
         .boxed()
     }
@@ -58,12 +86,14 @@ fn reader(
     bucket: &str,
     key: &str,
     size: u64,
+    etag: &str,
 ) -> Result<S3ParquetReader, ConnectorError> {
     Ok(S3ParquetReader {
         store: store.clone(),
         bucket: bucket.to_string(),
         key: key.to_string(),
         size,
+        etag: etag.to_string(),
     })
 }
 
@@ -80,8 +110,9 @@ async fn metadata(
     bucket: &str,
     key: &str,
     size: u64,
+    etag: &str,
 ) -> Result<ArrowReaderMetadata, ConnectorError> {
-    let mut r = reader(store, bucket, key, size)?;
+    let mut r = reader(store, bucket, key, size, etag)?;
     ArrowReaderMetadata::load_async(&mut r, ArrowReaderOptions::new())
         .await
         .map_err(|e| parquet_error(bucket, key, e))
@@ -93,7 +124,7 @@ pub(crate) async fn schema(
     bucket: &str,
     object: &ListedObject,
 ) -> Result<SchemaRef, ConnectorError> {
-    let m = metadata(store, bucket, &object.key, object.size).await?;
+    let m = metadata(store, bucket, &object.key, object.size, "").await?;
     // Without the file's key-value metadata: the stream's schema is the columns.
     let fields = m.schema().fields().clone();
     Ok(Arc::new(arrow::datatypes::Schema::new(fields)))
@@ -110,7 +141,16 @@ fn conform(
     for f in schema.fields() {
         let column = match batch.column_by_name(f.name()) {
             Some(c) if c.data_type() == f.data_type() => c.clone(),
-            Some(c) => arrow::compute::cast(c, f.data_type()).map_err(|e| {
+            // Not the safe cast: a value that does not convert is an error, never a null.
+            Some(c) => arrow::compute::cast_with_options(
+                c,
+                f.data_type(),
+                &arrow::compute::CastOptions {
+                    safe: false,
+                    ..Default::default()
+                },
+            )
+            .map_err(|e| {
                 ConnectorError::config(format!(
                     "{object}: column `{}` is {} in the file, {} in the stream's schema, and does not convert: {e}",
                     f.name(),
@@ -146,10 +186,10 @@ pub(crate) fn read<'a>(
         let object = format!("s3://{bucket}/{}", part.key);
         let first = checkpoint.map_or(0, |c| c.offset as usize);
         yield ReadItem::Checkpoint(Position { offset: first as u64, line: 0 });
-        let meta = metadata(&store, &bucket, &part.key, part.size).await?;
+        let meta = metadata(&store, &bucket, &part.key, part.size, &part.etag).await?;
         let groups = meta.metadata().num_row_groups();
         for group in first..groups {
-            let r = reader(&store, &bucket, &part.key, part.size)?;
+            let r = reader(&store, &bucket, &part.key, part.size, &part.etag)?;
             let mut batches = ParquetRecordBatchStreamBuilder::new_with_metadata(r, meta.clone())
                 .with_row_groups(vec![group])
                 .with_batch_size(batch_rows)

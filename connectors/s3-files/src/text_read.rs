@@ -179,6 +179,8 @@ pub(crate) fn read<'a>(t: Arc<TextRead>, checkpoint: Option<Position>) -> ReadSt
                 _ => (false, None),
             };
             let mut pending = Pending::default();
+            // The header is the first record that is not blank, read from the top.
+            let mut header_pending = header && p == 0;
             loop {
                 let at_end = p >= end;
                 let n = if at_end {
@@ -194,7 +196,17 @@ pub(crate) fn read<'a>(t: Arc<TextRead>, checkpoint: Option<Position>) -> ReadSt
                     p += n as u64;
                     rel += record.iter().filter(|b| **b == b'\n').count() as u64;
                     let blank = record.iter().all(|b| b.is_ascii_whitespace());
-                    if !(blank || (header && start == 0)) {
+                    if !blank && header_pending {
+                        header_pending = false;
+                        let line = record.strip_suffix(b"\n").unwrap_or(&record);
+                        let line = line.strip_suffix(b"\r").unwrap_or(line);
+                        if line.contains(&b'\r') {
+                            Err(ConnectorError::config(format!(
+                                "s3://{}/{}: the header line holds a carriage return that does not end it: lines ending in a carriage return alone are not supported (convert the file to LF or CRLF line endings)",
+                                t.bucket, part.key
+                            )))?;
+                        }
+                    } else if !blank {
                         pending.rows.push(std::mem::take(&mut record));
                         pending.rel_lines.push(record_rel);
                         pending.offsets.push(start);
@@ -308,7 +320,21 @@ impl TextRead {
             .map_err(|e| ConnectorError::source_error(format!("decoding {object}: {e}")))
     }
 
+    /// `rows` decoded; exactly one row per record, or an error (a record holding a
+    /// line break the splitter did not see, an unbalanced quote...).
     fn decode_rows(&self, rows: &[&[u8]]) -> Result<RecordBatch, ArrowError> {
+        let batch = self.decode_text(rows)?;
+        if batch.num_rows() != rows.len() {
+            return Err(ArrowError::ParseError(format!(
+                "{} record(s) decoded into {} row(s): a line break the reader did not split on (a lone carriage return?) or an unbalanced quote",
+                rows.len(),
+                batch.num_rows()
+            )));
+        }
+        Ok(batch)
+    }
+
+    fn decode_text(&self, rows: &[&[u8]]) -> Result<RecordBatch, ArrowError> {
         let mut text = Vec::with_capacity(rows.iter().map(|r| r.len() + 1).sum());
         for r in rows {
             text.extend_from_slice(r);

@@ -550,3 +550,63 @@ async fn sigkill_mid_object_then_rerun_is_exact() {
     let t = table(&env, "kill", "kill").await;
     assert_same(&t, &batch(1..=rows));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replace_makes_the_table_the_whole_source_every_run() {
+    let env = TestEnv::start().await;
+    put(&env, "rep/a.csv", csv(1..=100)).await;
+    put(&env, "rep/b.csv", csv(101..=150)).await;
+    let mut s = stream("rep", "rep/", None, csv_format());
+    s["write_disposition"] = json!("replace");
+    let c = config(&env, json!([s]));
+    run(&env, &c, "rep", "rep").await;
+    assert_same(&table(&env, "rep", "rep").await, &batch(1..=150));
+    put(&env, "rep/c.csv", csv(151..=160)).await;
+    run(&env, &c, "rep", "rep").await;
+    assert_same(&table(&env, "rep", "rep").await, &batch(1..=160));
+    // Nothing new: still the whole source, never an empty table.
+    run(&env, &c, "rep", "rep").await;
+    assert_same(&table(&env, "rep", "rep").await, &batch(1..=160));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn line_endings_blank_lines_and_headers() {
+    let env = TestEnv::start().await;
+    let text = String::from_utf8(csv(1..=50)).unwrap();
+    // CRLF line endings, blank lines first and between rows, no final line break.
+    let crlf = format!(
+        "\r\n\n{}",
+        text.replace('\n', "\r\n")
+            .replacen("\r\n5,", "\r\n\r\n5,", 1)
+    );
+    put(&env, "le/crlf.csv", crlf.trim_end().as_bytes().to_vec()).await;
+    let c = config(
+        &env,
+        json!([stream("le", "le/", Some("crlf.csv"), csv_format())]),
+    );
+    run(&env, &c, "le", "le").await;
+    assert_same(&table(&env, "le", "le").await, &batch(1..=50));
+    // Carriage returns alone: not split into rows by the reader, so a clear error, not
+    // rows lost in silence.
+    put(&env, "cr/cr.csv", text.replace('\n', "\r").into_bytes()).await;
+    let c = config(&env, json!([stream("cr", "cr/", None, csv_format())]));
+    let e = core(&env, &c, "cr")
+        .await
+        .run("cr", &StopSignal::new())
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("carriage return"), "{e}");
+    assert!(env.keys("out/cr/cr/_delta_log").await.is_empty());
+    // An unbalanced quote swallowing the following rows is an error, not fewer rows.
+    let broken = text.replacen("\n3,\"", "\n3,\"\"", 1);
+    put(&env, "uq/u.csv", broken.into_bytes()).await;
+    let c = config(&env, json!([stream("uq", "uq/", None, csv_format())]));
+    let e = core(&env, &c, "uq")
+        .await
+        .run("uq", &StopSignal::new())
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("does not fit"), "{e}");
+}

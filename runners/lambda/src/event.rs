@@ -556,15 +556,45 @@ fn aws_event(v: &serde_json::Value) -> Result<Option<LambdaEvent>, LambdaError> 
         let mut objects = Vec::new();
         match source.as_ref().and_then(|s| s.as_str()) {
             Some("aws:s3") => s3_records(records, &mut objects)?,
+            None if records
+                .first()
+                .is_some_and(|r| r["EventSource"] == "aws:sns") =>
+            {
+                for r in records {
+                    let message = r["Sns"]["Message"].as_str().unwrap_or_default();
+                    let inner: serde_json::Value = serde_json::from_str(message).map_err(|_| {
+                        LambdaError::Event(
+                            "an SNS record's Message is not JSON; the function takes S3 notifications through SNS".into(),
+                        )
+                    })?;
+                    if inner["Event"] == "s3:TestEvent" {
+                        continue;
+                    }
+                    let Some(inner_records) = inner.get("Records").and_then(|r| r.as_array())
+                    else {
+                        return Err(LambdaError::Event(
+                            "an SNS record's Message is not an S3 notification".into(),
+                        ));
+                    };
+                    s3_records(inner_records, &mut objects)?;
+                }
+            }
             Some("aws:sqs") => {
                 for m in records {
                     let body = m["body"].as_str().unwrap_or_default();
-                    let inner: serde_json::Value = serde_json::from_str(body).map_err(|_| {
+                    let mut inner: serde_json::Value = serde_json::from_str(body).map_err(|_| {
                         LambdaError::Event(format!(
                             "SQS message {} has a body that is not JSON; the function takes S3 notifications (or EventBridge S3 events) through SQS",
                             m["messageId"]
                         ))
                     })?;
+                    // S3 -> SNS -> SQS: the notification is the SNS envelope's Message.
+                    if inner["Type"] == "Notification"
+                        && let Some(message) = inner["Message"].as_str()
+                        && let Ok(unwrapped) = serde_json::from_str(message)
+                    {
+                        inner = unwrapped;
+                    }
                     if inner["Event"] == "s3:TestEvent" {
                         continue;
                     }
@@ -630,6 +660,17 @@ mod aws_event_tests {
                 ("b".into(), "a/red flower(1).csv".into()),
                 ("b".into(), "c+d.csv".into())
             ]
+        );
+        let sns = |n: &serde_json::Value| json!({"Type": "Notification", "Message": n.to_string()});
+        let via_sns = json!({"Records": [{"eventSource": "aws:sqs", "messageId": "4", "body": sns(&direct).to_string()}]});
+        assert_eq!(
+            objects(via_sns),
+            [("b".to_string(), "a/red flower(1).csv".to_string())]
+        );
+        let direct_sns = json!({"Records": [{"EventSource": "aws:sns", "Sns": {"Message": direct.to_string()}}]});
+        assert_eq!(
+            objects(direct_sns),
+            [("b".to_string(), "a/red flower(1).csv".to_string())]
         );
         let eb = json!({"source": "aws.s3", "detail-type": "Object Created", "detail": {"bucket": {"name": "b"}, "object": {"key": "k"}}});
         assert_eq!(objects(eb), [("b".to_string(), "k".to_string())]);

@@ -14,7 +14,7 @@ use tokio::sync::OnceCell;
 use crate::error::LambdaError;
 use crate::event::{
     Continuation, EVENT_REQUEST_ENV, ExtractRequest, ExtractResponse, LambdaEvent, MAX_STALLED,
-    RawEvent,
+    RawEvent, ResponseStatus,
 };
 
 /// The runner label recorded in manifests and reports.
@@ -138,13 +138,23 @@ impl<C: Connector> LambdaHandler<C> {
     ) -> Result<ExtractResponse, LambdaError> {
         let manifest = ConnectorManifest::of::<C>()?;
         manifest.require_runner(Runner::Lambda)?;
-        let (request, objects) = match event.into_event()? {
-            LambdaEvent::Extract(request) => (*request, None),
-            LambdaEvent::Scheduled => (event_request()?, None),
-            LambdaEvent::Objects(objects) => (event_request()?, Some(objects)),
+        let (request, objects, event_driven) = match event.into_event()? {
+            LambdaEvent::Extract(request) => (*request, None, false),
+            LambdaEvent::Scheduled => (event_request()?, None, true),
+            LambdaEvent::Objects(objects) => (event_request()?, Some(objects), true),
         };
         manifest.require_stream(&request.stream)?;
-        self.extract(request, objects, invocation).await
+        let (response, resumed) = self
+            .extract(request.clone(), objects.clone(), invocation)
+            .await?;
+        if event_driven && resumed && response.status == ResponseStatus::Complete {
+            // The invocation finished a stopped run's plan, which did not include what
+            // this event names (no caller continues an S3, SQS or EventBridge event):
+            // plan again for it now, so the event is never acknowledged unread.
+            tracing::info!(stream = %request.stream, "the pending plan is complete; now the event's own objects");
+            return Ok(self.extract(request, objects, invocation).await?.0);
+        }
+        Ok(response)
     }
 
     async fn extract(
@@ -152,7 +162,7 @@ impl<C: Connector> LambdaHandler<C> {
         request: ExtractRequest,
         objects: Option<Vec<(String, String)>>,
         invocation: &Invocation,
-    ) -> Result<ExtractResponse, LambdaError> {
+    ) -> Result<(ExtractResponse, bool), LambdaError> {
         let mut config = resolve_config::<C>(&request)?;
         if let Some(objects) = objects {
             config = match self.connector.for_objects(&config, &objects) {
@@ -201,6 +211,7 @@ impl<C: Connector> LambdaHandler<C> {
         )?;
         let dataset = core.dataset(&request.stream);
         let latest = Box::pin(dataset.latest()).await?;
+        let resumed = latest.as_ref().is_some_and(|m| m.state.pending.is_some());
         if let Some(c) = &request.continuation {
             let matches = latest.as_ref().is_some_and(|m| {
                 m.sequence == c.sequence
@@ -285,10 +296,9 @@ impl<C: Connector> LambdaHandler<C> {
                 invocations: c.stalled,
             });
         }
-        Ok(ExtractResponse::from_report(
-            &report,
-            &invocation.request_id,
-            continuation,
+        Ok((
+            ExtractResponse::from_report(&report, &invocation.request_id, continuation),
+            resumed,
         ))
     }
 }
