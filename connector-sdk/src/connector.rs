@@ -238,3 +238,44 @@ pub trait Connector: Send + Sync + 'static {
         ctx: ReadContext<Self::Checkpoint>,
     ) -> ReadStream<'a, Self::Checkpoint>;
 }
+
+/// Check the stream names a connector's config declares (connectors whose streams come
+/// from the config): each `[a-z][a-z0-9_]*` (a table folder name) and none twice.
+pub fn check_config_stream_names<'a>(
+    names: impl IntoIterator<Item = &'a str>,
+) -> Result<(), ConnectorError> {
+    let mut seen = std::collections::BTreeSet::new();
+    for name in names {
+        let valid = name.starts_with(|c: char| c.is_ascii_lowercase())
+            && name
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+        if !valid {
+            return Err(ConnectorError::config(format!(
+                "stream name {name:?} must match [a-z][a-z0-9_]*"
+            )));
+        }
+        if !seen.insert(name) {
+            return Err(ConnectorError::config(format!(
+                "stream `{name}` is declared twice; stream names must be unique"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// The config entry of stream `name` among `streams` (named by `name_of`), or an error
+/// listing the streams the config declares.
+pub fn config_stream<'a, T>(
+    streams: &'a [T],
+    name: &str,
+    name_of: impl Fn(&T) -> &str,
+) -> Result<&'a T, ConnectorError> {
+    streams.iter().find(|s| name_of(s) == name).ok_or_else(|| {
+        let known: Vec<&str> = streams.iter().map(&name_of).collect();
+        ConnectorError::config(format!(
+            "unknown stream `{name}`; the config declares {}",
+            known.join(", ")
+        ))
+    })
+}

@@ -24,7 +24,7 @@ pub mod table;
 
 pub use connector::{
     Connector, Partition, Plan, PlanOf, ReadContext, ReadItem, ReadStream, Stored, StoredValue,
-    StreamDescriptor,
+    StreamDescriptor, check_config_stream_names, config_stream,
 };
 pub use dataset::{DataFile, Dataset, DatasetManifest, RunStatus, StreamState};
 pub use error::{ConnectorError, ConnectorErrorKind, Error, Result, exit, one_line};

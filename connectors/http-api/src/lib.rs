@@ -220,21 +220,9 @@ fn validate(config: &HttpApiConfig) -> Result<(), ConnectorError> {
             "streams is empty; declare at least one endpoint ({name, path, schema})",
         ));
     }
+    connector_sdk::check_config_stream_names(config.streams.iter().map(|s| s.name.as_str()))?;
     for s in &config.streams {
         let named = |m: String| ConnectorError::config(format!("stream `{}`: {m}", s.name));
-        let valid_name = s.name.starts_with(|c: char| c.is_ascii_lowercase())
-            && s.name
-                .chars()
-                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
-        if !valid_name {
-            return Err(ConnectorError::config(format!(
-                "stream name {:?} must match [a-z][a-z0-9_]*",
-                s.name
-            )));
-        }
-        if config.streams.iter().filter(|o| o.name == s.name).count() > 1 {
-            return Err(named("declared twice; stream names must be unique".into()));
-        }
         s.pagination
             .validate()
             .map_err(|e| named(e.message().to_string()))?;
@@ -302,17 +290,7 @@ fn stream_config<'a>(
     config: &'a HttpApiConfig,
     name: &str,
 ) -> Result<&'a StreamConfig, ConnectorError> {
-    config
-        .streams
-        .iter()
-        .find(|s| s.name == name)
-        .ok_or_else(|| {
-            let known: Vec<&str> = config.streams.iter().map(|s| s.name.as_str()).collect();
-            ConnectorError::config(format!(
-                "unknown stream `{name}`; the config declares {}",
-                known.join(", ")
-            ))
-        })
+    connector_sdk::config_stream(&config.streams, name, |s| s.name.as_str())
 }
 
 /// The cursor value of a record, read from the JSON (the cursor column's path).

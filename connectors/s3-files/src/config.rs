@@ -236,21 +236,9 @@ pub fn validate(config: &S3FilesConfig) -> Result<(), ConnectorError> {
             "rejects {r:?} is not an s3://bucket/prefix URL"
         )));
     }
+    connector_sdk::check_config_stream_names(config.streams.iter().map(|s| s.name.as_str()))?;
     for s in &config.streams {
         let named = |m: String| ConnectorError::config(format!("stream `{}`: {m}", s.name));
-        let valid_name = s.name.starts_with(|c: char| c.is_ascii_lowercase())
-            && s.name
-                .chars()
-                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
-        if !valid_name {
-            return Err(ConnectorError::config(format!(
-                "stream name {:?} must match [a-z][a-z0-9_]*",
-                s.name
-            )));
-        }
-        if config.streams.iter().filter(|o| o.name == s.name).count() > 1 {
-            return Err(named("declared twice; stream names must be unique".into()));
-        }
         if let Some(g) = &s.glob {
             glob::Pattern::new(g).map_err(|e| named(format!("glob {g:?}: {e}")))?;
         }

@@ -99,17 +99,7 @@ fn stream_config<'a>(
     config: &'a S3FilesConfig,
     name: &str,
 ) -> Result<&'a StreamConfig, ConnectorError> {
-    config
-        .streams
-        .iter()
-        .find(|s| s.name == name)
-        .ok_or_else(|| {
-            let known: Vec<&str> = config.streams.iter().map(|s| s.name.as_str()).collect();
-            ConnectorError::config(format!(
-                "unknown stream `{name}`; the config declares {}",
-                known.join(", ")
-            ))
-        })
+    connector_sdk::config_stream(&config.streams, name, |s| s.name.as_str())
 }
 
 fn s3_error(what: &str, e: connector_sdk::Error) -> ConnectorError {
