@@ -22,8 +22,7 @@ rm -rf "$WORK"
 mkdir -p "$WORK/s3/bench/src"
 PY=$HERE/.venv/bin/python
 if [ ! -x "$PY" ]; then python3 -m venv "$HERE/.venv"; fi
-"$PY" -m pip install -q pyarrow==21.0.0 duckdb==1.4.4 duckdb-ext-httpfs==1.4.4.20260205 2>/dev/null \
-  || "$PY" -m pip install -q pyarrow==21.0.0 duckdb==1.4.4 duckdb-ext-httpfs
+"$PY" -m pip install -q pyarrow==21.0.0 duckdb==1.4.4 duckdb-ext-httpfs
 (cd "$ROOT" && cargo build --quiet --release -p s3-files --bin s3-files -p local-s3 --bin local-s3)
 TARGET=${CARGO_TARGET_DIR:-$ROOT/target}/release
 
