@@ -450,13 +450,16 @@ impl<C: Connector> ExtractCore<C> {
                 // `replace` makes the table the whole source: the plan starts from no
                 // cursor (a plan after the cursor would replace the table with only the
                 // rows since the last run).
-                let cursor: Option<C::Cursor> = match disposition {
+                // The stored cursor is still read: one of another type is refused, never
+                // silently ignored.
+                let stored: Option<C::Cursor> = state
+                    .cursor
+                    .as_ref()
+                    .map(|c| from_stored(stream, "cursor", c))
+                    .transpose()?;
+                let cursor = match disposition {
                     WriteDisposition::Replace => None,
-                    _ => state
-                        .cursor
-                        .as_ref()
-                        .map(|c| from_stored(stream, "cursor", c))
-                        .transpose()?,
+                    _ => stored,
                 };
                 let plan = self
                     .connector
