@@ -17,7 +17,7 @@ with open(jsonl_path, "w") as jsonl:
             "id": ids,
             "customer": pc.binary_join_element_wise("customer-", pc.cast(pc.bit_wise_and(ids, 65535), pa.string()), ""),
             "amount": pc.divide(pc.cast(pc.multiply(ids, 37), pa.float64()), 100.0),
-            "day": pc.cast(pc.add(pc.cast(pc.bit_wise_and(ids, 4095), pa.int32()), 18000), pa.date32()),
+            "day": pc.cast(pc.add(pc.cast(pc.bit_wise_and(ids, 4095), pa.int32()), pa.scalar(18000, pa.int32())), pa.date32()),
             "placed_at": pc.cast(pc.add(pc.multiply(ids, 1_000_003), 1_704_067_200_000_000), pa.timestamp("us", tz="UTC")),
             "shipped": pc.equal(pc.bit_wise_and(ids, 1), 0),
         })
