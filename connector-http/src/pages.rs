@@ -50,12 +50,13 @@ where
             let mut kept = Vec::with_capacity(records.len());
             for r in records {
                 if keep(r)? {
-                    kept.push(r.clone());
+                    // Projected (and so copied) once, by the decoder.
+                    kept.push(r);
                 }
             }
             let next = read.pagination.next(&read.first, &state, &page, &body, records.len())?;
             if !kept.is_empty() {
-                yield ReadItem::Batch(read.decoder.decode(&kept, &format!("the page GET {url}"))?);
+                yield ReadItem::Batch(read.decoder.decode(kept, &format!("the page GET {url}"))?);
             }
             state = next;
             yield ReadItem::Checkpoint(state.clone());

@@ -108,8 +108,12 @@ impl JsonToArrow {
 
     /// `records` as one batch. A record that does not fit is an error naming its index
     /// (`where_` says which page) and the field.
-    pub fn decode(&self, records: &[Value], where_: &str) -> Result<RecordBatch, ConnectorError> {
-        let rows: Vec<Value> = records.iter().map(|r| self.project(r)).collect();
+    pub fn decode<'r>(
+        &self,
+        records: impl IntoIterator<Item = &'r Value>,
+        where_: &str,
+    ) -> Result<RecordBatch, ConnectorError> {
+        let rows: Vec<Value> = records.into_iter().map(|r| self.project(r)).collect();
         match self.decode_rows(&rows) {
             Ok(b) => Ok(b),
             Err(e) => {
