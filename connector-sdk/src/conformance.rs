@@ -1460,6 +1460,25 @@ pub async fn run_all<C: Connector + Clone>(
     out
 }
 
+/// [`run_all`] for a connector's own test: panics naming every check that failed (one per
+/// line), else returns each check's report.
+pub async fn run_all_passing<C: Connector + Clone>(
+    connector: &C,
+    inputs: &Inputs,
+    target: &S3Target,
+) -> Vec<(Check, ConformanceReport)> {
+    let outcomes = run_all(connector, inputs, target).await;
+    let failed: Vec<String> = outcomes
+        .iter()
+        .filter_map(|(check, r)| r.as_ref().err().map(|e| format!("{check}: {e}")))
+        .collect();
+    assert!(failed.is_empty(), "{}", failed.join("\n"));
+    outcomes
+        .into_iter()
+        .filter_map(|(check, r)| r.ok().map(|report| (check, report)))
+        .collect()
+}
+
 fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {
     payload
         .downcast_ref::<&str>()

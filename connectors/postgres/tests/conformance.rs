@@ -64,16 +64,10 @@ async fn passes_the_conformance_kit() {
         cancel_bound: Duration::from_secs(5),
     };
     let s3 = LocalS3Target::start().await.expect("local S3");
-    let outcomes = kit::run_all(&PostgresConnector, &inputs, &s3.target).await;
+    let outcomes = kit::run_all_passing(&PostgresConnector, &inputs, &s3.target).await;
     let checks: Vec<Check> = outcomes.iter().map(|(c, _)| *c).collect();
     assert_eq!(checks.len(), 8, "every check ran: {checks:?}");
-    let failed: Vec<String> = outcomes
-        .iter()
-        .filter_map(|(check, r)| r.as_ref().err().map(|e| format!("{check}: {e}")))
-        .collect();
-    assert!(failed.is_empty(), "{}", failed.join("\n"));
-    for (check, r) in &outcomes {
-        let report = r.as_ref().unwrap();
+    for (check, report) in &outcomes {
         if matches!(check, Check::ParquetRoundTrip | Check::StopAndResume) {
             assert_eq!(report.rows, 3000, "{check}: {report}");
         }
