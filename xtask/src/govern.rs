@@ -3,8 +3,9 @@
 //!
 //! 1. `<binary> govern --policy governance/policy.toml`: the manifest follows the policy.
 //! 2. Every declared runner × declared network pattern: the connector's
-//!    `deploy.example.toml` with that runner and pattern, rendered by `<binary> deploy
-//!    cloudformation`; plus every runner × all four patterns for a synthetic manifest
+//!    `deploy.example.toml` (or its `deploy.example.<pattern>.toml`, for a pattern whose
+//!    config differs, e.g. another endpoint) with that runner and pattern, rendered by
+//!    `<binary> deploy cloudformation`; plus every runner × all four patterns for a synthetic manifest
 //!    that declares them all (so nat-allowlist and vpc-endpoint stacks of every runner
 //!    are linted too).
 //! 3. Every template: `<binary> govern` (the policy), `cfn-lint` (no errors) and
@@ -98,6 +99,25 @@ fn spelled<T: serde::Serialize>(v: &T) -> String {
     connector_sdk::governance::spelled(v)
 }
 
+/// The connector's example deploy config for `pattern`: `deploy.example.<pattern>.toml`
+/// when the connector has one (that pattern reaches another endpoint, so its config
+/// differs), else `deploy.example.toml`.
+fn example_config(dir: &Path, pattern: &str) -> Result<toml::Table> {
+    let own = dir.join(format!("deploy.example.{pattern}.toml"));
+    let path = if own.exists() {
+        own
+    } else {
+        dir.join("deploy.example.toml")
+    };
+    let text = std::fs::read_to_string(&path).with_context(|| {
+        format!(
+            "{} (every connector needs an example deploy config)",
+            path.display()
+        )
+    })?;
+    toml::from_str(&text).with_context(|| path.display().to_string())
+}
+
 /// The example deploy config of a connector, set to `runner` and `pattern`.
 fn deploy_config(example: &toml::Table, runner: Runner, pattern: &str) -> toml::Table {
     let mut t = example.clone();
@@ -140,15 +160,6 @@ pub fn run_all() -> Result<bool> {
                 manifest.name, r.text
             ));
         }
-        let example_path = root.join(&entry.dir).join("deploy.example.toml");
-        let example: toml::Table =
-            toml::from_str(&std::fs::read_to_string(&example_path).with_context(|| {
-                format!(
-                    "{} (every connector needs an example deploy config)",
-                    example_path.display()
-                )
-            })?)
-            .with_context(|| example_path.display().to_string())?;
         let dir = out.join(&manifest.name);
         std::fs::create_dir_all(&dir)?;
         let mut patterns: Vec<String> = manifest
@@ -159,6 +170,7 @@ pub fn run_all() -> Result<bool> {
         patterns.dedup();
         for runner in manifest.runners.keys() {
             for pattern in &patterns {
+                let example = example_config(&root.join(&entry.dir), pattern)?;
                 let stem = format!("{runner}-{pattern}");
                 let cfg = dir.join(format!("{stem}.deploy.toml"));
                 std::fs::write(
