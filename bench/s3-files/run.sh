@@ -19,7 +19,7 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
 WORK=$HERE/work
 rm -rf "$WORK"
-mkdir -p "$WORK/s3/bench/src"
+mkdir -p "$WORK/s3/bench"
 PY=$HERE/.venv/bin/python
 if [ ! -x "$PY" ]; then python3 -m venv "$HERE/.venv"; fi
 "$PY" -m pip install -q pyarrow==21.0.0 duckdb==1.4.4 duckdb-ext-httpfs
@@ -27,8 +27,9 @@ if [ ! -x "$PY" ]; then python3 -m venv "$HERE/.venv"; fi
 TARGET=${CARGO_TARGET_DIR:-$ROOT/target}/release
 
 echo "generating $ROWS rows of CSV and JSON Lines..." >&2
-"$PY" "$HERE/generate.py" "$ROWS" "$WORK/s3/bench/src/data.csv" "$WORK/s3/bench/src/data.jsonl"
-ls -la "$WORK/s3/bench/src" >&2
+mkdir -p "$WORK/gen"
+"$PY" "$HERE/generate.py" "$ROWS" "$WORK/gen/data.csv" "$WORK/gen/data.jsonl"
+ls -la "$WORK/gen" >&2
 
 free_port() { "$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 S3PORT=$(free_port)
@@ -39,6 +40,12 @@ ENDPOINT=http://127.0.0.1:$S3PORT
 for _ in $(seq 50); do curl -s -o /dev/null "$ENDPOINT" && break; sleep 0.1; done
 export AWS_ACCESS_KEY_ID=local-access-key AWS_SECRET_ACCESS_KEY=local-secret-key AWS_REGION=us-east-1
 export AWS_ENDPOINT_URL=$ENDPOINT AWS_EC2_METADATA_DISABLED=true RUST_LOG=warn
+# Uploaded through S3 (multipart), not copied into the server's directory: the server then
+# keeps each object's ETag as S3 does. A file put straight into the directory has none, and
+# s3s-fs hashes the whole object again on every GET, which made pyarrow's 1 MiB ranged
+# reads of a 760 MB object take hours.
+"$PY" "$HERE/upload.py" "$WORK/gen" bench/src
+rm -rf "$WORK/gen"
 
 WORK=$WORK TARGET=$TARGET PY=$PY ENDPOINT=$ENDPOINT \
   "$PY" "$HERE/bench.py" "$ROUNDS" "$ROWS" $CONTENDERS | tee "$WORK/results.md"
