@@ -22,7 +22,7 @@ rm -rf "$WORK"
 mkdir -p "$WORK/s3/bench"
 PY=$HERE/.venv/bin/python
 if [ ! -x "$PY" ]; then python3 -m venv "$HERE/.venv"; fi
-"$PY" -m pip install -q pyarrow==21.0.0 duckdb==1.4.4 duckdb-ext-httpfs
+"$PY" -m pip install -q pyarrow==21.0.0 duckdb==1.4.4 duckdb-ext-httpfs deltalake==1.6.6
 (cd "$ROOT" && cargo build --quiet --release -p s3-files --bin s3-files -p local-s3 --bin local-s3)
 TARGET=${CARGO_TARGET_DIR:-$ROOT/target}/release
 
@@ -49,4 +49,11 @@ rm -rf "$WORK/gen"
 
 WORK=$WORK TARGET=$TARGET PY=$PY ENDPOINT=$ENDPOINT \
   "$PY" "$HERE/bench.py" "$ROUNDS" "$ROWS" $CONTENDERS | tee "$WORK/results.md"
+# Exactness at full size: our table (the object read in ranges) against the object read
+# whole by another reader.
+for fmt in csv jsonl; do
+  if [ -d "$WORK/s3/bench/sf-$fmt-0" ]; then
+    "$PY" "$HERE/check_whole.py" $fmt "$WORK/s3/bench/src/data.$fmt" "$WORK/s3/bench/sf-$fmt-0/orders_$fmt" | tee -a "$WORK/results.md"
+  fi
+done
 echo "rows=$ROWS; outputs and logs in $WORK"
