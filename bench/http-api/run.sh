@@ -8,11 +8,17 @@
 # Reports work time, records/s, CPU, peak RSS (bench/fair.py rules); the toolkit's
 # overhead per page is (http-api - floor) / pages.
 #
-# Usage: [ROUNDS=3] bash bench/http-api/run.sh [RECORDS] [PAGE]
+# SERVER=json-server (default) is the real REST server; it filters and sorts the whole
+# collection on every request, so it bounds everyone. SERVER=pages serves the same
+# answers from pages encoded once (bench/http-api/page_server.py), so the clients' own
+# cost shows.
+#
+# Usage: [ROUNDS=3] [SERVER=json-server|pages] bash bench/http-api/run.sh [RECORDS] [PAGE]
 set -euo pipefail
 RECORDS=${1:-200000}
 PAGE=${2:-1000}
 ROUNDS=${ROUNDS:-3}
+SERVER=${SERVER:-json-server}
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
 WORK=$HERE/work
@@ -37,7 +43,11 @@ PYEOF
 free_port() { "$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 APIPORT=$(free_port)
 S3PORT=$(free_port)
-(cd "$WORK/api" && exec "$ROOT/.tools/json-server/node_modules/.bin/json-server" --host 127.0.0.1 --port "$APIPORT" --quiet db.json) >"$WORK/api.log" 2>&1 &
+case $SERVER in
+  json-server) (cd "$WORK/api" && exec "$ROOT/.tools/json-server/node_modules/.bin/json-server" --host 127.0.0.1 --port "$APIPORT" --quiet db.json) >"$WORK/api.log" 2>&1 & ;;
+  pages) "$PY" "$HERE/page_server.py" "$WORK/api/db.json" "$APIPORT" >"$WORK/api.log" 2>&1 & ;;
+  *) echo "SERVER must be json-server or pages, not $SERVER" >&2; exit 2 ;;
+esac
 APIPID=$!
 "$TARGET/local-s3" --root "$WORK/s3" --port "$S3PORT" --bucket bench >"$WORK/s3.log" 2>&1 &
 S3PID=$!
@@ -57,3 +67,4 @@ JSON
 
 WORK=$WORK TARGET=$TARGET PY=$PY API=http://127.0.0.1:$APIPORT PAGE=$PAGE \
   "$PY" "$HERE/bench.py" "$ROUNDS" "$RECORDS" | tee "$WORK/results.md"
+echo "server: $SERVER" | tee -a "$WORK/results.md"

@@ -37,6 +37,30 @@ fn sqs(bodies: &[Value]) -> Value {
     json!({"Records": records})
 }
 
+/// The s3-files binary serving `server`'s invocations with `config` and the event request
+/// `request`; its log in `log` under the test's directory.
+fn function(
+    env: &TestEnv,
+    server: &RuntimeApiServer,
+    config: &Value,
+    request: &Value,
+    log: &str,
+) -> tokio::process::Child {
+    tokio::process::Command::new(binary("s3-files", "s3-files"))
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .envs(TestEnv::process_env(&env.endpoint()))
+        .envs(server.lambda_env("files", 1024))
+        .env("CONNECTOR_CONFIG", config.to_string())
+        .env("CONNECTOR_EVENT_REQUEST", request.to_string())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(env.dir.path().join(log)).unwrap())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn s3_sqs_eventbridge_and_scheduled_events_commit_each_object_once() {
     let env = TestEnv::start().await;
@@ -58,19 +82,7 @@ async fn s3_sqs_eventbridge_and_scheduled_events_commit_each_object_once() {
     let request = json!({"config_env": "CONNECTOR_CONFIG", "output": format!("s3://{BUCKET}/out/lambda"), "stream": "ev"});
 
     let server = RuntimeApiServer::start().await;
-    let mut child = tokio::process::Command::new(binary("s3-files", "s3-files"))
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .envs(TestEnv::process_env(&env.endpoint()))
-        .envs(server.lambda_env("files", 1024))
-        .env("CONNECTOR_CONFIG", config.to_string())
-        .env("CONNECTOR_EVENT_REQUEST", request.to_string())
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(env.dir.path().join("fn.log")).unwrap())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
+    let mut child = function(&env, &server, &config, &request, "fn.log");
     let invoke = |event: Value| {
         let server = &server;
         async move {
@@ -130,5 +142,100 @@ async fn s3_sqs_eventbridge_and_scheduled_events_commit_each_object_once() {
     assert!(
         child.try_wait().unwrap().is_none(),
         "the function is still serving"
+    );
+}
+
+/// An event's invocation that stops (at its deadline) before the event's objects are read
+/// commits its progress and fails (retryable), so SQS or the asynchronous retry delivers the event again; answering
+/// "partial" would acknowledge it with objects unread (no caller continues an AWS event).
+/// The redelivery reads them: every object once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_stopped_at_its_deadline_fails_and_its_redelivery_reads_every_object() {
+    let env = TestEnv::start().await;
+    let store = env.store().await;
+    let keys = ["late/a.csv", "late/b.csv", "late/c.csv"];
+    for (i, key) in keys.iter().enumerate() {
+        let first = i as i64 * 5_000 + 1;
+        store
+            .put(BUCKET, key, Bytes::from(csv(first..=first + 4_999)), false)
+            .await
+            .unwrap();
+    }
+    let config = json!({"bucket": BUCKET, "streams": [{"name": "late", "prefix": "late/", "format": {"type": "csv"}, "schema": columns(), "batch_rows": 100}]});
+    let output = format!("s3://{BUCKET}/out/late");
+    let event = sqs(&[notification(&keys)]);
+
+    // A run limit that has passed before the stream begins: a clear, non-retryable error
+    // naming the limit; nothing committed.
+    let server = RuntimeApiServer::start().await;
+    let none = json!({"config_env": "CONNECTOR_CONFIG", "output": output, "stream": "late",
+                      "options": {"max_runtime_secs": 0.000001}});
+    let mut f = function(&env, &server, &config, &none, "none.log");
+    let (kind, message) = server
+        .invoke(event.to_string(), Duration::from_secs(60))
+        .await
+        .error();
+    assert_eq!(kind, "NonRetryable.NotStarted", "{message}");
+    assert!(message.contains("max_runtime_secs"), "{message}");
+    f.kill().await.unwrap();
+    assert!(env.keys("out/late/").await.is_empty());
+
+    // The first delivery stops with one object read (deterministically: its event request
+    // names one partition of the plan, so the run ends partial as at a deadline).
+    let config_file = env.dir.path().join("late.json");
+    std::fs::write(&config_file, config.to_string()).unwrap();
+    let plan = std::process::Command::new(binary("s3-files", "s3-files"))
+        .args(["plan", "--stream", "late", "--output", &output, "--config"])
+        .arg(&config_file)
+        .envs(TestEnv::process_env(&env.endpoint()))
+        .output()
+        .unwrap();
+    assert!(
+        plan.status.success(),
+        "{}",
+        String::from_utf8_lossy(&plan.stderr)
+    );
+    let plan: Value = serde_json::from_slice(&plan.stdout).unwrap();
+    let first_partition = plan["work"][0]["partition"]["id"].clone();
+    assert_eq!(plan["work"].as_array().unwrap().len(), 3, "{plan}");
+    let server = RuntimeApiServer::start().await;
+    let short = json!({"config_env": "CONNECTOR_CONFIG", "output": output, "stream": "late",
+                       "partition": first_partition});
+    let mut first = function(&env, &server, &config, &short, "short.log");
+    let done = server
+        .invoke(event.to_string(), Duration::from_secs(60))
+        .await;
+    let (kind, message) = done.error();
+    assert_eq!(kind, "Retryable.EventUnfinished", "{message}");
+    assert!(
+        message.contains("stream `late`")
+            && message.contains("5000 rows")
+            && message.contains("delivered again"),
+        "{message}"
+    );
+    first.kill().await.unwrap();
+
+    // The redelivery (a function without the limit): the committed plan, then the rest.
+    let server = RuntimeApiServer::start().await;
+    let request = json!({"config_env": "CONNECTOR_CONFIG", "output": output, "stream": "late"});
+    let _second = function(&env, &server, &config, &request, "second.log");
+    let r = server
+        .invoke(event.to_string(), Duration::from_secs(60))
+        .await
+        .json();
+    assert_eq!(r["status"], "complete", "{r}");
+    let t = read_committed(&store, &env.output("out/late"), "late", "id")
+        .await
+        .unwrap();
+    integration_tests::assert_ids_exact(&t, "id", 1, 15_000);
+    // Delivered once more: nothing twice.
+    let r = server
+        .invoke(event.to_string(), Duration::from_secs(60))
+        .await
+        .json();
+    assert_eq!(
+        (r["status"].as_str(), r["rows"].as_u64()),
+        (Some("complete"), Some(0)),
+        "{r}"
     );
 }

@@ -49,6 +49,30 @@ pub enum LambdaError {
         /// Consecutive invocations without progress.
         invocations: u32,
     },
+    /// The run's deadline passed before the stream began (nothing read, nothing
+    /// committed).
+    #[error(
+        "stream `{stream}` did not start: its deadline (the request's `options.max_runtime_secs`, or the invocation's deadline less `safety_margin_ms`) passed before it began; raise `max_runtime_secs` or the function timeout"
+    )]
+    NotStarted {
+        /// The stream.
+        stream: String,
+    },
+    /// An AWS event's invocation (S3, SQS, EventBridge) stopped at its deadline before
+    /// every object it names was read. Its progress is committed; the invocation fails
+    /// so AWS delivers the event again (SQS makes the messages visible again, an
+    /// asynchronous invocation is retried), and that delivery continues the committed plan
+    /// and then reads the event's objects. Answering success would acknowledge the event
+    /// with objects unread.
+    #[error(
+        "stream `{stream}`: the invocation reached its deadline after committing {rows} rows with the event's objects not all read; failing it so the event is delivered again and the next delivery continues from the committed plan (raise the function timeout or send fewer objects per event to finish in one)"
+    )]
+    EventUnfinished {
+        /// The stream.
+        stream: String,
+        /// Rows this invocation committed.
+        rows: u64,
+    },
     /// The process environment is not a Lambda environment (missing variables...).
     #[error("not a usable Lambda environment: {0}")]
     Environment(String),
@@ -66,6 +90,8 @@ impl LambdaError {
             LambdaError::ContinuationMismatch { .. } => "ContinuationMismatch",
             LambdaError::DeadlineTooShort { .. } => "DeadlineTooShort",
             LambdaError::NoProgress { .. } => "NoProgress",
+            LambdaError::EventUnfinished { .. } => "EventUnfinished",
+            LambdaError::NotStarted { .. } => "NotStarted",
             LambdaError::Environment(_) => "EnvironmentError",
             LambdaError::Runtime(_) => "RuntimeError",
         }
@@ -75,11 +101,12 @@ impl LambdaError {
     pub fn is_retryable(&self) -> bool {
         match self {
             LambdaError::Sdk(e) => e.is_retryable(),
-            LambdaError::Runtime(_) => true,
+            LambdaError::Runtime(_) | LambdaError::EventUnfinished { .. } => true,
             LambdaError::Event(_)
             | LambdaError::ContinuationMismatch { .. }
             | LambdaError::DeadlineTooShort { .. }
             | LambdaError::NoProgress { .. }
+            | LambdaError::NotStarted { .. }
             | LambdaError::Environment(_) => false,
         }
     }

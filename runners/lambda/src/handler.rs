@@ -152,9 +152,10 @@ impl<C: Connector> LambdaHandler<C> {
             // this event names (no caller continues an S3, SQS or EventBridge event):
             // plan again for it now, so the event is never acknowledged unread.
             tracing::info!(stream = %request.stream, "the pending plan is complete; now the event's own objects");
-            return Ok(self.extract(request, objects, invocation).await?.0);
+            let (again, _) = self.extract(request.clone(), objects, invocation).await?;
+            return unfinished_event_fails(again, &request.stream, event_driven);
         }
-        Ok(response)
+        unfinished_event_fails(response, &request.stream, event_driven)
     }
 
     async fn extract(
@@ -259,7 +260,13 @@ impl<C: Connector> LambdaHandler<C> {
                 match outcome.streams.pop() {
                     Some((_, StreamOutcome::Ran(report))) => Ok(*report),
                     Some((_, StreamOutcome::Failed(e))) => Err(e),
-                    _ => Err(Error::internal(format!(
+                    Some((_, StreamOutcome::NotStarted)) => {
+                        self.active.lock().unwrap_or_else(|e| e.into_inner()).take();
+                        return Err(LambdaError::NotStarted {
+                            stream: request.stream.clone(),
+                        });
+                    }
+                    None => Err(Error::internal(format!(
                         "stream `{}` did not run",
                         request.stream
                     ))),
@@ -353,6 +360,23 @@ async fn run_partition<C: Connector>(
     }
     let result = core.extract_partition(&plan, partition, stop).await?;
     core.commit(&plan, vec![result]).await
+}
+
+/// An AWS event's invocation that stopped before its objects were all read fails (so the
+/// event is delivered again; see [`LambdaError::EventUnfinished`]); an extract request's
+/// partial response is answered as it is (its caller continues it).
+fn unfinished_event_fails(
+    response: ExtractResponse,
+    stream: &str,
+    event_driven: bool,
+) -> Result<ExtractResponse, LambdaError> {
+    if event_driven && response.status != ResponseStatus::Complete {
+        return Err(LambdaError::EventUnfinished {
+            stream: stream.to_string(),
+            rows: response.rows,
+        });
+    }
+    Ok(response)
 }
 
 /// The extract request S3, SQS, EventBridge and scheduled events run: the function's
