@@ -88,6 +88,16 @@ pub struct StreamConfig {
     /// Rows per Arrow batch; a resume checkpoint follows every batch.
     #[serde(default = "default_batch_rows")]
     pub batch_rows: usize,
+    /// How long after its last-modified time an object may still first appear in a
+    /// listing, in seconds (default 7 days). The cursor remembers each ingested object
+    /// modified within this window by key and ETag, and only a watermark for older ones
+    /// (objects last modified before it count as ingested), so its size follows a window
+    /// of arrivals instead of every object ever ingested. An object that first appears
+    /// later than this after its last-modified time is not ingested — S3 dates a
+    /// multipart upload from when it began, so set this above your slowest upload.
+    /// At least 1.
+    #[serde(default = "default_settle_secs")]
+    pub settle_secs: u64,
     /// Primary key columns (for `merge`).
     #[serde(default)]
     pub primary_key: Vec<String>,
@@ -99,6 +109,10 @@ pub struct StreamConfig {
 
 fn default_split_bytes() -> u64 {
     128 << 20
+}
+
+fn default_settle_secs() -> u64 {
+    7 * 24 * 3600
 }
 
 fn default_batch_rows() -> usize {
@@ -263,6 +277,12 @@ pub fn validate(config: &S3FilesConfig) -> Result<(), ConnectorError> {
             return Err(named(format!(
                 "split_bytes is {}; use at least 1024",
                 s.split_bytes
+            )));
+        }
+        if s.settle_secs == 0 || s.settle_secs > 100 * 365 * 24 * 3600 {
+            return Err(named(format!(
+                "settle_secs is {}; use 1 to 3153600000 (100 years)",
+                s.settle_secs
             )));
         }
         if s.batch_rows == 0 || s.batch_rows > 1_000_000 {

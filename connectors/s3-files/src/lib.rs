@@ -32,11 +32,60 @@ use serde::{Deserialize, Serialize};
 
 pub use config::{BadRows, Compression, Format, S3FilesConfig, StreamConfig};
 
-/// The committed cursor: every ingested object version (key → ETag).
+/// The committed cursor: the ingested object versions (key → ETag) of the settle
+/// window, and a watermark below which every object counts as ingested.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Ingested {
-    /// Key → ETag of each ingested object.
+    /// Key → ETag of each ingested object still in the settle window.
     pub objects: BTreeMap<String, String>,
+    /// Key → last-modified (seconds since the epoch) of the same objects: what moves
+    /// them out of the window. A key without one (a cursor written before the window
+    /// existed) stays.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub modified: BTreeMap<String, i64>,
+    /// Objects last modified before this (seconds since the epoch) count as ingested:
+    /// the plan time less `settle_secs` of the last plan that moved it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub settled_before: Option<i64>,
+}
+
+impl Ingested {
+    /// Whether `o` (this version of it) is still to be ingested.
+    fn wants(&self, o: &ListedObject) -> bool {
+        if self.objects.get(&o.key) == Some(&version(o)) {
+            return false;
+        }
+        // Older than the watermark and not remembered: ingested by a run that has since
+        // let it out of the window (a changed object is modified again, so it is newer).
+        self.objects.contains_key(&o.key)
+            || self
+                .settled_before
+                .is_none_or(|w| o.last_modified_secs >= w)
+    }
+
+    /// Remember `o` as ingested.
+    fn insert(&mut self, o: &ListedObject) {
+        self.objects.insert(o.key.clone(), version(o));
+        self.modified.insert(o.key.clone(), o.last_modified_secs);
+    }
+
+    /// Move the watermark up to `watermark` (never down) and forget the objects below it.
+    fn settle(&mut self, watermark: i64) {
+        let w = self
+            .settled_before
+            .map_or(watermark, |old| old.max(watermark));
+        self.settled_before = Some(w);
+        let old: Vec<String> = self
+            .modified
+            .iter()
+            .filter(|(_, m)| **m < w)
+            .map(|(k, _)| k.clone())
+            .collect();
+        for k in old {
+            self.objects.remove(&k);
+            self.modified.remove(&k);
+        }
+    }
 }
 
 /// One partition's work: an object, or a byte range of one.
@@ -278,10 +327,10 @@ impl Connector for S3Files {
         let store = source_store(config).await?;
         let listed = list_objects(&store, config, s).await?;
         let previous = cursor.cloned().unwrap_or_default();
-        let new: Vec<&ListedObject> = listed
-            .iter()
-            .filter(|o| previous.objects.get(&o.key) != Some(&version(o)))
-            .collect();
+        let planned_at = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64);
+        let new: Vec<&ListedObject> = listed.iter().filter(|o| previous.wants(o)).collect();
         if let Some(only) = &config.objects {
             for k in only {
                 if !listed.iter().any(|o| o.key == *k) && k.starts_with(&s.prefix) {
@@ -304,9 +353,10 @@ impl Connector for S3Files {
         };
         let mut partitions = Vec::new();
         let mut next = previous.clone();
+        next.settle(planned_at.saturating_sub(s.settle_secs as i64));
         for o in new {
             let etag = version(o);
-            next.objects.insert(o.key.clone(), etag.clone());
+            next.insert(o);
             let id = format!("{:016x}", fnv(&format!("{}\n{etag}", o.key)));
             let compression = Some(s.compression.of(&o.key));
             if splittable(o) && o.size > s.split_bytes {

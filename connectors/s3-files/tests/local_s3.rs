@@ -409,6 +409,70 @@ async fn incremental_runs_ingest_each_object_version_once() {
     assert_eq!(run(&env, &c, "inc", "inc").await.rows, 0);
 }
 
+/// The committed cursor of `stream` under `out/<prefix>`.
+async fn cursor(env: &TestEnv, c: &Value, prefix: &str, stream: &str) -> Value {
+    let latest = core(env, c, prefix)
+        .await
+        .dataset(stream)
+        .latest()
+        .await
+        .expect("read the table")
+        .expect("a commit");
+    latest.state.cursor.expect("a cursor")
+}
+
+/// The cursor remembers each object's version only within the settle window and a
+/// watermark below it, so it does not grow with every object ever ingested; objects
+/// below the watermark are never read again, changed ones are.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cursor_remembers_only_the_settle_window_and_reads_nothing_twice() {
+    let env = TestEnv::start().await;
+    put(&env, "win/a.csv", csv(1..=10)).await;
+    let mut s = stream("win", "win/", None, csv_format());
+    s["settle_secs"] = json!(2);
+    let c = config(&env, json!([s]));
+    assert_eq!(run(&env, &c, "win", "win").await.rows, 10);
+    let first = cursor(&env, &c, "win", "win").await;
+    assert!(first["objects"].get("win/a.csv").is_some(), "{first}");
+
+    // Past the window: a is forgotten by key and covered by the watermark.
+    tokio::time::sleep(std::time::Duration::from_millis(3_200)).await;
+    put(&env, "win/b.csv", csv(11..=20)).await;
+    let r = run(&env, &c, "win", "win").await;
+    assert_eq!((r.rows, r.partitions), (10, 1), "only b");
+    let second = cursor(&env, &c, "win", "win").await;
+    let objects: Vec<&String> = second["objects"].as_object().unwrap().keys().collect();
+    assert_eq!(objects, ["win/b.csv"], "{second}");
+    assert!(
+        second["settled_before"].as_i64().unwrap()
+            > first["modified"]["win/a.csv"].as_i64().unwrap(),
+        "{second}"
+    );
+    assert_eq!(
+        run(&env, &c, "win", "win").await.rows,
+        0,
+        "a is not read again"
+    );
+
+    // A changed object is modified again: above the watermark, read once.
+    put(&env, "win/a.csv", csv(101..=110)).await;
+    assert_eq!(run(&env, &c, "win", "win").await.rows, 10);
+    assert_eq!(run(&env, &c, "win", "win").await.rows, 0);
+    let ids: Vec<i64> = (1..=20).chain(101..=110).collect();
+    assert_same(&table(&env, "win", "win").await, &batch(ids));
+
+    // settle_secs 0 is refused by name.
+    let mut bad = stream("win", "win/", None, csv_format());
+    bad["settle_secs"] = json!(0);
+    let e = core(&env, &config(&env, json!([bad])), "bad")
+        .await
+        .run("win", &StopSignal::new())
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("settle_secs is 0"), "{e}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn objects_named_by_an_event_are_ingested_once() {
     let env = TestEnv::start().await;
