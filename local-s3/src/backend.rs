@@ -28,6 +28,8 @@
 //!    (404). `s3s-fs` alone would create the bucket directory on `PutObject`
 //!    (and on `CompleteMultipartUpload`), so writes to a misspelt bucket would
 //!    succeed here and fail on AWS.
+//! 5. `GetObject` honours `If-Match` (412 `PreconditionFailed` when the object's ETag
+//!    differs), which `s3s-fs` ignores.
 //!
 //! Every other operation is delegated to `FileSystem` unchanged; operations
 //! `FileSystem` does not implement keep the trait's `NotImplemented` default.
@@ -308,7 +310,24 @@ impl S3 for LocalFs {
         req: S3Request<GetObjectInput>,
     ) -> S3Result<S3Response<GetObjectOutput>> {
         self.ensure_bucket(&req.input.bucket)?;
-        self.fs.get_object(req).await
+        let condition = req.input.if_match.clone();
+        let response = self.fs.get_object(req).await?;
+        // S3 answers a GET whose If-Match names another version 412; s3s-fs ignores the
+        // header and would serve the current object.
+        if let Some(condition) = condition {
+            let matches = match (&condition, &response.output.e_tag) {
+                (s3s::dto::ETagCondition::Any, _) => true,
+                (s3s::dto::ETagCondition::ETag(want), Some(have)) => have.strong_cmp(want),
+                (s3s::dto::ETagCondition::ETag(_), None) => false,
+            };
+            if !matches {
+                return Err(s3_error!(
+                    PreconditionFailed,
+                    "At least one of the pre-conditions you specified did not hold"
+                ));
+            }
+        }
+        Ok(response)
     }
 
     async fn head_bucket(

@@ -874,3 +874,74 @@ async fn resets_give_the_client_an_error_not_a_hang() {
     proxy.shutdown().await;
     s3.shutdown().await;
 }
+
+/// GET with `If-Match`: the named version is served (whole or a range); another
+/// version's ETag is 412 `PreconditionFailed`, as on S3.
+#[tokio::test]
+async fn get_with_if_match_serves_only_the_named_version() {
+    let (_dir, s3) = server().await;
+    let c = client(&s3.endpoint());
+    let put = |body: &'static [u8]| {
+        c.put_object()
+            .bucket(BUCKET)
+            .key("v/obj")
+            .body(ByteStream::from_static(body))
+            .send()
+    };
+    let first = put(b"version one")
+        .await
+        .unwrap()
+        .e_tag()
+        .unwrap()
+        .to_string();
+    let got = c
+        .get_object()
+        .bucket(BUCKET)
+        .key("v/obj")
+        .if_match(&first)
+        .range("bytes=8-")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        got.body.collect().await.unwrap().into_bytes().as_ref(),
+        b"one"
+    );
+    let second = put(b"version two")
+        .await
+        .unwrap()
+        .e_tag()
+        .unwrap()
+        .to_string();
+    assert_ne!(first, second);
+    let err = c
+        .get_object()
+        .bucket(BUCKET)
+        .key("v/obj")
+        .if_match(&first)
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(http_status(&err), Some(412), "{err:?}");
+    assert_eq!(err.code(), Some("PreconditionFailed"));
+    let now = c
+        .get_object()
+        .bucket(BUCKET)
+        .key("v/obj")
+        .if_match(&second)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        now.body.collect().await.unwrap().into_bytes().as_ref(),
+        b"version two"
+    );
+    let any = c
+        .get_object()
+        .bucket(BUCKET)
+        .key("v/obj")
+        .if_match("*")
+        .send()
+        .await;
+    assert!(any.is_ok(), "{any:?}");
+}

@@ -50,6 +50,12 @@ impl AsyncFileReader for S3ParquetReader {
                 request = request.if_match(&self.etag);
             }
             let response = request.send().await.map_err(|e| {
+                if matches!(
+                    e.raw_response().map(|r| r.status().as_u16()),
+                    Some(404 | 412)
+                ) {
+                    return ParquetError::External(Box::new(ObjectChanged));
+                }
                 ParquetError::External(
                     connector_sdk::one_line(&format!(
                         "{}",
@@ -95,6 +101,16 @@ fn reader(
         size,
         etag: etag.to_string(),
     })
+}
+
+/// The object was deleted or replaced since it was planned (404, or 412 to `If-Match`).
+#[derive(Debug, thiserror::Error)]
+#[error("the object was deleted or replaced since the plan")]
+struct ObjectChanged;
+
+/// Whether `e` is [`ObjectChanged`].
+fn is_object_changed(e: &ParquetError) -> bool {
+    matches!(e, ParquetError::External(inner) if inner.is::<ObjectChanged>())
 }
 
 fn parquet_error(bucket: &str, key: &str, e: parquet::errors::ParquetError) -> ConnectorError {
@@ -186,9 +202,27 @@ pub(crate) fn read<'a>(
         let object = format!("s3://{bucket}/{}", part.key);
         let first = checkpoint.map_or(0, |c| c.offset as usize);
         yield ReadItem::Checkpoint(Position { offset: first as u64, line: 0 });
-        let meta = metadata(&store, &bucket, &part.key, part.size, &part.etag).await?;
-        let groups = meta.metadata().num_row_groups();
-        for group in first..groups {
+        // A version deleted or replaced since the plan ends the partition (as for text
+        // objects): the rest of it is not read, the new version is the next run's. Failing
+        // instead would fail every retry of the pending plan that names it.
+        let changed = |key: &str| {
+            tracing::warn!(
+                key = %key,
+                "the object was deleted or replaced since the plan: the rest of this version is not read; a new version is ingested by the next run"
+            );
+        };
+        let mut r = reader(&store, &bucket, &part.key, part.size, &part.etag)?;
+        let meta = match ArrowReaderMetadata::load_async(&mut r, ArrowReaderOptions::new()).await {
+            Ok(m) => Some(m),
+            Err(e) if is_object_changed(&e) => None,
+            Err(e) => Err(parquet_error(&bucket, &part.key, e))?,
+        };
+        let groups = meta.as_ref().map_or(0, |m| m.metadata().num_row_groups());
+        if meta.is_none() {
+            changed(&part.key);
+        }
+        'groups: for group in first..groups {
+            let Some(meta) = meta.as_ref() else { break };
             let r = reader(&store, &bucket, &part.key, part.size, &part.etag)?;
             let mut batches = ParquetRecordBatchStreamBuilder::new_with_metadata(r, meta.clone())
                 .with_row_groups(vec![group])
@@ -196,7 +230,14 @@ pub(crate) fn read<'a>(
                 .build()
                 .map_err(|e| parquet_error(&bucket, &part.key, e))?;
             while let Some(b) = batches.next().await {
-                let b = b.map_err(|e| parquet_error(&bucket, &part.key, e))?;
+                let b = match b {
+                    Ok(b) => b,
+                    Err(e) if is_object_changed(&e) => {
+                        changed(&part.key);
+                        break 'groups;
+                    }
+                    Err(e) => Err(parquet_error(&bucket, &part.key, e))?,
+                };
                 yield ReadItem::Batch(conform(&b, &schema, &object)?);
             }
             yield ReadItem::Checkpoint(Position { offset: group as u64 + 1, line: 0 });

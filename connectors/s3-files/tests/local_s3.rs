@@ -409,6 +409,69 @@ async fn incremental_runs_ingest_each_object_version_once() {
     assert_eq!(run(&env, &c, "inc", "inc").await.rows, 0);
 }
 
+/// A stopped run's pending plan names object versions; one replaced and one deleted
+/// before the plan is continued are not read (the reads ask for the planned ETag, which
+/// the local server enforces as S3 does) and the continuation completes instead of failing
+/// on them forever; the replaced object's new version is the next run's, once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pending_plan_continues_past_objects_replaced_or_deleted_since() {
+    let env = TestEnv::start().await;
+    for (format, ext, body) in [
+        (
+            "csv",
+            "csv",
+            csv as fn(std::ops::RangeInclusive<i64>) -> Vec<u8>,
+        ),
+        ("parquet", "parquet", |ids| parquet(ids, 7)),
+    ] {
+        let prefix = format!("chg-{format}/");
+        put(&env, &format!("{prefix}a.{ext}"), body(1..=30)).await;
+        put(&env, &format!("{prefix}b.{ext}"), body(31..=60)).await;
+        put(&env, &format!("{prefix}c.{ext}"), body(61..=90)).await;
+        let name = format!("chg_{format}");
+        let c = config(
+            &env,
+            json!([stream(&name, &prefix, None, json!({"type": format}))]),
+        );
+        // Plan, then read and commit only a's partition: b and c stay pending.
+        let core = core(&env, &c, &name).await;
+        let plan = core.prepare(&name).await.unwrap();
+        let a = plan
+            .work
+            .iter()
+            .find(|w| {
+                w.partition.spec["key"]
+                    .as_str()
+                    .unwrap()
+                    .ends_with(&format!("a.{ext}"))
+            })
+            .unwrap()
+            .partition
+            .id
+            .clone();
+        let result = core
+            .extract_partition(&plan, &a, &StopSignal::new())
+            .await
+            .unwrap();
+        let partial = core.commit(&plan, vec![result]).await.unwrap();
+        assert_eq!(partial.rows, 30, "{format}");
+        // b replaced, c deleted, before the plan is continued.
+        put(&env, &format!("{prefix}b.{ext}"), body(1031..=1060)).await;
+        env.store()
+            .await
+            .delete(BUCKET, &format!("{prefix}c.{ext}"))
+            .await
+            .unwrap();
+        let r = run(&env, &c, &name, &name).await;
+        assert_eq!(r.rows, 0, "{format}: the pending plan's b and c are gone");
+        let next = run(&env, &c, &name, &name).await;
+        assert_eq!(next.rows, 30, "{format}: b's new version");
+        assert_eq!(run(&env, &c, &name, &name).await.rows, 0, "{format}");
+        let ids: Vec<i64> = (1..=30).chain(1031..=1060).collect();
+        assert_same(&table(&env, &name, &name).await, &batch(ids));
+    }
+}
+
 /// The committed cursor of `stream` under `out/<prefix>`.
 async fn cursor(env: &TestEnv, c: &Value, prefix: &str, stream: &str) -> Value {
     let latest = core(env, c, prefix)
