@@ -310,24 +310,47 @@ impl S3 for LocalFs {
         req: S3Request<GetObjectInput>,
     ) -> S3Result<S3Response<GetObjectOutput>> {
         self.ensure_bucket(&req.input.bucket)?;
-        let condition = req.input.if_match.clone();
-        let response = self.fs.get_object(req).await?;
-        // S3 answers a GET whose If-Match names another version 412; s3s-fs ignores the
-        // header and would serve the current object.
-        if let Some(condition) = condition {
-            let matches = match (&condition, &response.output.e_tag) {
-                (s3s::dto::ETagCondition::Any, _) => true,
-                (s3s::dto::ETagCondition::ETag(want), Some(have)) => have.strong_cmp(want),
-                (s3s::dto::ETagCondition::ETag(_), None) => false,
-            };
-            if !matches {
-                return Err(s3_error!(
-                    PreconditionFailed,
-                    "At least one of the pre-conditions you specified did not hold"
-                ));
-            }
-        }
-        Ok(response)
+        // S3 answers a GET whose If-Match names another version 412, before looking at
+        // the range; s3s-fs ignores the header and would serve the current object. The
+        // check and the open happen under the key's write lock, so a write cannot land
+        // between them (s3s-fs renames the new file in before it stores its ETag).
+        let Some(condition) = req.input.if_match.clone() else {
+            return self.fs.get_object(req).await;
+        };
+        let (bucket, key) = (req.input.bucket.clone(), req.input.key.clone());
+        let head = HeadObjectInput::builder()
+            .bucket(bucket.clone())
+            .key(key.clone())
+            .build()
+            .map_err(|e| s3_error!(InternalError, "{e}"))?;
+        let head = S3Request {
+            input: head,
+            method: hyper::Method::HEAD,
+            uri: req.uri.clone(),
+            headers: Default::default(),
+            extensions: Default::default(),
+            credentials: req.credentials.clone(),
+            region: req.region.clone(),
+            service: req.service.clone(),
+            trailing_headers: None,
+        };
+        self.key_locks
+            .with_lock(&bucket, &key, async move {
+                let current = self.fs.head_object(head).await?.output.e_tag;
+                let matches = match (&condition, &current) {
+                    (s3s::dto::ETagCondition::Any, _) => true,
+                    (s3s::dto::ETagCondition::ETag(want), Some(have)) => have.strong_cmp(want),
+                    (s3s::dto::ETagCondition::ETag(_), None) => false,
+                };
+                if !matches {
+                    return Err(s3_error!(
+                        PreconditionFailed,
+                        "At least one of the pre-conditions you specified did not hold"
+                    ));
+                }
+                self.fs.get_object(req).await
+            })
+            .await
     }
 
     async fn head_bucket(

@@ -924,6 +924,20 @@ async fn get_with_if_match_serves_only_the_named_version() {
         .unwrap_err();
     assert_eq!(http_status(&err), Some(412), "{err:?}");
     assert_eq!(err.code(), Some("PreconditionFailed"));
+    // The precondition comes before the range: a range past the new, shorter object is
+    // still 412 (not 416) for the old version.
+    let third = put(b"v3").await.unwrap().e_tag().unwrap().to_string();
+    let err = c
+        .get_object()
+        .bucket(BUCKET)
+        .key("v/obj")
+        .if_match(&second)
+        .range("bytes=8-")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(http_status(&err), Some(412), "{err:?}");
+    let second = third;
     let now = c
         .get_object()
         .bucket(BUCKET)
@@ -934,7 +948,7 @@ async fn get_with_if_match_serves_only_the_named_version() {
         .unwrap();
     assert_eq!(
         now.body.collect().await.unwrap().into_bytes().as_ref(),
-        b"version two"
+        b"v3"
     );
     let any = c
         .get_object()

@@ -95,6 +95,8 @@ pub struct StreamConfig {
     /// of arrivals instead of every object ever ingested. An object that first appears
     /// later than this after its last-modified time is not ingested — S3 dates a
     /// multipart upload from when it began, so set this above your slowest upload.
+    /// The watermark follows the newest last-modified of a full listing (the store's
+    /// clock). An object rewritten with the same bytes after the window is read again.
     /// At least 1.
     #[serde(default = "default_settle_secs")]
     pub settle_secs: u64,

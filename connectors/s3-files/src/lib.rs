@@ -44,7 +44,8 @@ pub struct Ingested {
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub modified: BTreeMap<String, i64>,
     /// Objects last modified before this (seconds since the epoch) count as ingested:
-    /// the plan time less `settle_secs` of the last plan that moved it.
+    /// the newest last-modified of the last full listing that moved it, less
+    /// `settle_secs`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub settled_before: Option<i64>,
 }
@@ -57,7 +58,9 @@ impl Ingested {
         }
         // Older than the watermark and not remembered: ingested by a run that has since
         // let it out of the window (a changed object is modified again, so it is newer).
+        // (An object listed without a last-modified time is never under it.)
         self.objects.contains_key(&o.key)
+            || o.last_modified_secs <= 0
             || self
                 .settled_before
                 .is_none_or(|w| o.last_modified_secs >= w)
@@ -66,7 +69,9 @@ impl Ingested {
     /// Remember `o` as ingested.
     fn insert(&mut self, o: &ListedObject) {
         self.objects.insert(o.key.clone(), version(o));
-        self.modified.insert(o.key.clone(), o.last_modified_secs);
+        if o.last_modified_secs > 0 {
+            self.modified.insert(o.key.clone(), o.last_modified_secs);
+        }
     }
 
     /// Move the watermark up to `watermark` (never down) and forget the objects below it.
@@ -327,9 +332,6 @@ impl Connector for S3Files {
         let store = source_store(config).await?;
         let listed = list_objects(&store, config, s).await?;
         let previous = cursor.cloned().unwrap_or_default();
-        let planned_at = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs() as i64);
         let new: Vec<&ListedObject> = listed.iter().filter(|o| previous.wants(o)).collect();
         if let Some(only) = &config.objects {
             for k in only {
@@ -353,7 +355,16 @@ impl Connector for S3Files {
         };
         let mut partitions = Vec::new();
         let mut next = previous.clone();
-        next.settle(planned_at.saturating_sub(s.settle_secs as i64));
+        // The watermark moves only on a full listing (an event's run lists only its own
+        // keys, so it cannot vouch for the others), and on the store's clock: the newest
+        // last-modified listed, not this host's time, so a runner clock ahead of S3 cannot
+        // put it in the future.
+        if config.objects.is_none()
+            && let Some(newest) = listed.iter().map(|o| o.last_modified_secs).max()
+            && newest > 0
+        {
+            next.settle(newest.saturating_sub(s.settle_secs as i64));
+        }
         for o in new {
             let etag = version(o);
             next.insert(o);

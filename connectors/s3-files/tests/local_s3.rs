@@ -516,12 +516,20 @@ async fn the_cursor_remembers_only_the_settle_window_and_reads_nothing_twice() {
         0,
         "a is not read again"
     );
+    // A run for an event's objects lists only those keys: it does not move the watermark.
+    tokio::time::sleep(std::time::Duration::from_millis(2_200)).await;
+    put(&env, "win/d.csv", csv(21..=25)).await;
+    let mut event = c.clone();
+    event["objects"] = json!(["win/d.csv"]);
+    assert_eq!(run(&env, &event, "win", "win").await.rows, 5);
+    let third = cursor(&env, &event, "win", "win").await;
+    assert_eq!(third["settled_before"], second["settled_before"], "{third}");
 
     // A changed object is modified again: above the watermark, read once.
     put(&env, "win/a.csv", csv(101..=110)).await;
     assert_eq!(run(&env, &c, "win", "win").await.rows, 10);
     assert_eq!(run(&env, &c, "win", "win").await.rows, 0);
-    let ids: Vec<i64> = (1..=20).chain(101..=110).collect();
+    let ids: Vec<i64> = (1..=25).chain(101..=110).collect();
     assert_same(&table(&env, "win", "win").await, &batch(ids));
 
     // settle_secs 0 is refused by name.
