@@ -318,22 +318,7 @@ impl S3 for LocalFs {
             return self.fs.get_object(req).await;
         };
         let (bucket, key) = (req.input.bucket.clone(), req.input.key.clone());
-        let head = HeadObjectInput::builder()
-            .bucket(bucket.clone())
-            .key(key.clone())
-            .build()
-            .map_err(|e| s3_error!(InternalError, "{e}"))?;
-        let head = S3Request {
-            input: head,
-            method: hyper::Method::HEAD,
-            uri: req.uri.clone(),
-            headers: Default::default(),
-            extensions: Default::default(),
-            credentials: req.credentials.clone(),
-            region: req.region.clone(),
-            service: req.service.clone(),
-            trailing_headers: None,
-        };
+        let head = head_request(&req, &bucket, &key)?;
         self.key_locks
             .with_lock(&bucket, &key, async move {
                 let current = self.fs.head_object(head).await?.output.e_tag;
@@ -387,12 +372,17 @@ impl S3 for LocalFs {
         req: S3Request<ListObjectsV2Input>,
     ) -> S3Result<S3Response<ListObjectsV2Output>> {
         let bucket = req.input.bucket.clone();
-        let (uri, credentials, region, service) = (
-            req.uri.clone(),
-            req.credentials.clone(),
-            req.region.clone(),
-            req.service.clone(),
-        );
+        let template = S3Request {
+            input: (),
+            method: hyper::Method::HEAD,
+            uri: req.uri.clone(),
+            headers: Default::default(),
+            extensions: Default::default(),
+            credentials: req.credentials.clone(),
+            region: req.region.clone(),
+            service: req.service.clone(),
+            trailing_headers: None,
+        };
         let mut response = self.fs.list_objects_v2(req).await?;
         // S3 lists every object's ETag; s3s-fs leaves it out. Fill it in from the object's
         // own metadata (HEAD through s3s-fs), so clients that track versions by listing
@@ -402,22 +392,7 @@ impl S3 for LocalFs {
                 let Some(key) = object.key.clone() else {
                     continue;
                 };
-                let input = HeadObjectInput::builder()
-                    .bucket(bucket.clone())
-                    .key(key)
-                    .build()
-                    .map_err(|e| s3s::s3_error!(InternalError, "{e}"))?;
-                let head = S3Request {
-                    input,
-                    method: hyper::Method::HEAD,
-                    uri: uri.clone(),
-                    headers: Default::default(),
-                    extensions: Default::default(),
-                    credentials: credentials.clone(),
-                    region: region.clone(),
-                    service: service.clone(),
-                    trailing_headers: None,
-                };
+                let head = head_request(&template, &bucket, &key)?;
                 if let Ok(h) = self.fs.head_object(head).await {
                     object.e_tag = h.output.e_tag;
                 }
@@ -582,6 +557,31 @@ impl S3 for LocalFs {
         };
         Ok(S3Response::new(output))
     }
+}
+
+/// A `HeadObject` request for `bucket`/`key` with `like`'s URI, credentials, region and
+/// service (what s3s-fs needs to serve it from inside another operation).
+fn head_request<T>(
+    like: &S3Request<T>,
+    bucket: &str,
+    key: &str,
+) -> S3Result<S3Request<HeadObjectInput>> {
+    let input = HeadObjectInput::builder()
+        .bucket(bucket.to_owned())
+        .key(key.to_owned())
+        .build()
+        .map_err(|e| s3_error!(InternalError, "{e}"))?;
+    Ok(S3Request {
+        input,
+        method: hyper::Method::HEAD,
+        uri: like.uri.clone(),
+        headers: Default::default(),
+        extensions: Default::default(),
+        credentials: like.credentials.clone(),
+        region: like.region.clone(),
+        service: like.service.clone(),
+        trailing_headers: None,
+    })
 }
 
 #[cfg(test)]
