@@ -24,6 +24,7 @@ use delta_kernel::engine_data::FilteredEngineData;
 use delta_kernel::expressions::ColumnName;
 use delta_kernel::expressions::Scalar;
 use delta_kernel::schema::{DataType as KernelType, StructField, StructType};
+use delta_kernel::snapshot::IncrementalReplay;
 use delta_kernel::transaction::create_table::create_table;
 use delta_kernel::transaction::data_layout::DataLayout;
 use delta_kernel::transaction::{CommitResult, Transaction, UpdateTableOperation};
@@ -201,13 +202,19 @@ impl DeltaTable {
         let log = format!("{}_delta_log/", self.root_key);
         // Boxed, like the other awaits on the SDK below: its futures are deep, and every
         // runner's future holds this one.
-        // The first entry is enough: log names sort with commits and checkpoints first
-        // (`_last_checkpoint` sorts after every digit).
+        // The first entry is enough: log names sort with versions first (`_last_checkpoint`
+        // sorts after every digit), and a version's checksum (`.crc`, before its `.json`)
+        // is only ever written after its commit: a table whose log holds only checksums
+        // is broken, and the kernel says so, rather than a new table to create over them.
         Ok(
             Box::pin(self.store.list_after(&self.bucket, &log, None, Some(1)))
                 .await?
                 .iter()
-                .any(|o| o.key.ends_with(".json") || o.key.ends_with(".parquet")),
+                .any(|o| {
+                    o.key.ends_with(".json")
+                        || o.key.ends_with(".parquet")
+                        || o.key.ends_with(".crc")
+                }),
         )
     }
 
@@ -218,7 +225,14 @@ impl DeltaTable {
             return Ok(None);
         }
         self.blocking("reading the table's snapshot", move |engine, root| {
-            let mut builder = Snapshot::builder_for(root.as_str());
+            // A version checksum (`<v>.crc`, written after every commit) holds the table's
+            // protocol, metadata, domain metadata and transaction ids: with it, the run
+            // record and the run ids are read without replaying the checkpoint and the log
+            // after it, so planning costs the same at version 10 and 10 000. Without one at
+            // the version (another writer's commit, a checksum that failed to write), the
+            // newest one is advanced over the commits after it.
+            let mut builder = Snapshot::builder_for(root.as_str())
+                .with_incremental_crc_replay(IncrementalReplay::Unlimited);
             if let Some(v) = version {
                 builder = builder.at_version(v);
             }
@@ -388,7 +402,7 @@ impl DeltaTable {
                         &root_key,
                         root,
                     )?;
-                    return outcome(txn.commit(engine)?);
+                    return outcome(txn.commit(engine)?, engine);
                 }
                 Some(snapshot) => {
                     partition_columns = snapshot
@@ -442,7 +456,7 @@ impl DeltaTable {
                 &root_key,
                 root,
             )?;
-            outcome(txn.commit(engine)?)
+            outcome(txn.commit(engine)?, engine)
         })
         .await
     }
@@ -499,9 +513,22 @@ fn remove_some(
 }
 
 /// What a kernel commit's result means here.
-fn outcome<S>(result: CommitResult<S>) -> std::result::Result<CommitOutcome, KernelError> {
+fn outcome<S>(
+    result: CommitResult<S>,
+    engine: &KernelEngine,
+) -> std::result::Result<CommitOutcome, KernelError> {
     match result {
-        CommitResult::Committed(c) => Ok(CommitOutcome::Committed(c.commit_version())),
+        CommitResult::Committed(c) => {
+            // The version checksum of the new version, from the base version's checksum and
+            // this commit's actions (no log replay). An optimisation, like the checkpoints:
+            // without it readers replay the log, so a failure is only logged.
+            if let Some(snapshot) = c.post_commit_snapshot()
+                && let Err(e) = snapshot.write_checksum(engine)
+            {
+                tracing::warn!(version = c.commit_version(), error = %e, "the table's version checksum was not written; the next run replays the log instead");
+            }
+            Ok(CommitOutcome::Committed(c.commit_version()))
+        }
         CommitResult::Conflicted(c) => Ok(CommitOutcome::Conflict {
             version: c.conflict_version(),
         }),

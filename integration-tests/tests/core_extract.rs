@@ -906,6 +906,10 @@ async fn edit_last_log_entry(
         .put(BUCKET, &key, edit(&text).into_bytes().into(), false)
         .await
         .unwrap();
+    // The version's checksum summarises the entry as it was: gone, as if another writer
+    // (one that writes no checksums) had made the entry, so readers replay the edited one.
+    let crc = key.replace(".json", ".crc");
+    store.delete(BUCKET, &crc).await.unwrap();
     key
 }
 

@@ -874,9 +874,10 @@ async fn schema_evolution_adds_refuses_or_discards_new_columns_and_refuses_type_
 /// Every tenth version gets a checkpoint (Parquet, through our S3 client): after it, a
 /// snapshot needs neither the older commits nor a long log walk. delta-rs reads the table
 /// from the checkpoint too, and so does the next run's planning after the older log
-/// entries are gone.
+/// entries are gone. Every version gets a checksum (`.crc`), from which planning reads the
+/// run record without replaying the log; one that does not parse is passed over.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn every_tenth_version_is_checkpointed_and_planning_reads_from_the_checkpoint() {
+async fn every_tenth_version_is_checkpointed_every_version_checksummed_and_planning_reads_them() {
     let env = TestEnv::start().await;
     let out = env.output("checkpoints");
     let step = |k: i64| shape::ShapeConfig {
@@ -921,11 +922,38 @@ async fn every_tenth_version_is_checkpointed_and_planning_reads_from_the_checkpo
             .unwrap();
     }
     assert_eq!(table_ids(&env, &out), (1..=36).collect::<Vec<i64>>());
+    // Every version has its checksum (what planning reads instead of replaying the log).
+    for v in 0..12 {
+        let crc = format!("checkpoints/items/_delta_log/{v:020}.crc");
+        assert!(log.contains(&crc), "{crc} missing: {log:?}");
+    }
+    // A checksum that does not parse is passed over: the state comes from the checkpoint
+    // and the log after it, and the next commit still gets its checksum.
+    store
+        .put(
+            BUCKET,
+            "checkpoints/items/_delta_log/00000000000000000011.crc",
+            Bytes::from_static(b"{\"tableSizeBytes\": "),
+            false,
+        )
+        .await
+        .unwrap();
     let next = run_shape(&env, &out, step(12), connector_sdk::SchemaEvolution::Evolve)
         .await
         .unwrap();
     assert_eq!((next.rows, next.sequence), (3, Some(13)));
     assert_eq!(table_ids(&env, &out), (1..=39).collect::<Vec<i64>>());
+    assert!(
+        env.keys("checkpoints/items/_delta_log/")
+            .await
+            .contains(&"checkpoints/items/_delta_log/00000000000000000012.crc".to_string())
+    );
+    // The checksum's state is the log's: a run after it continues from the cursor.
+    let after = run_shape(&env, &out, step(13), connector_sdk::SchemaEvolution::Evolve)
+        .await
+        .unwrap();
+    assert_eq!((after.rows, after.sequence), (3, Some(14)));
+    assert_eq!(table_ids(&env, &out), (1..=42).collect::<Vec<i64>>());
 }
 
 /// `merge`: an upsert by the stream's key, in one commit. Rows whose key the table has
