@@ -450,6 +450,12 @@ impl Connector for S3Files {
                     schema: stream.schema.clone(),
                     partition_id: partition.id.clone(),
                     part: partition.spec.clone(),
+                    null_regex: match &s.format {
+                        config::Format::Csv { null_values, .. } => {
+                            text_read::null_regex(null_values)
+                        }
+                        _ => None,
+                    },
                 }),
                 ctx.checkpoint,
             ),

@@ -37,6 +37,9 @@ pub(crate) struct TextRead {
     pub schema: SchemaRef,
     pub partition_id: String,
     pub part: ObjectPart,
+    /// The CSV null markers as a regex, compiled once per read; `None` for the default (only
+    /// the empty field is null), which arrow-csv checks without a regex.
+    pub null_regex: Option<regex::Regex>,
 }
 
 /// Open `key` from byte `from` (S3 Range), decompressed. `None`: the object is gone or
@@ -102,17 +105,18 @@ fn io_error(part: &ObjectPart, bucket: &str, e: std::io::Error) -> ConnectorErro
         .with_source(e)
 }
 
-/// One record: up to and including its line break; with `quote` (CSV whose quoted fields
-/// may hold line breaks), up to the line break that ends an even number of quotes.
+/// One record, appended to `out`: up to and including its line break; with `quote` (CSV
+/// whose quoted fields may hold line breaks), up to the line break that ends an even number
+/// of quotes. Returns its length (0 at the end of the body).
 async fn read_record(
     body: &mut Body,
     out: &mut Vec<u8>,
     quote: Option<u8>,
 ) -> std::io::Result<usize> {
-    out.clear();
+    let start = out.len();
     let mut n = body.read_until(b'\n', out).await?;
     if let Some(q) = quote {
-        while n > 0 && out.iter().filter(|b| **b == q).count() % 2 == 1 {
+        while n > 0 && out[start..].iter().filter(|b| **b == q).count() % 2 == 1 {
             let more = body.read_until(b'\n', out).await?;
             if more == 0 {
                 break;
@@ -123,13 +127,33 @@ async fn read_record(
     Ok(n)
 }
 
-/// Records gathered for one batch: their text, line (relative to the read's start) and
-/// byte offset.
+/// Records gathered for one batch: their text, one after the other, each ending in a line
+/// break (what the decoders read as it is, with no copy per record); where each ends in
+/// `text`; their line (relative to the read's start) and byte offset.
 #[derive(Default)]
 struct Pending {
-    rows: Vec<Vec<u8>>,
+    text: Vec<u8>,
+    ends: Vec<usize>,
     rel_lines: Vec<u64>,
     offsets: Vec<u64>,
+}
+
+impl Pending {
+    fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    fn row(&self, i: usize) -> &[u8] {
+        let start = if i == 0 { 0 } else { self.ends[i - 1] };
+        &self.text[start..self.ends[i]]
+    }
+
+    fn clear(&mut self) {
+        self.text.clear();
+        self.ends.clear();
+        self.rel_lines.clear();
+        self.offsets.clear();
+    }
 }
 
 /// The read stream of a CSV or JSON Lines partition.
@@ -183,10 +207,13 @@ pub(crate) fn read<'a>(t: Arc<TextRead>, checkpoint: Option<Position>) -> ReadSt
             let mut header_pending = header && p == 0;
             loop {
                 let at_end = p >= end;
+                // Each record is read straight onto the batch's text; one that is not a
+                // row (blank, the header) is cut off again.
+                let record_start = pending.text.len();
                 let n = if at_end {
                     0
                 } else {
-                    read_record(&mut body, &mut record, quote)
+                    read_record(&mut body, &mut pending.text, quote)
                         .await
                         .map_err(|e| io_error(part, &t.bucket, e))?
                 };
@@ -194,11 +221,16 @@ pub(crate) fn read<'a>(t: Arc<TextRead>, checkpoint: Option<Position>) -> ReadSt
                     let start = p;
                     let record_rel = rel;
                     p += n as u64;
-                    rel += record.iter().filter(|b| **b == b'\n').count() as u64;
+                    let record = &pending.text[record_start..];
+                    rel += match quote {
+                        Some(_) => record.iter().filter(|b| **b == b'\n').count() as u64,
+                        // Without quoted line breaks, a line break can only end it.
+                        None => u64::from(record.last() == Some(&b'\n')),
+                    };
                     let blank = record.iter().all(|b| b.is_ascii_whitespace());
                     if !blank && header_pending {
                         header_pending = false;
-                        let line = record.strip_suffix(b"\n").unwrap_or(&record);
+                        let line = record.strip_suffix(b"\n").unwrap_or(record);
                         let line = line.strip_suffix(b"\r").unwrap_or(line);
                         if line.contains(&b'\r') {
                             Err(ConnectorError::config(format!(
@@ -206,16 +238,23 @@ pub(crate) fn read<'a>(t: Arc<TextRead>, checkpoint: Option<Position>) -> ReadSt
                                 t.bucket, part.key
                             )))?;
                         }
-                    } else if !blank {
-                        pending.rows.push(std::mem::take(&mut record));
+                        pending.text.truncate(record_start);
+                    } else if blank {
+                        pending.text.truncate(record_start);
+                    } else {
+                        if record.last() != Some(&b'\n') {
+                            // The last record of the object, with no line break of its own.
+                            pending.text.push(b'\n');
+                        }
+                        pending.ends.push(pending.text.len());
                         pending.rel_lines.push(record_rel);
                         pending.offsets.push(start);
                     }
                 }
-                let full = pending.rows.len() >= t.stream.batch_rows;
-                if full || (n == 0 && !pending.rows.is_empty()) {
-                    let batch = t.decode(&mut pending, aligned, &mut line_base).await?;
-                    pending = Pending::default();
+                let full = pending.len() >= t.stream.batch_rows;
+                if full || (n == 0 && pending.len() > 0) {
+                    let batch = t.decode(&pending, aligned, &mut line_base).await?;
+                    pending.clear();
                     if let Some(b) = batch {
                         yield ReadItem::Batch(b);
                     }
@@ -233,21 +272,25 @@ impl TextRead {
     /// Decode `pending`; rows that do not fit are rejected (or fail the run).
     async fn decode(
         &self,
-        pending: &mut Pending,
+        pending: &Pending,
         aligned: u64,
         line_base: &mut Option<u64>,
     ) -> Result<Option<RecordBatch>, ConnectorError> {
-        let all: Vec<&[u8]> = pending.rows.iter().map(Vec::as_slice).collect();
-        let first_error = match self.decode_rows(&all) {
+        let first_error = match self.decode_rows(&pending.text, pending.len()) {
             Ok(b) => return Ok(Some(b)),
             Err(e) => e,
         };
         // Find the rows that do not fit, one by one (only on this error path).
         let mut good = Vec::new();
+        let mut good_rows = 0;
         let mut bad = Vec::new();
-        for (i, row) in all.iter().enumerate() {
-            match self.decode_rows(std::slice::from_ref(row)) {
-                Ok(_) => good.push(*row),
+        for i in 0..pending.len() {
+            let row = pending.row(i);
+            match self.decode_rows(row, 1) {
+                Ok(_) => {
+                    good.extend_from_slice(row);
+                    good_rows += 1;
+                }
                 Err(e) => bad.push((i, e.to_string())),
             }
         }
@@ -267,7 +310,7 @@ impl TextRead {
             (BadRows::Reject, Some((bucket, prefix))) => {
                 let mut body = Vec::new();
                 for (i, reason) in &bad {
-                    let text = &pending.rows[*i];
+                    let text = pending.row(*i);
                     let text = String::from_utf8_lossy(&text[..text.len().min(REJECT_TEXT)]);
                     let line = serde_json::json!({
                         "object": object,
@@ -312,52 +355,45 @@ impl TextRead {
                 )));
             }
         }
-        if good.is_empty() {
+        if good_rows == 0 {
             return Ok(None);
         }
-        self.decode_rows(&good)
+        self.decode_rows(&good, good_rows)
             .map(Some)
             .map_err(|e| ConnectorError::source_error(format!("decoding {object}: {e}")))
     }
 
-    /// `rows` decoded; exactly one row per record, or an error (a record holding a
-    /// line break the splitter did not see, an unbalanced quote...).
-    fn decode_rows(&self, rows: &[&[u8]]) -> Result<RecordBatch, ArrowError> {
-        let batch = self.decode_text(rows)?;
-        if batch.num_rows() != rows.len() {
+    /// The `rows` records of `text` (each ending in a line break) decoded; exactly one row
+    /// per record, or an error (a record holding a line break the splitter did not see, an
+    /// unbalanced quote...).
+    fn decode_rows(&self, text: &[u8], rows: usize) -> Result<RecordBatch, ArrowError> {
+        let batch = self.decode_text(text, rows)?;
+        if batch.num_rows() != rows {
             return Err(ArrowError::ParseError(format!(
                 "{} record(s) decoded into {} row(s): a line break the reader did not split on (a lone carriage return?) or an unbalanced quote",
-                rows.len(),
+                rows,
                 batch.num_rows()
             )));
         }
         Ok(batch)
     }
 
-    fn decode_text(&self, rows: &[&[u8]]) -> Result<RecordBatch, ArrowError> {
-        let mut text = Vec::with_capacity(rows.iter().map(|r| r.len() + 1).sum());
-        for r in rows {
-            text.extend_from_slice(r);
-            if !r.ends_with(b"\n") {
-                text.push(b'\n');
-            }
-        }
-        let n = rows.len().max(1);
+    fn decode_text(&self, text: &[u8], rows: usize) -> Result<RecordBatch, ArrowError> {
+        let n = rows.max(1);
         match &self.stream.format {
             Format::Csv {
-                delimiter,
-                quote,
-                null_values,
-                ..
+                delimiter, quote, ..
             } => {
-                let mut d = arrow_csv::ReaderBuilder::new(self.schema.clone())
+                let mut builder = arrow_csv::ReaderBuilder::new(self.schema.clone())
                     .with_header(false)
                     .with_delimiter(delimiter.as_bytes()[0])
                     .with_quote(quote.as_bytes()[0])
-                    .with_null_regex(null_regex(null_values))
-                    .with_batch_size(n)
-                    .build_decoder();
-                let mut rest = text.as_slice();
+                    .with_batch_size(n);
+                if let Some(r) = &self.null_regex {
+                    builder = builder.with_null_regex(r.clone());
+                }
+                let mut d = builder.build_decoder();
+                let mut rest = text;
                 while !rest.is_empty() {
                     let used = d.decode(rest)?;
                     if used == 0 {
@@ -373,7 +409,7 @@ impl TextRead {
                 let mut d = arrow_json::ReaderBuilder::new(self.schema.clone())
                     .with_batch_size(n)
                     .build_decoder()?;
-                let mut rest = text.as_slice();
+                let mut rest = text;
                 while !rest.is_empty() {
                     let used = d.decode(rest)?;
                     if used == 0 {
@@ -415,8 +451,17 @@ impl TextRead {
     }
 }
 
-/// A regex matching exactly the null markers (none: a regex that matches nothing).
-fn null_regex(values: &[String]) -> regex::Regex {
+/// A regex matching exactly the null markers (none: a regex that matches nothing); `None`
+/// for the empty field alone, arrow-csv's own rule, which it checks without running a
+/// regex on every field.
+pub(crate) fn null_regex(values: &[String]) -> Option<regex::Regex> {
+    if values.len() == 1 && values[0].is_empty() {
+        return None;
+    }
+    Some(null_regex_of(values))
+}
+
+fn null_regex_of(values: &[String]) -> regex::Regex {
     let pattern = if values.is_empty() {
         r"[^\s\S]".to_string()
     } else {
@@ -444,16 +489,14 @@ pub(crate) async fn infer_schema(
     if object.size > 0
         && let Some(mut body) = open(store, bucket, &part, 0).await?
     {
-        let mut record = Vec::new();
         let mut rows = 0;
         while rows <= SAMPLE_ROWS && sample.len() < SAMPLE_BYTES {
-            let n = read_record(&mut body, &mut record, None)
+            let n = read_record(&mut body, &mut sample, None)
                 .await
                 .map_err(|e| io_error(&part, bucket, e))?;
             if n == 0 {
                 break;
             }
-            sample.extend_from_slice(&record);
             rows += 1;
         }
     }
