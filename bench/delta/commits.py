@@ -4,7 +4,8 @@ one-row run as the table's log grows to 1, 100 and 1000 commits.
 Each run is the orders-demo binary extracting one new row (an incremental run) into a local
 S3 server; its run report gives `timings.plan_ms` (reading the table's latest snapshot,
 checkpoint plus the commits after it, and planning) and `timings.commit_ms`. A checkpoint is
-written every tenth version, so planning should stay flat as the log grows.
+written every tenth version and a version checksum (`.crc`) after every commit; planning
+reads the run record from the latest checksum, so it should stay flat as the log grows.
 
 Usage: python bench/delta/commits.py [COMMITS ...]   (default: 1 100 1000)
 Run through bench/delta/run.sh (release binaries); BIN_DIR=target/debug for a quick look.
