@@ -10,6 +10,7 @@
 //!   (parts below 5 MiB except the last are rejected with `EntityTooSmall`).
 //! - `ListObjectsV2` with prefix, delimiter, start-after, max-keys and
 //!   continuation tokens (the token is the last key returned); `ListObjects` (v1).
+//!   But it walks and reads the whole bucket for every listing (see [`crate::listing`]).
 //! - `DeleteObject`, `DeleteObjects`, `CopyObject`, `HeadObject`, ranged `GetObject`,
 //!   bucket create/delete/head/list/location.
 //!
@@ -30,6 +31,8 @@
 //!    succeed here and fail on AWS.
 //! 5. `GetObject` honours `If-Match` (412 `PreconditionFailed` when the object's ETag
 //!    differs), which `s3s-fs` ignores.
+//! 6. `ListObjectsV2` costs what its page holds, as on S3: [`crate::listing`] walks
+//!    only the prefix's directories, in key order, and stops at the page.
 //!
 //! Every other operation is delegated to `FileSystem` unchanged; operations
 //! `FileSystem` does not implement keep the trait's `NotImplemented` default.
@@ -48,7 +51,7 @@ use s3s::dto::{
     GetObjectInput, GetObjectOutput, HeadBucketInput, HeadBucketOutput, HeadObjectInput,
     HeadObjectOutput, ListBucketsInput, ListBucketsOutput, ListMultipartUploadsInput,
     ListMultipartUploadsOutput, ListObjectsInput, ListObjectsOutput, ListObjectsV2Input,
-    ListObjectsV2Output, ListPartsInput, ListPartsOutput, MultipartUpload, PutObjectInput,
+    ListObjectsV2Output, ListPartsInput, ListPartsOutput, MultipartUpload, Object, PutObjectInput,
     PutObjectOutput, Timestamp, UploadPartCopyInput, UploadPartCopyOutput, UploadPartInput,
     UploadPartOutput,
 };
@@ -98,6 +101,77 @@ impl LocalFs {
                 "The specified bucket does not exist"
             ))
         }
+    }
+}
+
+impl LocalFs {
+    /// `ListObjectsV2` by [`crate::listing`] (in key order, bounded by the page), or
+    /// `None` for a request it leaves to `s3s-fs`.
+    async fn list_in_order(
+        &self,
+        input: &ListObjectsV2Input,
+    ) -> S3Result<Option<ListObjectsV2Output>> {
+        self.ensure_bucket(&input.bucket)?;
+        let bucket_root = self.root.join(&input.bucket);
+        let prefix = input.prefix.clone().unwrap_or_default();
+        let delimiter = input.delimiter.clone();
+        // Like `s3s-fs`: the continuation token is the last key or prefix returned, and
+        // the listing resumes after the later of it and the start-after key.
+        let start_after = match (
+            input.continuation_token.as_deref(),
+            input.start_after.as_deref(),
+        ) {
+            (Some(t), Some(s)) => Some(t.max(s).to_owned()),
+            (t, s) => t.or(s).map(str::to_owned),
+        };
+        let max_keys = input.max_keys.unwrap_or(1000);
+        let limit = usize::try_from(max_keys).unwrap_or(0);
+        let page = tokio::task::spawn_blocking(move || {
+            crate::listing::list(
+                &bucket_root,
+                &prefix,
+                delimiter.as_deref(),
+                start_after.as_deref(),
+                limit,
+            )
+        })
+        .await
+        .map_err(|e| s3_error!(InternalError, "listing task failed: {e}"))?;
+        let Some(page) = page else {
+            return Ok(None);
+        };
+        let page = page.map_err(|e| s3_error!(InternalError, "listing failed: {e}"))?;
+        let key_count = page.objects.len() + page.common_prefixes.len();
+        let contents: Vec<Object> = page
+            .objects
+            .into_iter()
+            .map(|o| Object {
+                key: Some(o.key),
+                last_modified: Some(Timestamp::from(o.modified)),
+                size: Some(i64::try_from(o.size).unwrap_or(i64::MAX)),
+                ..Default::default()
+            })
+            .collect();
+        let common_prefixes: Vec<CommonPrefix> = page
+            .common_prefixes
+            .into_iter()
+            .map(|p| CommonPrefix { prefix: Some(p) })
+            .collect();
+        Ok(Some(ListObjectsV2Output {
+            key_count: Some(i32::try_from(key_count).unwrap_or(i32::MAX)),
+            max_keys: Some(max_keys),
+            is_truncated: Some(page.truncated),
+            contents: (!contents.is_empty()).then_some(contents),
+            common_prefixes: (!common_prefixes.is_empty()).then_some(common_prefixes),
+            continuation_token: input.continuation_token.clone(),
+            next_continuation_token: if page.truncated { page.last } else { None },
+            delimiter: input.delimiter.clone(),
+            encoding_type: input.encoding_type.clone(),
+            name: Some(input.bucket.clone()),
+            prefix: input.prefix.clone(),
+            start_after: input.start_after.clone(),
+            ..Default::default()
+        }))
     }
 }
 
@@ -383,7 +457,10 @@ impl S3 for LocalFs {
             service: req.service.clone(),
             trailing_headers: None,
         };
-        let mut response = self.fs.list_objects_v2(req).await?;
+        let mut response = match self.list_in_order(&req.input).await? {
+            Some(output) => S3Response::new(output),
+            None => self.fs.list_objects_v2(req).await?,
+        };
         // S3 lists every object's ETag; s3s-fs leaves it out. Fill it in from the object's
         // own metadata (HEAD through s3s-fs), so clients that track versions by listing
         // (the file connector's "each version once") see what they would on S3.

@@ -22,6 +22,7 @@
 mod backend;
 mod error;
 pub mod fault_proxy;
+mod listing;
 mod server;
 
 use std::net::{Ipv4Addr, SocketAddr};
