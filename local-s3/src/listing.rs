@@ -15,6 +15,8 @@
 //! with another delimiter, or a prefix that is not a plain path, is left to `s3s-fs`
 //! (the caller gets `None`).
 
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
 use std::io;
 use std::path::Path;
 use std::time::SystemTime;
@@ -107,23 +109,6 @@ struct Walk<'a> {
     found: usize,
 }
 
-/// A directory entry, with the name it sorts by.
-struct Entry {
-    name: String,
-    is_dir: bool,
-}
-
-impl Entry {
-    /// Every key under a directory `d` starts with `d/`: the directory sorts as that.
-    fn sort_name(&self) -> std::borrow::Cow<'_, str> {
-        if self.is_dir {
-            format!("{}/", self.name).into()
-        } else {
-            self.name.as_str().into()
-        }
-    }
-}
-
 impl Walk<'_> {
     fn full(&self) -> bool {
         self.found >= self.limit
@@ -135,7 +120,11 @@ impl Walk<'_> {
 
     /// Walk `dir` (whose keys start with `base`), only names starting with `name_prefix`.
     fn dir(&mut self, dir: &Path, base: &str, name_prefix: Option<&str>) -> io::Result<()> {
-        let mut entries = Vec::new();
+        // The start-after key relative to this directory, when it lies inside it.
+        let after_here = self.start_after.and_then(|s| s.strip_prefix(base));
+        // (the name it sorts by, is a directory): every key under a directory `d` starts
+        // with `d/`, so it sorts as that.
+        let mut entries: Vec<Reverse<(String, bool)>> = Vec::new();
         let listed = match std::fs::read_dir(dir) {
             Ok(listed) => listed,
             // Removed while listed (a directory marker's delete): nothing in it.
@@ -155,19 +144,32 @@ impl Walk<'_> {
             if !file_type.is_dir() && !file_type.is_file() {
                 continue;
             }
-            entries.push(Entry {
-                name,
-                is_dir: file_type.is_dir(),
-            });
+            let is_dir = file_type.is_dir();
+            let sort_name = if is_dir { format!("{name}/") } else { name };
+            // Passed over before sorting: what sorts wholly at or before the start-after
+            // key (a listing resumed near the end of a large directory sorts only the rest).
+            if let Some(rest) = after_here {
+                let wholly_before = if is_dir {
+                    rest >= sort_name.as_str() && !rest.starts_with(sort_name.as_str())
+                } else {
+                    sort_name.as_str() <= rest
+                };
+                if wholly_before {
+                    continue;
+                }
+            }
+            entries.push(Reverse((sort_name, is_dir)));
         }
-        entries.sort_by(|a, b| a.sort_name().cmp(&b.sort_name()));
-        for entry in entries {
+        // Taken in order from a heap (built in linear time): a page of a few keys from a
+        // large directory does not sort all of it.
+        let mut entries = BinaryHeap::from(entries);
+        while let Some(Reverse((sort_name, is_dir))) = entries.pop() {
             if self.full() {
                 break;
             }
-            let key = format!("{base}{}", entry.sort_name());
-            let path = dir.join(&entry.name);
-            if !entry.is_dir {
+            let key = format!("{base}{sort_name}");
+            let path = dir.join(sort_name.trim_end_matches('/'));
+            if !is_dir {
                 if self.after_start(&key) {
                     let meta = match std::fs::metadata(&path) {
                         Ok(m) => m,
