@@ -19,7 +19,7 @@ use crate::{ObjectPart, Position};
 
 type Body = Pin<Box<dyn AsyncBufRead + Send>>;
 
-/// Buffer between S3 and the decoders.
+/// Buffer between a decompressor and the record cutting.
 const BUFFER: usize = 256 << 10;
 /// What schema inference reads at most.
 const SAMPLE_BYTES: usize = 1 << 20;
@@ -77,7 +77,9 @@ async fn open(
             .with_source(e));
         }
     };
-    let raw = BufReader::with_capacity(BUFFER, response.body.into_async_read());
+    // The body's own reader is buffered (it hands out the received chunks as they are):
+    // records are cut straight from them, with no second buffer to copy through.
+    let raw = response.body.into_async_read();
     let body: Body = match part.compression.unwrap_or(Compression::None) {
         Compression::Gzip => {
             let mut d = GzipDecoder::new(raw);
@@ -203,6 +205,10 @@ pub(crate) fn read<'a>(t: Arc<TextRead>, checkpoint: Option<Position>) -> ReadSt
                 _ => (false, None),
             };
             let mut pending = Pending::default();
+            // One decoder for the whole read: its buffers are reused batch after batch.
+            let mut decoder = t.new_decoder(t.stream.batch_rows).map_err(|e| {
+                ConnectorError::internal(format!("s3://{}/{}: {e}", t.bucket, part.key))
+            })?;
             // The header is the first record that is not blank, read from the top.
             let mut header_pending = header && p == 0;
             loop {
@@ -253,7 +259,7 @@ pub(crate) fn read<'a>(t: Arc<TextRead>, checkpoint: Option<Position>) -> ReadSt
                 }
                 let full = pending.len() >= t.stream.batch_rows;
                 if full || (n == 0 && pending.len() > 0) {
-                    let batch = t.decode(&pending, aligned, &mut line_base).await?;
+                    let batch = t.decode(&mut decoder, &pending, aligned, &mut line_base).await?;
                     pending.clear();
                     if let Some(b) = batch {
                         yield ReadItem::Batch(b);
@@ -268,18 +274,74 @@ pub(crate) fn read<'a>(t: Arc<TextRead>, checkpoint: Option<Position>) -> ReadSt
     })
 }
 
+/// A CSV or JSON Lines decoder.
+enum BatchDecoder {
+    Csv(Box<arrow_csv::reader::Decoder>),
+    Json(arrow_json::reader::Decoder),
+}
+
+/// Every record of `text` (each ending in a line break; no more than the decoder's batch
+/// size) decoded into one batch; `None` when nothing was.
+fn decode_with(decoder: &mut BatchDecoder, text: &[u8]) -> Result<Option<RecordBatch>, ArrowError> {
+    let mut rest = text;
+    match decoder {
+        BatchDecoder::Csv(d) => {
+            while !rest.is_empty() {
+                let used = d.decode(rest)?;
+                if used == 0 {
+                    break;
+                }
+                rest = &rest[used..];
+            }
+            d.decode(&[])?;
+            d.flush()
+        }
+        BatchDecoder::Json(d) => {
+            while !rest.is_empty() {
+                let used = d.decode(rest)?;
+                if used == 0 {
+                    break;
+                }
+                rest = &rest[used..];
+            }
+            d.flush()
+        }
+    }
+}
+
+/// The batch, unless it does not hold exactly `rows` rows (a record holding a line break
+/// the splitter did not see, an unbalanced quote...).
+fn checked_rows(
+    batch: Result<Option<RecordBatch>, ArrowError>,
+    rows: usize,
+) -> Result<RecordBatch, ArrowError> {
+    let batch = batch?;
+    let decoded = batch.as_ref().map_or(0, RecordBatch::num_rows);
+    match batch {
+        Some(b) if decoded == rows => Ok(b),
+        _ => Err(ArrowError::ParseError(format!(
+            "{rows} record(s) decoded into {decoded} row(s): a line break the reader did not split on (a lone carriage return?) or an unbalanced quote"
+        ))),
+    }
+}
+
 impl TextRead {
     /// Decode `pending`; rows that do not fit are rejected (or fail the run).
     async fn decode(
         &self,
+        decoder: &mut BatchDecoder,
         pending: &Pending,
         aligned: u64,
         line_base: &mut Option<u64>,
     ) -> Result<Option<RecordBatch>, ConnectorError> {
-        let first_error = match self.decode_rows(&pending.text, pending.len()) {
+        let first_error = match checked_rows(decode_with(decoder, &pending.text), pending.len()) {
             Ok(b) => return Ok(Some(b)),
             Err(e) => e,
         };
+        // A decoder that failed may hold part of the batch: the next batch gets a new one.
+        *decoder = self.new_decoder(self.stream.batch_rows).map_err(|e| {
+            ConnectorError::internal(format!("s3://{}/{}: {e}", self.bucket, self.part.key))
+        })?;
         // Find the rows that do not fit, one by one (only on this error path).
         let mut good = Vec::new();
         let mut good_rows = 0;
@@ -363,24 +425,16 @@ impl TextRead {
             .map_err(|e| ConnectorError::source_error(format!("decoding {object}: {e}")))
     }
 
-    /// The `rows` records of `text` (each ending in a line break) decoded; exactly one row
-    /// per record, or an error (a record holding a line break the splitter did not see, an
-    /// unbalanced quote...).
+    /// The `rows` records of `text` (each ending in a line break) decoded by a decoder of
+    /// their own (the rows of a batch that failed, one by one, and the rows that fit).
     fn decode_rows(&self, text: &[u8], rows: usize) -> Result<RecordBatch, ArrowError> {
-        let batch = self.decode_text(text, rows)?;
-        if batch.num_rows() != rows {
-            return Err(ArrowError::ParseError(format!(
-                "{} record(s) decoded into {} row(s): a line break the reader did not split on (a lone carriage return?) or an unbalanced quote",
-                rows,
-                batch.num_rows()
-            )));
-        }
-        Ok(batch)
+        let mut decoder = self.new_decoder(rows.max(1))?;
+        checked_rows(decode_with(&mut decoder, text), rows)
     }
 
-    fn decode_text(&self, text: &[u8], rows: usize) -> Result<RecordBatch, ArrowError> {
-        let n = rows.max(1);
-        match &self.stream.format {
+    /// A decoder of this read's format and schema, for batches of up to `batch_rows`.
+    fn new_decoder(&self, batch_rows: usize) -> Result<BatchDecoder, ArrowError> {
+        Ok(match &self.stream.format {
             Format::Csv {
                 delimiter, quote, ..
             } => {
@@ -388,39 +442,18 @@ impl TextRead {
                     .with_header(false)
                     .with_delimiter(delimiter.as_bytes()[0])
                     .with_quote(quote.as_bytes()[0])
-                    .with_batch_size(n);
+                    .with_batch_size(batch_rows);
                 if let Some(r) = &self.null_regex {
                     builder = builder.with_null_regex(r.clone());
                 }
-                let mut d = builder.build_decoder();
-                let mut rest = text;
-                while !rest.is_empty() {
-                    let used = d.decode(rest)?;
-                    if used == 0 {
-                        break;
-                    }
-                    rest = &rest[used..];
-                }
-                d.decode(&[])?;
-                Ok(d.flush()?
-                    .unwrap_or_else(|| RecordBatch::new_empty(self.schema.clone())))
+                BatchDecoder::Csv(Box::new(builder.build_decoder()))
             }
-            _ => {
-                let mut d = arrow_json::ReaderBuilder::new(self.schema.clone())
-                    .with_batch_size(n)
-                    .build_decoder()?;
-                let mut rest = text;
-                while !rest.is_empty() {
-                    let used = d.decode(rest)?;
-                    if used == 0 {
-                        break;
-                    }
-                    rest = &rest[used..];
-                }
-                Ok(d.flush()?
-                    .unwrap_or_else(|| RecordBatch::new_empty(self.schema.clone())))
-            }
-        }
+            _ => BatchDecoder::Json(
+                arrow_json::ReaderBuilder::new(self.schema.clone())
+                    .with_batch_size(batch_rows)
+                    .build_decoder()?,
+            ),
+        })
     }
 
     /// Line breaks in `[0, offset)` of the uncompressed object (for the line numbers of a
