@@ -1,5 +1,10 @@
 """Upload every file of a local directory to s3://BUCKET/PREFIX/ on the local S3 server
-(pyarrow's S3FileSystem: multipart uploads). Usage: upload.py DIR BUCKET/PREFIX"""
+(pyarrow's S3FileSystem: multipart uploads), one file at a time, and check that each is
+listed afterwards with its size. Usage: upload.py DIR BUCKET/PREFIX
+
+One at a time: with pyarrow's threads, two uploads into one new "directory" raced on it
+(pyarrow creates and deletes directory markers; s3s-fs makes them real directories), and
+one object was once missing afterwards with no error from the copy."""
 import os
 import sys
 
@@ -9,6 +14,11 @@ source, dest = sys.argv[1:3]
 s3 = fs.S3FileSystem(endpoint_override=os.environ["AWS_ENDPOINT_URL"], scheme="http",
                      access_key=os.environ["AWS_ACCESS_KEY_ID"], secret_key=os.environ["AWS_SECRET_ACCESS_KEY"],
                      region="us-east-1")
-fs.copy_files(source, dest, source_filesystem=fs.LocalFileSystem(), destination_filesystem=s3)
-for info in s3.get_file_info(fs.FileSelector(dest)):
-    print(f"uploaded s3://{info.path} ({info.size} bytes)", file=sys.stderr)
+fs.copy_files(source, dest, source_filesystem=fs.LocalFileSystem(), destination_filesystem=s3,
+              use_threads=False)
+listed = {os.path.basename(i.path): i.size for i in s3.get_file_info(fs.FileSelector(dest))}
+for name in sorted(os.listdir(source)):
+    size = os.path.getsize(os.path.join(source, name))
+    if listed.get(name) != size:
+        sys.exit(f"upload of {name} to s3://{dest}/ failed: listed {listed.get(name)} bytes, expected {size}")
+    print(f"uploaded s3://{dest}/{name} ({size} bytes)", file=sys.stderr)
