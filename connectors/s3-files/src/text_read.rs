@@ -283,30 +283,34 @@ enum BatchDecoder {
 /// Every record of `text` (each ending in a line break; no more than the decoder's batch
 /// size) decoded into one batch; `None` when nothing was.
 fn decode_with(decoder: &mut BatchDecoder, text: &[u8]) -> Result<Option<RecordBatch>, ArrowError> {
-    let mut rest = text;
     match decoder {
         BatchDecoder::Csv(d) => {
-            while !rest.is_empty() {
-                let used = d.decode(rest)?;
-                if used == 0 {
-                    break;
-                }
-                rest = &rest[used..];
-            }
+            feed(text, |b| d.decode(b))?;
             d.decode(&[])?;
             d.flush()
         }
         BatchDecoder::Json(d) => {
-            while !rest.is_empty() {
-                let used = d.decode(rest)?;
-                if used == 0 {
-                    break;
-                }
-                rest = &rest[used..];
-            }
+            feed(text, |b| d.decode(b))?;
             d.flush()
         }
     }
+}
+
+/// All of `text` handed to a decoder's `decode` (which takes what fits its batch and says
+/// how much it took).
+fn feed(
+    text: &[u8],
+    mut decode: impl FnMut(&[u8]) -> Result<usize, ArrowError>,
+) -> Result<(), ArrowError> {
+    let mut rest = text;
+    while !rest.is_empty() {
+        let used = decode(rest)?;
+        if used == 0 {
+            break;
+        }
+        rest = &rest[used..];
+    }
+    Ok(())
 }
 
 /// The batch, unless it does not hold exactly `rows` rows (a record holding a line break
