@@ -6,7 +6,8 @@ One at a time, and checked: one run lost an object with no error from the copy. 
 kept its metadata but no file; s3s-fs's CompleteMultipartUpload writes the metadata, then
 concatenates the parts (seconds for 778 MB), then renames the file in; most likely a client
 that gave up meanwhile (the AWS C++ SDK under pyarrow times requests out after 3 s by default)
-stopped it midway (reproduced since with a 50 ms client timeout). One upload at a time keeps the server less loaded; the check makes a loss fail the run."""
+stopped it midway (reproduced since with a 50 ms client timeout). One upload at a time keeps
+the server less loaded; the check makes a loss fail the run."""
 import os
 import sys
 
