@@ -35,6 +35,15 @@
 //!    only the prefix's directories, in key order, and stops at the page.
 //! 7. `GetObject` reads the file in 1 MiB chunks and only the range asked for (s3s-fs
 //!    reads 4 KiB at a time, and a ranged read on to the file's end).
+//! 8. `CompleteMultipartUpload` runs to its end whatever the client does, and answers a
+//!    retry of a finished complete with the same object, as S3 does. `s3s-fs` forgets the
+//!    upload id first and concatenates the parts after it, inside the request's future:
+//!    a client that stopped waiting (a timeout during a long complete) dropped that future
+//!    midway, and the object never appeared while its retry met a forgotten upload
+//!    (`AccessDenied`) — the upload was lost. The parts are also checked before `s3s-fs`
+//!    forgets the upload, so `EntityTooSmall` or a missing part leaves the upload in
+//!    progress (it can be completed again or aborted, as on S3); an upload id this server
+//!    never issued or has forgotten answers `NoSuchUpload` (404), not `AccessDenied`.
 //!
 //! Every other operation is delegated to `FileSystem` unchanged; operations
 //! `FileSystem` does not implement keep the trait's `NotImplemented` default.
@@ -64,10 +73,12 @@ use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
 /// `s3s_fs::FileSystem` with per-key write serialisation and `ListMultipartUploads`.
 pub(crate) struct LocalFs {
-    fs: FileSystem,
+    fs: Arc<FileSystem>,
     /// The canonical data root (the same directory `FileSystem` uses).
     root: PathBuf,
-    key_locks: KeyLocks,
+    key_locks: Arc<KeyLocks>,
+    /// Multipart uploads completed lately, so a retried complete gets the same answer.
+    completed_uploads: Arc<Mutex<CompletedUploads>>,
     /// Behave as a server that does not support conditional writes: `If-None-Match` on
     /// `PutObject` is ignored (the write always happens). For tests of clients that must
     /// detect such a server.
@@ -85,9 +96,10 @@ impl fmt::Debug for LocalFs {
 impl LocalFs {
     pub(crate) fn new(fs: FileSystem, root: PathBuf) -> Self {
         Self {
-            fs,
+            fs: Arc::new(fs),
             root,
-            key_locks: KeyLocks::default(),
+            key_locks: Arc::default(),
+            completed_uploads: Arc::default(),
             ignore_if_none_match: Arc::default(),
         }
     }
@@ -261,6 +273,92 @@ impl KeyLocks {
         }
         out
     }
+}
+
+/// An upload that completed: what a retry of its complete is answered with.
+struct CompletedUpload {
+    upload_id: String,
+    bucket: String,
+    key: String,
+    e_tag: s3s::dto::ETag,
+}
+
+/// The last [`CompletedUploads::KEPT`] completed uploads, oldest first. (S3 answers a
+/// retried complete for a while after it finished; a bounded memory serves a test server.)
+#[derive(Default)]
+struct CompletedUploads {
+    uploads: std::collections::VecDeque<CompletedUpload>,
+}
+
+impl CompletedUploads {
+    const KEPT: usize = 4096;
+
+    fn find(&self, upload_id: &str) -> Option<&CompletedUpload> {
+        self.uploads.iter().find(|u| u.upload_id == upload_id)
+    }
+
+    fn remember(&mut self, upload: CompletedUpload) {
+        if self.uploads.len() == Self::KEPT {
+            self.uploads.pop_front();
+        }
+        self.uploads.push_back(upload);
+    }
+}
+
+/// The answer to a complete of `upload`, first or retried.
+fn completed_output(upload: &CompletedUpload) -> CompleteMultipartUploadOutput {
+    CompleteMultipartUploadOutput {
+        bucket: Some(upload.bucket.clone()),
+        key: Some(upload.key.clone()),
+        e_tag: Some(upload.e_tag.clone()),
+        ..Default::default()
+    }
+}
+
+/// Checks a complete's part list against the parts on disk before `s3s-fs` forgets the
+/// upload (it checks them only while concatenating, after that): numbers 1, 2, 3, … in
+/// order (`s3s-fs` accepts no gaps), each part present, every part but the last at least
+/// 5 MiB.
+fn check_parts_to_complete(
+    root: &Path,
+    upload_id: &str,
+    parts: &[s3s::dto::CompletedPart],
+) -> S3Result<()> {
+    if parts.is_empty() {
+        return Err(s3_error!(InvalidPart, "You must specify at least one part"));
+    }
+    for (i, part) in parts.iter().enumerate() {
+        let number = part
+            .part_number
+            .ok_or_else(|| s3_error!(InvalidRequest, "missing part number"))?;
+        if usize::try_from(number).ok() != Some(i + 1) {
+            return Err(s3_error!(
+                InvalidPartOrder,
+                "part {number} is listed at place {}: list the parts 1, 2, 3, ... in order",
+                i + 1
+            ));
+        }
+        let path = root.join(format!(".upload_id-{upload_id}.part-{number}"));
+        let size = match std::fs::metadata(&path) {
+            Ok(meta) => meta.len(),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(s3_error!(InvalidPart, "part {number} was not uploaded"));
+            }
+            Err(e) => return Err(s3_error!(e, InternalError)),
+        };
+        if i + 1 < parts.len() && size < 5 * 1024 * 1024 {
+            return Err(s3_error!(
+                EntityTooSmall,
+                "part {number} is {size} bytes: every part but the last must be at least 5 MiB"
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Whether `s` looks like the UUIDs `s3s-fs` issues as upload ids (hex and `-` only).
+fn uuid_shaped(s: &str) -> bool {
+    s.len() == 36 && s.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-')
 }
 
 /// Decodes unpadded URL-safe base64 (the encoding `s3s-fs` uses in its
@@ -589,9 +687,70 @@ impl S3 for LocalFs {
     ) -> S3Result<S3Response<CompleteMultipartUploadOutput>> {
         self.ensure_bucket(&req.input.bucket)?;
         let (bucket, key) = (req.input.bucket.clone(), req.input.key.clone());
-        self.key_locks
-            .with_lock(&bucket, &key, self.fs.complete_multipart_upload(req))
+        let upload_id = req.input.upload_id.clone();
+        let (fs, key_locks, completed) = (
+            Arc::clone(&self.fs),
+            Arc::clone(&self.key_locks),
+            Arc::clone(&self.completed_uploads),
+        );
+        let root = self.root.clone();
+        // Spawned, so that a client that stops waiting cannot stop it midway (see 8. above).
+        let complete = tokio::spawn(async move {
+            key_locks
+                .with_lock(&bucket, &key, async {
+                    let done = completed
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner)
+                        .find(&upload_id)
+                        .filter(|u| u.bucket == bucket && u.key == key)
+                        .map(completed_output);
+                    if let Some(output) = done {
+                        return Ok(S3Response::new(output));
+                    }
+                    // The upload id is a UUID: no path can be smuggled through it.
+                    if uuid_shaped(&upload_id)
+                        .then(|| root.join(format!(".upload-{upload_id}.json")))
+                        .is_none_or(|info| !info.exists())
+                    {
+                        return Err(s3_error!(
+                            NoSuchUpload,
+                            "no multipart upload {upload_id} is in progress for {key}"
+                        ));
+                    }
+                    let parts = req
+                        .input
+                        .multipart_upload
+                        .as_ref()
+                        .and_then(|m| m.parts.as_deref())
+                        .unwrap_or_default();
+                    check_parts_to_complete(&root, &upload_id, parts)?;
+                    let mut response = fs.complete_multipart_upload(req).await?;
+                    // `s3s-fs` leaves its answer in a future, for s3s to await while it
+                    // sends keep-alive whitespace; awaited here, inside the spawned task.
+                    if let Some(answer) = response.output.future.take() {
+                        response.output = answer.await?;
+                    }
+                    let e_tag = response
+                        .output
+                        .e_tag
+                        .clone()
+                        .ok_or_else(|| s3_error!(InternalError, "the complete gave no ETag"))?;
+                    completed
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner)
+                        .remember(CompletedUpload {
+                            upload_id: upload_id.clone(),
+                            bucket: bucket.clone(),
+                            key: key.clone(),
+                            e_tag,
+                        });
+                    Ok(response)
+                })
+                .await
+        });
+        complete
             .await
+            .map_err(|e| s3_error!(InternalError, "the multipart complete task failed: {e}"))?
     }
 
     async fn abort_multipart_upload(

@@ -529,6 +529,182 @@ async fn multipart_upload_completes_and_reads_back_exactly() {
         .await
         .unwrap_err();
     assert_eq!(err.code(), Some("EntityTooSmall"), "{err:?}");
+    // As on S3, the refused complete leaves the upload in progress: it is listed and can
+    // be aborted, and its parts are gone after the abort.
+    let listed = c
+        .list_multipart_uploads()
+        .bucket(BUCKET)
+        .send()
+        .await
+        .unwrap();
+    let ids: Vec<_> = listed
+        .uploads()
+        .iter()
+        .filter_map(|u| u.upload_id())
+        .collect();
+    assert_eq!(ids, [id], "{listed:?}");
+    c.abort_multipart_upload()
+        .bucket(BUCKET)
+        .key("small")
+        .upload_id(id)
+        .send()
+        .await
+        .unwrap();
+    // A complete of an upload no longer in progress is NoSuchUpload (404), as on S3.
+    let err = c
+        .complete_multipart_upload()
+        .bucket(BUCKET)
+        .key("small")
+        .upload_id(id)
+        .multipart_upload(
+            CompletedMultipartUpload::builder()
+                .parts(CompletedPart::builder().part_number(1).e_tag("x").build())
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Some("NoSuchUpload"), "{err:?}");
+    assert_eq!(http_status(&err), Some(404));
+
+    s3.shutdown().await;
+}
+
+/// A client that stops waiting for a long complete (a timeout, a reset) must not stop it
+/// midway: the object appears whole, and the client's retry of the same complete is
+/// answered with that object's ETag. (`s3s-fs` alone forgot the upload first and
+/// concatenated the parts inside the request's future, so the interrupted complete left
+/// no object and a retry that was refused: the upload was lost.)
+#[tokio::test]
+async fn a_complete_the_client_stops_waiting_for_still_completes_and_its_retry_gets_the_object() {
+    let (_dir, s3) = server().await;
+    let c = client(&s3.endpoint());
+    let key = "interrupted/complete.bin";
+
+    // 16 parts of 5 MiB and a short last one: concatenating 80 MiB takes long enough to be
+    // seen and interrupted midway.
+    let mut parts: Vec<Vec<u8>> = (0..16).map(|i| pattern(5 * MIB, 100 + i)).collect();
+    parts.push(pattern(4321, 999));
+    let up = c
+        .create_multipart_upload()
+        .bucket(BUCKET)
+        .key(key)
+        .send()
+        .await
+        .unwrap();
+    let upload_id = up.upload_id().unwrap().to_owned();
+    let mut completed = Vec::new();
+    for (i, data) in parts.iter().enumerate() {
+        let n = i32::try_from(i + 1).unwrap();
+        let out = c
+            .upload_part()
+            .bucket(BUCKET)
+            .key(key)
+            .upload_id(&upload_id)
+            .part_number(n)
+            .body(ByteStream::from(data.clone()))
+            .send()
+            .await
+            .unwrap();
+        completed.push(
+            CompletedPart::builder()
+                .part_number(n)
+                .e_tag(out.e_tag().unwrap())
+                .build(),
+        );
+    }
+    let body = CompletedMultipartUpload::builder()
+        .set_parts(Some(completed))
+        .build();
+
+    // The complete, dropped (its connection closed) as soon as the server is writing the
+    // object: s3s-fs concatenates the parts into a `.tmp.*.internal.part` file first.
+    let first = tokio::spawn(
+        c.complete_multipart_upload()
+            .bucket(BUCKET)
+            .key(key)
+            .upload_id(&upload_id)
+            .multipart_upload(body.clone())
+            .send(),
+    );
+    let root = s3.root().to_owned();
+    let writing = || {
+        std::fs::read_dir(&root).unwrap().any(|e| {
+            e.unwrap()
+                .file_name()
+                .to_str()
+                .is_some_and(|n| n.starts_with(".tmp.") && n.ends_with(".internal.part"))
+        })
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while !writing() {
+        assert!(
+            !first.is_finished(),
+            "the complete ended before it could be interrupted: {:?}",
+            first.await
+        );
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the complete never began"
+        );
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    first.abort();
+    match first.await {
+        Err(e) if e.is_cancelled() => {}
+        other => panic!("the complete was not interrupted: {other:?}"),
+    }
+
+    // The object appears whole, without any further request from the client.
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let head = loop {
+        match c.head_object().bucket(BUCKET).key(key).send().await {
+            Ok(head) => break head,
+            Err(err) => {
+                assert_eq!(http_status(&err), Some(404), "{err:?}");
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "the interrupted complete never wrote the object"
+                );
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    };
+    assert!(
+        get_bytes(&c, key).await == parts.concat(),
+        "object differs from its parts"
+    );
+
+    // The retry (what the SDK or the caller does after a timeout) gets the same object.
+    let retried = c
+        .complete_multipart_upload()
+        .bucket(BUCKET)
+        .key(key)
+        .upload_id(&upload_id)
+        .multipart_upload(body.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(retried.e_tag(), head.e_tag());
+    assert!(head.e_tag().unwrap().ends_with("-17\""), "{head:?}");
+    // The upload id belongs to its key: the same complete for another key is NoSuchUpload.
+    let err = c
+        .complete_multipart_upload()
+        .bucket(BUCKET)
+        .key("another/key.bin")
+        .upload_id(&upload_id)
+        .multipart_upload(body)
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Some("NoSuchUpload"), "{err:?}");
+    let listed = c
+        .list_multipart_uploads()
+        .bucket(BUCKET)
+        .send()
+        .await
+        .unwrap();
+    assert!(listed.uploads().is_empty(), "{listed:?}");
 
     s3.shutdown().await;
 }
