@@ -3,11 +3,12 @@
 listed afterwards with its size. Usage: upload.py DIR BUCKET/PREFIX
 
 One at a time, and checked: one run lost an object with no error from the copy. The server
-kept its metadata but no file; s3s-fs's CompleteMultipartUpload writes the metadata, then
-concatenates the parts (seconds for 778 MB), then renames the file in; most likely a client
-that gave up meanwhile (the AWS C++ SDK under pyarrow times requests out after 3 s by default)
-stopped it midway (reproduced since with a 50 ms client timeout). One upload at a time keeps
-the server less loaded; the check makes a loss fail the run."""
+kept its metadata but no file: s3s-fs's CompleteMultipartUpload forgot the upload, then
+concatenated the parts (seconds for 778 MB) inside the request's future, and a client that
+gave up meanwhile (the AWS C++ SDK under pyarrow times requests out after 3 s by default)
+stopped it midway. Fixed in local-s3 (the complete runs to its end in its own task and a retry
+gets the same object; test `a_complete_the_client_stops_waiting_for_still_completes_...`).
+One upload at a time still keeps the server less loaded; the check makes a loss fail the run."""
 import os
 import sys
 
