@@ -1,7 +1,7 @@
 //! Parquet files streamed to S3: an `ArrowWriter` whose output is drained into
 //! multipart parts as it is produced, so a file never sits whole in memory.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
 use arrow::array::{Array, ArrayRef};
@@ -10,8 +10,8 @@ use arrow::row::{RowConverter, SortField};
 use arrow_schema::SchemaRef;
 use aws_sdk_s3::types::CompletedPart;
 use bytes::Bytes;
-use parquet::arrow::ArrowWriter;
-use parquet::basic::{Compression, ZstdLevel};
+use parquet::arrow::{ArrowSchemaConverter, ArrowWriter};
+use parquet::basic::{Compression, Encoding, Type as PhysicalType, ZstdLevel};
 use parquet::file::properties::WriterProperties;
 use parquet::schema::types::ColumnPath;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -390,6 +390,15 @@ const DICTIONARY_SAMPLE_MAX: usize = 65_536;
 /// whose values in `sample` are mostly distinct (more than 3 in 4): for such a column a
 /// dictionary only costs hashing and makes the file larger (each value is stored once
 /// anyway, plus an index per row). Nested columns and short samples keep `props`.
+///
+/// Such a column stored as Parquet INT32 or INT64 (integers, dates, times, timestamps,
+/// durations) is written `DELTA_BINARY_PACKED` instead of `PLAIN`: ids, sequence numbers
+/// and event times mostly grow by small steps, which delta packing stores in a few bits
+/// each where `PLAIN` spends 4 or 8 bytes and leaves the compressor to find the pattern.
+/// Measured on the 10 M-row orders benchmark (`bench/s3-files`): files 92 → 30 MB and
+/// 12–16 % less wall time, as ZSTD gets a third of the bytes. Every reader of note reads it
+/// in version 1 data pages (Spark ≥ 3.3's vectorized reader, Trino/Athena, DuckDB, Arrow,
+/// `deltalake`); values in no order cost about what `PLAIN` does.
 pub(crate) fn adapt_dictionary(props: &WriterProperties, sample: &RecordBatch) -> WriterProperties {
     // A bounded sample: the row conversion and the set scale with it.
     let sample = sample.slice(0, sample.num_rows().min(DICTIONARY_SAMPLE_MAX));
@@ -413,12 +422,34 @@ pub(crate) fn adapt_dictionary(props: &WriterProperties, sample: &RecordBatch) -
         return props.clone();
     }
     tracing::debug!(columns = ?plain, "dictionary encoding off: mostly distinct values");
+    let integers = integer_columns(&sample.schema());
     plain
         .into_iter()
         .fold(props.clone().into_builder(), |b, name| {
-            b.set_column_dictionary_enabled(ColumnPath::from(name), false)
+            let path = ColumnPath::from(name.as_str());
+            let b = b.set_column_dictionary_enabled(path.clone(), false);
+            if integers.contains(&path) {
+                b.set_column_encoding(path, Encoding::DELTA_BINARY_PACKED)
+            } else {
+                b
+            }
         })
         .build()
+}
+
+/// The leaf columns of `schema` that Parquet stores as INT32 or INT64 (as the Arrow writer
+/// maps them, so a decimal or an interval stored otherwise is never given an encoding its
+/// type does not allow).
+fn integer_columns(schema: &SchemaRef) -> HashSet<ColumnPath> {
+    let Ok(parquet) = ArrowSchemaConverter::new().convert(schema) else {
+        return HashSet::new();
+    };
+    parquet
+        .columns()
+        .iter()
+        .filter(|c| matches!(c.physical_type(), PhysicalType::INT32 | PhysicalType::INT64))
+        .map(|c| c.path().clone())
+        .collect()
 }
 
 /// Whether `column` has more than `limit` distinct non-null values. Values are compared
@@ -545,10 +576,12 @@ mod tests {
 
     #[test]
     fn auto_dictionary_is_off_only_for_mostly_distinct_flat_columns() {
-        use arrow::array::{Int64Array, ListArray, StringArray};
+        use arrow::array::{
+            Decimal128Array, Float64Array, Int16Array, Int64Array, ListArray, StringArray,
+            TimestampMicrosecondArray,
+        };
         use arrow::datatypes::Int64Type;
         use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
-        use parquet::basic::Encoding;
 
         let n = 4096i64;
         let unique = Int64Array::from_iter_values(0..n);
@@ -557,11 +590,41 @@ mod tests {
         let boundary = Int64Array::from_iter_values((0..n).map(|i| i % (n / 4 * 3)));
         let lists =
             ListArray::from_iter_primitive::<Int64Type, _, _>((0..n).map(|i| Some(vec![Some(i)])));
+        // Mostly distinct columns of every kind, at the limits of their types: the integer
+        // ones (Parquet INT32/INT64) are delta packed, the others keep PLAIN.
+        let extremes_i64 = Int64Array::from_iter((0..n).map(|i| match i % 4 {
+            0 => Some(i64::MIN + i),
+            1 => Some(i64::MAX - i),
+            2 => None,
+            _ => Some(i * 1_000_003 - n / 2),
+        }));
+        let extremes_i16 = Int16Array::from_iter_values(
+            (0..n).map(|i| i16::try_from(i).unwrap() * if i % 2 == 0 { 8 } else { -8 }),
+        );
+        let mut edges = vec![i16::MIN, i16::MAX, i16::MIN + 1, i16::MAX - 1];
+        edges.extend(extremes_i16.values().iter().skip(4));
+        let extremes_i16 = Int16Array::from(edges);
+        let stamps =
+            TimestampMicrosecondArray::from_iter_values((0..n).map(|i| 1_704_067_200_000_000 + i))
+                .with_timezone("UTC");
+        let floats = Float64Array::from_iter_values((0..n).map(|i| i as f64 / 3.0));
+        let text = StringArray::from_iter_values((0..n).map(|i| format!("id-{i}")));
+        let decimals = Decimal128Array::from_iter_values(
+            (0..n).map(|i| i128::from(i) * 10i128.pow(30) + i128::from(i)),
+        )
+        .with_precision_and_scale(38, 2)
+        .unwrap();
         let batch = RecordBatch::try_from_iter([
             ("unique", Arc::new(unique) as ArrayRef),
             ("repeated", Arc::new(repeated) as ArrayRef),
             ("boundary", Arc::new(boundary) as ArrayRef),
             ("lists", Arc::new(lists) as ArrayRef),
+            ("extremes_i64", Arc::new(extremes_i64) as ArrayRef),
+            ("extremes_i16", Arc::new(extremes_i16) as ArrayRef),
+            ("stamps", Arc::new(stamps) as ArrayRef),
+            ("floats", Arc::new(floats) as ArrayRef),
+            ("text", Arc::new(text) as ArrayRef),
+            ("decimals", Arc::new(decimals) as ArrayRef),
         ])
         .unwrap();
         let base = writer_properties(&ParquetOptions::default()).unwrap();
@@ -594,6 +657,33 @@ mod tests {
             row_group.column(0).encodings().collect::<Vec<Encoding>>()
         );
         assert!(dictionary_page(1));
+        let encodings = |i: usize| row_group.column(i).encodings().collect::<Vec<Encoding>>();
+        for (i, name) in [
+            (0, "unique"),
+            (4, "extremes_i64"),
+            (5, "extremes_i16"),
+            (6, "stamps"),
+        ] {
+            assert!(!dictionary_page(i), "{name}: {:?}", encodings(i));
+            assert!(
+                encodings(i).contains(&Encoding::DELTA_BINARY_PACKED),
+                "{name}: {:?}",
+                encodings(i)
+            );
+        }
+        for (i, name) in [(7, "floats"), (8, "text"), (9, "decimals")] {
+            assert!(!dictionary_page(i), "{name}: {:?}", encodings(i));
+            assert!(
+                !encodings(i).contains(&Encoding::DELTA_BINARY_PACKED),
+                "{name}: {:?}",
+                encodings(i)
+            );
+        }
+        assert!(
+            !encodings(1).contains(&Encoding::DELTA_BINARY_PACKED),
+            "a dictionary column keeps its encodings: {:?}",
+            encodings(1)
+        );
 
         // `never` turns it off everywhere.
         let never = writer_properties(&ParquetOptions {

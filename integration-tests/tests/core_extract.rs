@@ -294,7 +294,7 @@ async fn a_long_run_commits_every_interval_and_stays_exact() {
     // (20 ms a batch) so the files do not all finish between two looks at the bytes.
     let config = OrdersDemoConfig {
         batch_delay_ms: 20,
-        ..demo(300_000, 300_000)
+        ..demo(450_000, 450_000)
     };
     let mut options = ExtractOptions::new(env.output("interval-size"));
     options.max_concurrent_partitions = 1;
@@ -305,7 +305,7 @@ async fn a_long_run_commits_every_interval_and_stays_exact() {
         .await
         .unwrap();
     assert_eq!(report.status, RunStatus::Complete);
-    assert_eq!(report.rows, 300_000);
+    assert_eq!(report.rows, 450_000);
     let manifests = Dataset::new(store.clone(), options.output.clone(), ORDERS)
         .manifests()
         .await
@@ -332,7 +332,7 @@ async fn a_long_run_commits_every_interval_and_stays_exact() {
     let got = read_committed(&store, &options.output, ORDERS, "order_id")
         .await
         .unwrap();
-    assert_eq!(got, orders_batch(&config, 1, 300_000));
+    assert_eq!(got, orders_batch(&config, 1, 450_000));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -621,7 +621,7 @@ async fn bad_config_and_bad_objects_are_one_clear_line() {
 async fn sigkill_mid_object_then_rerun_is_exact() {
     use tokio::io::AsyncBufReadExt;
     let env = TestEnv::start().await;
-    let rows = 400_000;
+    let rows = 1_000_000;
     put(&env, "kill/a.csv.gz", gzip(&[&csv(1..=rows)])).await;
     let mut s = stream("kill", "kill/", None, csv_format());
     s["batch_rows"] = json!(2000);
