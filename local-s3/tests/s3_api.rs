@@ -391,7 +391,9 @@ fn chunk_stream(chunks: Vec<Vec<u8>>) -> ChunkStream {
     ))
 }
 
-async fn multipart_put(c: &Client, key: &str, parts: &[Vec<u8>]) {
+/// Starts a multipart upload of `key` and uploads `parts` (numbered from 1): its upload id
+/// and the part list to complete it with.
+async fn upload_parts(c: &Client, key: &str, parts: &[Vec<u8>]) -> (String, Vec<CompletedPart>) {
     let up = c
         .create_multipart_upload()
         .bucket(BUCKET)
@@ -399,7 +401,7 @@ async fn multipart_put(c: &Client, key: &str, parts: &[Vec<u8>]) {
         .send()
         .await
         .unwrap();
-    let upload_id = up.upload_id().unwrap();
+    let upload_id = up.upload_id().unwrap().to_owned();
     let mut completed = Vec::new();
     for (i, data) in parts.iter().enumerate() {
         let n = i32::try_from(i + 1).unwrap();
@@ -407,7 +409,7 @@ async fn multipart_put(c: &Client, key: &str, parts: &[Vec<u8>]) {
             .upload_part()
             .bucket(BUCKET)
             .key(key)
-            .upload_id(upload_id)
+            .upload_id(&upload_id)
             .part_number(n)
             .body(ByteStream::from(data.clone()))
             .send()
@@ -420,6 +422,12 @@ async fn multipart_put(c: &Client, key: &str, parts: &[Vec<u8>]) {
                 .build(),
         );
     }
+    (upload_id, completed)
+}
+
+async fn multipart_put(c: &Client, key: &str, parts: &[Vec<u8>]) {
+    let (upload_id, completed) = upload_parts(c, key, parts).await;
+    let upload_id = upload_id.as_str();
     let listed = c
         .list_multipart_uploads()
         .bucket(BUCKET)
@@ -585,34 +593,7 @@ async fn a_complete_the_client_stops_waiting_for_still_completes_and_its_retry_g
     // seen and interrupted midway.
     let mut parts: Vec<Vec<u8>> = (0..16).map(|i| pattern(5 * MIB, 100 + i)).collect();
     parts.push(pattern(4321, 999));
-    let up = c
-        .create_multipart_upload()
-        .bucket(BUCKET)
-        .key(key)
-        .send()
-        .await
-        .unwrap();
-    let upload_id = up.upload_id().unwrap().to_owned();
-    let mut completed = Vec::new();
-    for (i, data) in parts.iter().enumerate() {
-        let n = i32::try_from(i + 1).unwrap();
-        let out = c
-            .upload_part()
-            .bucket(BUCKET)
-            .key(key)
-            .upload_id(&upload_id)
-            .part_number(n)
-            .body(ByteStream::from(data.clone()))
-            .send()
-            .await
-            .unwrap();
-        completed.push(
-            CompletedPart::builder()
-                .part_number(n)
-                .e_tag(out.e_tag().unwrap())
-                .build(),
-        );
-    }
+    let (upload_id, completed) = upload_parts(&c, key, &parts).await;
     let body = CompletedMultipartUpload::builder()
         .set_parts(Some(completed))
         .build();
