@@ -114,15 +114,21 @@ pub enum ReadItem<K> {
 pub struct ReadContext<K> {
     /// Resume point inside the partition (the last committed checkpoint), if any.
     pub checkpoint: Option<K>,
-    /// Fires when the run is asked to stop (SIGTERM, deadline...). The core stops pulling
-    /// at the next checkpoint; connectors may watch it to end a long wait early.
+    /// Fires when the run is asked to stop (SIGTERM, another partition failed...) and when a
+    /// commit interval's volume of files is reached (its time limit is in `deadline`). The
+    /// core stops pulling at the next checkpoint; connectors may watch it to end a long wait
+    /// early, by yielding a checkpoint (or an error) — never by ending the stream: a stream
+    /// that ends says the partition is read to its end, and the rows after that point would
+    /// never be read.
     pub cancel: CancellationToken,
-    /// When the run must have stopped reading (already includes the commit margin).
+    /// When the run must have stopped reading (already includes the commit margin), or the
+    /// current commit interval ends, whichever is first.
     pub deadline: Option<Instant>,
 }
 
 impl<K> ReadContext<K> {
-    /// Whether the run was asked to stop or the deadline passed.
+    /// Whether the run was asked to stop, a commit interval is due or the deadline passed.
+    /// Answer it with a checkpoint, not by ending the stream (see [`Self::cancel`]).
     pub fn should_stop(&self) -> bool {
         self.cancel.is_cancelled() || self.deadline.is_some_and(|d| Instant::now() >= d)
     }
