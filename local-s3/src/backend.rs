@@ -16,7 +16,8 @@
 //!
 //! What this wrapper adds:
 //! 1. Writes to one key (`PutObject`, `CompleteMultipartUpload`, `CopyObject`,
-//!    `DeleteObject`) are serialised per `(bucket, key)`, which makes the
+//!    `DeleteObject`) are serialised per `(bucket, key)`, and reads of its metadata
+//!    (`HeadObject`, the ETags a listing fills in) wait for them, which makes the
 //!    `If-None-Match: *` / `If-Match` check and the write atomic with respect
 //!    to every other write that goes through this server (as on AWS, where
 //!    exactly one of several racing conditional creates wins).
@@ -83,6 +84,10 @@ pub(crate) struct LocalFs {
     /// `PutObject` is ignored (the write always happens). For tests of clients that must
     /// detect such a server.
     pub(crate) ignore_if_none_match: Arc<std::sync::atomic::AtomicBool>,
+    /// Behave as an S3 whose memory of a completed upload has lapsed: a retried
+    /// `CompleteMultipartUpload` answers `NoSuchUpload` instead of the object. For testing
+    /// clients that must recover from that answer.
+    pub(crate) forget_completed_uploads: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl fmt::Debug for LocalFs {
@@ -101,6 +106,7 @@ impl LocalFs {
             key_locks: Arc::default(),
             completed_uploads: Arc::default(),
             ignore_if_none_match: Arc::default(),
+            forget_completed_uploads: Arc::default(),
         }
     }
 
@@ -577,7 +583,12 @@ impl S3 for LocalFs {
         req: S3Request<HeadObjectInput>,
     ) -> S3Result<S3Response<HeadObjectOutput>> {
         self.ensure_bucket(&req.input.bucket)?;
-        self.fs.head_object(req).await
+        // Under the key's write lock: s3s-fs moves a completed object into place before it
+        // saves its multipart ETag, and a HEAD in between would answer a plain MD5 instead.
+        let (bucket, key) = (req.input.bucket.clone(), req.input.key.clone());
+        self.key_locks
+            .with_lock(&bucket, &key, self.fs.head_object(req))
+            .await
     }
 
     async fn list_buckets(
@@ -623,7 +634,12 @@ impl S3 for LocalFs {
                     continue;
                 };
                 let head = head_request(&template, &bucket, &key)?;
-                if let Ok(h) = self.fs.head_object(head).await {
+                // Under the key's lock, as `head_object`: never an ETag of a write midway.
+                let head = self
+                    .key_locks
+                    .with_lock(&bucket, &key, self.fs.head_object(head))
+                    .await;
+                if let Ok(h) = head {
                     object.e_tag = h.output.e_tag;
                 }
             }
@@ -694,6 +710,9 @@ impl S3 for LocalFs {
             Arc::clone(&self.completed_uploads),
         );
         let root = self.root.clone();
+        let forget = self
+            .forget_completed_uploads
+            .load(std::sync::atomic::Ordering::Relaxed);
         // Spawned, so that a client that stops waiting cannot stop it midway (see 8. above).
         let complete = tokio::spawn(async move {
             key_locks
@@ -702,7 +721,7 @@ impl S3 for LocalFs {
                         .lock()
                         .unwrap_or_else(std::sync::PoisonError::into_inner)
                         .find(&upload_id)
-                        .filter(|u| u.bucket == bucket && u.key == key)
+                        .filter(|u| !forget && u.bucket == bucket && u.key == key)
                         .map(completed_output);
                     if let Some(output) = done {
                         return Ok(S3Response::new(output));

@@ -53,6 +53,7 @@ pub struct LocalS3 {
     root: PathBuf,
     server: ServerHandle,
     ignore_if_none_match: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    forget_completed_uploads: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl LocalS3 {
@@ -89,6 +90,7 @@ impl LocalS3 {
 
         let backend = LocalFs::new(fs, root.clone());
         let ignore_if_none_match = backend.ignore_if_none_match.clone();
+        let forget_completed_uploads = backend.forget_completed_uploads.clone();
         let service = {
             let mut builder = S3ServiceBuilder::new(backend);
             builder.set_auth(SimpleAuth::from_single(ACCESS_KEY, SECRET_KEY));
@@ -114,6 +116,7 @@ impl LocalS3 {
             root,
             server,
             ignore_if_none_match,
+            forget_completed_uploads,
         })
     }
 
@@ -135,6 +138,15 @@ impl LocalS3 {
     pub fn set_ignore_if_none_match(&self, ignore: bool) {
         self.ignore_if_none_match
             .store(ignore, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Behave (`true`) as an S3 whose memory of a completed multipart upload has lapsed: a
+    /// retried `CompleteMultipartUpload` answers 404 `NoSuchUpload` instead of the object
+    /// (S3 answers a retry with the object only for a while). For testing clients that must
+    /// recover from that answer.
+    pub fn set_forget_completed_uploads(&self, forget: bool) {
+        self.forget_completed_uploads
+            .store(forget, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// The data root, canonicalised (absolute, symlinks resolved).
