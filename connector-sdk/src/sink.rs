@@ -203,8 +203,8 @@ impl ObjectUpload {
 
     /// A part upload or completion refused with a client error may mean the upload was
     /// aborted under this run (`gc`, a lifecycle rule): then say so, instead of the
-    /// server's status (S3 answers 404 NoSuchUpload, `s3s-fs` 403 AccessDenied, which
-    /// reads as a credentials problem).
+    /// server's status (S3 answers 404 NoSuchUpload; some S3-compatible servers, `s3s-fs`
+    /// among them, 403 AccessDenied, which reads as a credentials problem).
     async fn explain(&self, e: Error) -> Error {
         let (
             Error::S3 {
@@ -439,16 +439,21 @@ pub(crate) fn adapt_dictionary(props: &WriterProperties, sample: &RecordBatch) -
 
 /// The leaf columns of `schema` that Parquet stores as INT32 or INT64 (as the Arrow writer
 /// maps them, so a decimal or an interval stored otherwise is never given an encoding its
-/// type does not allow).
+/// type does not allow). A path that two columns share (two fields of one name) counts only
+/// if both are: properties are set per path, and a byte array column given this encoding
+/// would fail the write.
 fn integer_columns(schema: &SchemaRef) -> HashSet<ColumnPath> {
     let Ok(parquet) = ArrowSchemaConverter::new().convert(schema) else {
         return HashSet::new();
     };
-    parquet
-        .columns()
-        .iter()
-        .filter(|c| matches!(c.physical_type(), PhysicalType::INT32 | PhysicalType::INT64))
-        .map(|c| c.path().clone())
+    let mut all_integer: HashMap<ColumnPath, bool> = HashMap::new();
+    for c in parquet.columns() {
+        let integer = matches!(c.physical_type(), PhysicalType::INT32 | PhysicalType::INT64);
+        *all_integer.entry(c.path().clone()).or_insert(true) &= integer;
+    }
+    all_integer
+        .into_iter()
+        .filter_map(|(path, integer)| integer.then_some(path))
         .collect()
 }
 
@@ -633,7 +638,16 @@ mod tests {
         assert!(!on("unique"));
         assert!(on("repeated"));
         assert!(on("boundary"));
-        assert!(on("lists.list.item"), "nested columns keep the default");
+        let item = ColumnPath::new(vec!["lists".into(), "list".into(), "item".into()]);
+        assert!(
+            props.dictionary_enabled(&item),
+            "nested columns keep the default"
+        );
+        assert_ne!(
+            props.encoding(&item),
+            Some(Encoding::DELTA_BINARY_PACKED),
+            "nested columns keep the default"
+        );
         // A sample shorter than the minimum decides nothing.
         let short = adapt_dictionary(&base, &batch.slice(0, DICTIONARY_SAMPLE_MIN - 1));
         assert!(short.dictionary_enabled(&ColumnPath::from("unique")));
@@ -684,6 +698,31 @@ mod tests {
             "a dictionary column keeps its encodings: {:?}",
             encodings(1)
         );
+
+        // Two mostly-distinct fields of one name, an integer and a string: the path is not
+        // delta packed (the string could not be), and the file is written.
+        let twins = RecordBatch::try_new(
+            Arc::new(arrow_schema::Schema::new(vec![
+                arrow_schema::Field::new("twin", arrow_schema::DataType::Int64, false),
+                arrow_schema::Field::new("twin", arrow_schema::DataType::Utf8, false),
+            ])),
+            vec![
+                Arc::new(Int64Array::from_iter_values(0..n)) as ArrayRef,
+                Arc::new(StringArray::from_iter_values(
+                    (0..n).map(|i| format!("t-{i}")),
+                )),
+            ],
+        )
+        .unwrap();
+        let twin_props = adapt_dictionary(&base, &twins);
+        assert_ne!(
+            twin_props.encoding(&ColumnPath::from("twin")),
+            Some(Encoding::DELTA_BINARY_PACKED)
+        );
+        let mut writer =
+            ArrowWriter::try_new(Vec::new(), twins.schema(), Some(twin_props)).unwrap();
+        writer.write(&twins).unwrap();
+        writer.close().unwrap();
 
         // `never` turns it off everywhere.
         let never = writer_properties(&ParquetOptions {
