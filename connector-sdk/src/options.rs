@@ -122,10 +122,13 @@ pub enum Dictionary {
     /// Decided per column from the first batch of each partition, at most 65 536 of its
     /// rows (default): off for a column whose values are mostly distinct (more than three
     /// in four of at least 1024 non-null values), where a dictionary costs hashing time
-    /// and makes the file larger; on otherwise.
+    /// and makes the file larger; on otherwise. Such a column stored as Parquet INT32/INT64
+    /// (integers, dates, times, timestamps) is written DELTA_BINARY_PACKED, not PLAIN
+    /// (readers before Spark 3.3 cannot decode it: use `always` for them).
     #[default]
     Auto,
-    /// On for every column (what most Parquet writers do).
+    /// On for every column (what most Parquet writers do; a dictionary that grows too
+    /// large falls back to PLAIN).
     Always,
     /// Off for every column.
     Never,
