@@ -344,7 +344,7 @@ fn check_parts_to_complete(
                 i + 1
             ));
         }
-        let path = root.join(format!(".upload_id-{upload_id}.part-{number}"));
+        let path = upload_part_path(root, upload_id, number);
         let size = match std::fs::metadata(&path) {
             Ok(meta) => meta.len(),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -360,6 +360,17 @@ fn check_parts_to_complete(
         }
     }
     Ok(())
+}
+
+/// The file `s3s-fs` keeps while upload `upload_id` is in progress (deleted on complete
+/// and abort).
+fn upload_info_path(root: &Path, upload_id: &str) -> PathBuf {
+    root.join(format!(".upload-{upload_id}.json"))
+}
+
+/// The file `s3s-fs` keeps part `number` of upload `upload_id` in.
+fn upload_part_path(root: &Path, upload_id: &str, number: i32) -> PathBuf {
+    root.join(format!(".upload_id-{upload_id}.part-{number}"))
 }
 
 /// Whether `s` looks like the UUIDs `s3s-fs` issues as upload ids (hex and `-` only).
@@ -453,7 +464,7 @@ async fn scan_pending_uploads(root: &Path, bucket: &str) -> std::io::Result<Vec<
         }
         // `s3s-fs` deletes `.upload-{id}.json` on complete and abort: only
         // uploads that still have it are in progress.
-        if !root.join(format!(".upload-{upload_id}.json")).exists() {
+        if !upload_info_path(root, &upload_id).exists() {
             continue;
         }
         let initiated = entry
@@ -728,7 +739,7 @@ impl S3 for LocalFs {
                     }
                     // The upload id is a UUID: no path can be smuggled through it.
                     if uuid_shaped(&upload_id)
-                        .then(|| root.join(format!(".upload-{upload_id}.json")))
+                        .then(|| upload_info_path(&root, &upload_id))
                         .is_none_or(|info| !info.exists())
                     {
                         return Err(s3_error!(
