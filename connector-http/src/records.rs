@@ -2,10 +2,13 @@
 //! where the records are in a response, which column each field becomes, and a clear
 //! error naming the record and field that do not fit.
 
+use std::sync::Arc;
+
 use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
 use connector_sdk::ConnectorError;
 pub use connector_sdk::columns::{ColumnSpec, data_type};
+use connector_sdk::json_temporal::CanonicalTemporalDecoders;
 use serde_json::Value;
 
 /// The value at dotted `path` in `value` (`""`: the value itself). Array elements by
@@ -132,6 +135,7 @@ impl JsonToArrow {
     fn decode_rows(&self, rows: &[Value]) -> Result<RecordBatch, arrow::error::ArrowError> {
         let mut decoder = arrow_json::ReaderBuilder::new(self.schema.clone())
             .with_batch_size(rows.len().max(1))
+            .with_decoder_factory(Arc::new(CanonicalTemporalDecoders))
             .build_decoder()?;
         decoder.serialize(rows)?;
         Ok(decoder
