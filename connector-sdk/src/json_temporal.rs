@@ -170,7 +170,8 @@ fn date_prefix(s: &[u8]) -> Option<i64> {
     let n = |i: usize| u32::from(d[i]);
     let year = n(0) * 1000 + n(1) * 100 + n(2) * 10 + n(3);
     let (month, day) = (n(5) * 10 + n(6), n(8) * 10 + n(9));
-    const MONTH_DAYS: [u32; 13] = [0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
+    // A static, not a const: a const array is copied to the stack on every call.
+    static MONTH_DAYS: [u32; 13] = [0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
     if !(1..=12).contains(&month) || day == 0 {
         return None;
     }
@@ -225,15 +226,33 @@ fn canonical_timestamp(s: &[u8], per_second: i64) -> Option<i64> {
     let mut nanos = 0u32;
     if s.get(at) == Some(&b'.') {
         at += 1;
-        let digits = s[at..].iter().take_while(|b| b.is_ascii_digit()).count();
+        let start = at;
+        // At most 9 digits (one more, and the text is left to arrow).
+        while at < s.len() && at - start < 10 {
+            let digit = s[at].wrapping_sub(b'0');
+            if digit >= 10 {
+                break;
+            }
+            nanos = nanos.wrapping_mul(10).wrapping_add(u32::from(digit));
+            at += 1;
+        }
+        let digits = at - start;
         if digits == 0 || digits > 9 {
             return None;
         }
-        for b in &s[at..at + digits] {
-            nanos = nanos * 10 + u32::from(b - b'0');
-        }
-        nanos *= 10u32.pow(9 - digits as u32);
-        at += digits;
+        static SCALE: [u32; 10] = [
+            1_000_000_000,
+            100_000_000,
+            10_000_000,
+            1_000_000,
+            100_000,
+            10_000,
+            1_000,
+            100,
+            10,
+            1,
+        ];
+        nanos *= SCALE[digits];
     }
     let offset_seconds = match &s[at..] {
         [] | [b'Z' | b'z'] => 0,
