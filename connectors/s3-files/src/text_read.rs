@@ -214,17 +214,45 @@ pub(crate) fn read<'a>(t: Arc<TextRead>, checkpoint: Option<Position>) -> ReadSt
             let mut header_pending = header && p == 0;
             loop {
                 let at_end = p >= end;
+                let mut cut = 0;
+                if !at_end && quote.is_none() && !header_pending {
+                    // The whole records already in the body's buffer, cut in one pass (no
+                    // await per record); a record the buffer holds only the start of is
+                    // read below, as every record is with quoted line breaks or a header.
+                    let buffered = body.fill_buf().await.map_err(|e| io_error(part, &t.bucket, e))?;
+                    let mut used = 0;
+                    for newline in memchr::memchr_iter(b'\n', buffered) {
+                        let record = &buffered[used..=newline];
+                        used = newline + 1;
+                        let start = p;
+                        p += record.len() as u64;
+                        rel += 1;
+                        if !record.iter().all(|b| b.is_ascii_whitespace()) {
+                            pending.text.extend_from_slice(record);
+                            pending.ends.push(pending.text.len());
+                            pending.rel_lines.push(rel - 1);
+                            pending.offsets.push(start);
+                        }
+                        if p >= end || pending.len() >= t.stream.batch_rows {
+                            break;
+                        }
+                    }
+                    body.consume(used);
+                    cut = used;
+                }
                 // Each record is read straight onto the batch's text; one that is not a
                 // row (blank, the header) is cut off again.
                 let record_start = pending.text.len();
-                let n = if at_end {
+                let n = if cut > 0 {
+                    cut
+                } else if at_end {
                     0
                 } else {
                     read_record(&mut body, &mut pending.text, quote)
                         .await
                         .map_err(|e| io_error(part, &t.bucket, e))?
                 };
-                if n > 0 {
+                if n > 0 && cut == 0 {
                     let start = p;
                     let record_rel = rel;
                     p += n as u64;
