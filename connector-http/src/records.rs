@@ -1,6 +1,8 @@
 //! JSON records to Arrow through the stream's declared schema (`arrow-json`'s decoder):
 //! where the records are in a response, which column each field becomes, and a clear
-//! error naming the record and field that do not fit.
+//! error naming the record and field that do not fit. Timestamps and dates in their
+//! canonical text forms are read by [`connector_sdk::json_temporal`]'s decoders (the same
+//! values, about twice as fast); any other text by arrow-json's own.
 
 use std::sync::Arc;
 
