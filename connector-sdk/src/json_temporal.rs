@@ -29,8 +29,9 @@ use std::sync::Arc;
 use arrow::array::NullBufferBuilder;
 use arrow::array::{ArrayRef, PrimitiveArray};
 use arrow::datatypes::{
-    ArrowPrimitiveType, DataType, Date32Type, FieldRef, TimeUnit, TimestampMicrosecondType,
-    TimestampMillisecondType, TimestampNanosecondType, TimestampSecondType,
+    ArrowPrimitiveType, ArrowTimestampType, DataType, Date32Type, FieldRef, TimeUnit,
+    TimestampMicrosecondType, TimestampMillisecondType, TimestampNanosecondType,
+    TimestampSecondType,
 };
 use arrow::error::ArrowError;
 use arrow_json::reader::{ArrayDecoder, DecoderContext, DecoderFactory, Tape, TapeElement};
@@ -52,27 +53,24 @@ impl DecoderFactory for CanonicalTemporalDecoders {
         Ok(match &data_type {
             // A text without an offset is UTC in these columns, as `arrow-json` reads it;
             // in a named zone it is local time there, which is left to `arrow-json`.
+            // ("Z" is no zone arrow-json accepts: it refuses such a column itself.)
             DataType::Timestamp(unit, tz)
-                if tz
-                    .as_deref()
-                    .is_none_or(|z| matches!(z, "+00:00" | "UTC" | "Z")) =>
+                if tz.as_deref().is_none_or(|z| matches!(z, "+00:00" | "UTC")) =>
             {
                 let fallback = fallback()?;
                 Some(match unit {
                     TimeUnit::Second => {
-                        timestamp_decoder::<TimestampSecondType>(data_type, 1, fallback)
+                        timestamp_decoder::<TimestampSecondType>(data_type, fallback)
                     }
                     TimeUnit::Millisecond => {
-                        timestamp_decoder::<TimestampMillisecondType>(data_type, 1_000, fallback)
+                        timestamp_decoder::<TimestampMillisecondType>(data_type, fallback)
                     }
-                    TimeUnit::Microsecond => timestamp_decoder::<TimestampMicrosecondType>(
-                        data_type, 1_000_000, fallback,
-                    ),
-                    TimeUnit::Nanosecond => timestamp_decoder::<TimestampNanosecondType>(
-                        data_type,
-                        1_000_000_000,
-                        fallback,
-                    ),
+                    TimeUnit::Microsecond => {
+                        timestamp_decoder::<TimestampMicrosecondType>(data_type, fallback)
+                    }
+                    TimeUnit::Nanosecond => {
+                        timestamp_decoder::<TimestampNanosecondType>(data_type, fallback)
+                    }
                 })
             }
             DataType::Date32 => Some(fast_path::<Date32Type>(
@@ -85,17 +83,21 @@ impl DecoderFactory for CanonicalTemporalDecoders {
     }
 }
 
-fn timestamp_decoder<T: ArrowPrimitiveType<Native = i64>>(
+fn timestamp_decoder<T: ArrowTimestampType>(
     data_type: DataType,
-    per_second: i64,
     fallback: Box<dyn ArrayDecoder>,
 ) -> Box<dyn ArrayDecoder> {
-    // One closure type per unit: the unit is a constant in the (inlined) parse.
-    match per_second {
-        1 => fast_path::<T>(data_type, |s| canonical_timestamp(s, 1), fallback),
-        1_000 => fast_path::<T>(data_type, |s| canonical_timestamp(s, 1_000), fallback),
-        1_000_000 => fast_path::<T>(data_type, |s| canonical_timestamp(s, 1_000_000), fallback),
-        _ => fast_path::<T>(
+    // One closure type per unit (taken from the array type, so the two cannot disagree):
+    // the unit is a constant in the inlined parse.
+    match T::UNIT {
+        TimeUnit::Second => fast_path::<T>(data_type, |s| canonical_timestamp(s, 1), fallback),
+        TimeUnit::Millisecond => {
+            fast_path::<T>(data_type, |s| canonical_timestamp(s, 1_000), fallback)
+        }
+        TimeUnit::Microsecond => {
+            fast_path::<T>(data_type, |s| canonical_timestamp(s, 1_000_000), fallback)
+        }
+        TimeUnit::Nanosecond => fast_path::<T>(
             data_type,
             |s| canonical_timestamp(s, 1_000_000_000),
             fallback,
@@ -203,8 +205,8 @@ fn canonical_date(s: &[u8]) -> Option<i64> {
 }
 
 /// A canonical timestamp as a count of `1 / per_second` seconds since the epoch (UTC;
-/// truncated below the unit, as `arrow-json` does), or `None` for any other text or a value
-/// the unit cannot hold.
+/// truncated below the unit, as `arrow-json` does), or `None` for any other text (10 or more
+/// fraction digits too, which arrow truncates) or a value the unit cannot hold.
 #[inline(always)]
 fn canonical_timestamp(s: &[u8], per_second: i64) -> Option<i64> {
     let days = date_prefix(s)?;
@@ -286,21 +288,35 @@ fn canonical_timestamp(s: &[u8], per_second: i64) -> Option<i64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use arrow::array::timezone::Tz;
     use arrow::array::{Array, RecordBatch};
     use arrow::compute::kernels::cast_utils::{Parser, string_to_datetime};
     use arrow::datatypes::{Field, Schema};
     use chrono::Utc;
     use proptest::prelude::*;
 
-    /// What `arrow-json`'s own decoder gives for `unit` (`None` where it errors).
+    /// What `arrow-json`'s own decoder gives for `unit` (`None` where it errors), in the
+    /// zones the fast path serves: naive (read as UTC), "+00:00" and "UTC"; they must agree.
     fn arrow_timestamp(s: &str, per_second: i64) -> Option<i64> {
-        let t = string_to_datetime(&Utc, s).ok()?;
-        match per_second {
-            1 => Some(t.timestamp()),
-            1_000 => Some(t.timestamp_millis()),
-            1_000_000 => Some(t.timestamp_micros()),
-            _ => t.timestamp_nanos_opt(),
+        fn value<Z: chrono::TimeZone>(t: chrono::DateTime<Z>, per_second: i64) -> Option<i64> {
+            match per_second {
+                1 => Some(t.timestamp()),
+                1_000 => Some(t.timestamp_millis()),
+                1_000_000 => Some(t.timestamp_micros()),
+                _ => t.timestamp_nanos_opt(),
+            }
         }
+        let naive = string_to_datetime(&Utc, s)
+            .ok()
+            .and_then(|t| value(t, per_second));
+        for zone in ["+00:00", "UTC"] {
+            let tz: Tz = zone.parse().expect("a zone arrow knows");
+            let zoned = string_to_datetime(&tz, s)
+                .ok()
+                .and_then(|t| value(t, per_second));
+            assert_eq!(zoned, naive, "{s} in {zone}");
+        }
+        naive
     }
 
     const UNITS: [i64; 4] = [1, 1_000, 1_000_000, 1_000_000_000];
@@ -327,8 +343,51 @@ mod tests {
             })
     }
 
+    /// Text in exactly the canonical layouts, every field valid (days up to 28, so every
+    /// month has them).
+    fn valid_timestamp_text() -> impl Strategy<Value = String> {
+        (
+            0u32..=9999,
+            1u32..=12,
+            1u32..=28,
+            0u32..=23,
+            0u32..=59,
+            0u32..=59,
+            prop::sample::select(vec!["T", "t", " "]),
+            prop::option::of("[0-9]{1,9}"),
+            prop::option::of((prop::bool::ANY, 0u32..=23, 0u32..=59)),
+            prop::bool::ANY,
+        )
+            .prop_map(|(y, mo, d, h, mi, s, sep, frac, offset, lower_z)| {
+                let frac = frac.map(|f| format!(".{f}")).unwrap_or_default();
+                let offset = match offset {
+                    Some((east, oh, om)) => {
+                        format!("{}{oh:02}:{om:02}", if east { '+' } else { '-' })
+                    }
+                    None if lower_z => "z".to_string(),
+                    None => "Z".to_string(),
+                };
+                format!("{y:04}-{mo:02}-{d:02}{sep}{h:02}:{mi:02}:{s:02}{frac}{offset}")
+            })
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(20_000))]
+
+        /// Every valid canonical text takes the fast path (for every unit that can hold it)
+        /// and gives arrow's value.
+        #[test]
+        fn a_valid_canonical_timestamp_takes_the_fast_path(s in valid_timestamp_text()) {
+            for per_second in UNITS {
+                let arrow = arrow_timestamp(&s, per_second);
+                let fast = canonical_timestamp(s.as_bytes(), per_second);
+                prop_assert_eq!(fast, arrow, "{} per second of {}", per_second, s);
+                // Only nanoseconds outside 1677-2262 are left to arrow (which refuses them).
+                prop_assert!(fast.is_some() || per_second == 1_000_000_000, "{}", s);
+            }
+            let date = &s[..10];
+            prop_assert!(canonical_date(date.as_bytes()).is_some(), "{}", date);
+        }
 
         /// Where the fast path takes a text, it gives arrow's value for every unit.
         #[test]
@@ -416,6 +475,10 @@ mod tests {
             DataType::Date32,
         ];
         let batches = [
+            // canonical timestamps with nulls and a missing field: the fast path throughout
+            "{\"v\":\"2024-01-01T00:00:01.000003Z\"}\n{\"v\":null}\n{}\n{\"v\":\"1969-12-31 23:59:59.9-01:30\"}\n",
+            // canonical dates with nulls and a missing field
+            "{\"v\":\"2024-02-29\"}\n{}\n{\"v\":null}\n{\"v\":\"0000-01-01\"}\n",
             "{\"v\":\"2024-01-01T00:00:01.000003Z\"}\n{\"v\":null}\n{}\n{\"v\":\"1970-01-01\"}\n",
             "{\"v\":\"2024-02-29\"}\n{\"v\":null}\n",
             // a number, another layout, an invalid date, a named zone: arrow's own decoder
@@ -426,7 +489,12 @@ mod tests {
             "{\"v\":true}\n",
         ];
         for data_type in types {
-            for nullable in [true, false] {
+            for (nullable, strict, ignore_conflicts) in [
+                (true, false, false),
+                (false, false, false),
+                (true, true, false),
+                (true, false, true),
+            ] {
                 let schema = Arc::new(Schema::new(vec![Field::new(
                     "v",
                     data_type.clone(),
@@ -434,7 +502,9 @@ mod tests {
                 )]));
                 for text in batches {
                     let decode = |fast: bool| -> Result<Option<RecordBatch>, String> {
-                        let mut b = arrow_json::ReaderBuilder::new(schema.clone());
+                        let mut b = arrow_json::ReaderBuilder::new(schema.clone())
+                            .with_strict_mode(strict)
+                            .with_ignore_type_conflicts(ignore_conflicts);
                         if fast {
                             b = b.with_decoder_factory(Arc::new(CanonicalTemporalDecoders));
                         }
@@ -443,13 +513,55 @@ mod tests {
                         d.flush().map_err(|e| e.to_string())
                     };
                     let (ours, theirs) = (decode(true), decode(false));
-                    assert_eq!(ours, theirs, "{data_type} nullable={nullable}: {text}");
+                    assert_eq!(
+                        ours, theirs,
+                        "{data_type} nullable={nullable} strict={strict} ignore_type_conflicts={ignore_conflicts}: {text}"
+                    );
                     if let Ok(Some(b)) = &ours {
                         assert_eq!(b.column(0).data_type(), &data_type);
                         assert_eq!(b.column(0).len(), b.num_rows());
                     }
                 }
             }
+        }
+    }
+
+    /// Inside a struct (nullable or not, a missing struct, a null struct, a missing child),
+    /// the same batch as `arrow-json` alone.
+    #[test]
+    fn nested_columns_decode_as_arrow_json_decodes_them() {
+        use arrow::datatypes::Fields;
+        let text = concat!(
+            "{\"s\":{\"at\":\"2024-01-01T00:00:01.5Z\",\"d\":\"2024-01-01\"}}\n",
+            "{\"s\":{\"at\":null}}\n",
+            "{\"s\":null}\n",
+            "{}\n",
+            "{\"s\":{\"d\":\"1999-12-31\",\"at\":\"1999-12-31t23:59:59+01:00\"}}\n",
+        );
+        for (outer, inner) in [(true, true), (true, false), (false, true)] {
+            let children = Fields::from(vec![
+                Field::new(
+                    "at",
+                    DataType::Timestamp(TimeUnit::Microsecond, Some("+00:00".into())),
+                    inner,
+                ),
+                Field::new("d", DataType::Date32, inner),
+            ]);
+            let schema = Arc::new(Schema::new(vec![Field::new(
+                "s",
+                DataType::Struct(children),
+                outer,
+            )]));
+            let decode = |fast: bool| -> Result<Option<RecordBatch>, String> {
+                let mut b = arrow_json::ReaderBuilder::new(schema.clone());
+                if fast {
+                    b = b.with_decoder_factory(Arc::new(CanonicalTemporalDecoders));
+                }
+                let mut d = b.build_decoder().map_err(|e| e.to_string())?;
+                d.decode(text.as_bytes()).map_err(|e| e.to_string())?;
+                d.flush().map_err(|e| e.to_string())
+            };
+            assert_eq!(decode(true), decode(false), "outer={outer} inner={inner}");
         }
     }
 }
