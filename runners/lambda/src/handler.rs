@@ -36,8 +36,11 @@ pub struct Invocation {
 /// The run in progress, so a shutdown signal can stop it and abort its uploads.
 #[derive(Debug, Clone)]
 pub struct ActiveRun {
-    /// Cancels the run (it stops at the next checkpoint).
-    pub cancel: CancellationToken,
+    /// Ends the run at once: its work is dropped (it sends no further request, so no file
+    /// is completed or committed after it) and its open uploads are aborted.
+    pub abort: CancellationToken,
+    /// Held by the invocation until its work is dropped or done and its uploads aborted.
+    pub working: Arc<tokio::sync::Mutex<()>>,
     /// The run's open multipart uploads.
     pub open: Arc<OpenUploads>,
     /// The store they are open on.
@@ -47,12 +50,24 @@ pub struct ActiveRun {
 /// Shared slot holding the run in progress, if any.
 pub type ActiveSlot = Arc<Mutex<Option<ActiveRun>>>;
 
-/// Abort the open uploads of the run in progress (shutdown). Returns how many.
+/// How long a shutdown waits for the run to drop its work before aborting the uploads
+/// itself (Lambda gives a function with an extension 500 ms after SIGTERM).
+const SHUTDOWN_WAIT: Duration = Duration::from_millis(300);
+
+/// Stop the run in progress (shutdown) and abort its open uploads. Returns how many this
+/// call aborted (the run aborts those it still holds itself once its work is dropped).
+///
+/// A graceful stop is not attempted: finishing the current file and committing it would
+/// race with the abort (a complete that S3 applies after the abort leaves an object no
+/// commit lists), and the chain's next invocation resumes from the last commit anyway.
 pub async fn abort_active(slot: &ActiveSlot) -> usize {
     let active = slot.lock().unwrap_or_else(|e| e.into_inner()).take();
     match active {
         Some(run) => {
-            run.cancel.cancel();
+            run.abort.cancel();
+            // Wait for the work to be dropped, so that no complete is sent after the
+            // aborts below; a run stuck in a long computation is not waited for longer.
+            let _ = tokio::time::timeout(SHUTDOWN_WAIT, run.working.lock()).await;
             run.open.abort_all(&run.store).await
         }
         None => 0,
@@ -239,24 +254,31 @@ impl<C: Connector> LambdaHandler<C> {
             );
         }
         let stop = StopSignal::new().with_deadline(deadline);
+        let abort = CancellationToken::new();
+        let working = Arc::new(tokio::sync::Mutex::new(()));
+        let working_guard = Arc::clone(&working).lock_owned().await;
         *self.active.lock().unwrap_or_else(|e| e.into_inner()) = Some(ActiveRun {
-            cancel: stop.cancel.clone(),
+            abort: abort.clone(),
+            working,
             open: core.open_uploads(),
             store,
         });
         let result = match &request.partition {
             None => {
-                // The Runtime API loop has its own shutdown path (`abort_active`).
-                let never = CancellationToken::new();
                 let streams = [request.stream.clone()];
                 let mut outcome = runner_layer::run_streams(
                     &core,
                     &streams,
                     &stop,
-                    &never,
+                    &abort,
                     &mut EmitMetrics(LogOnly),
                 )
                 .await;
+                if outcome.aborted.is_some() {
+                    return Err(LambdaError::Sdk(Error::internal(
+                        "the run was aborted by a shutdown signal; it committed nothing",
+                    )));
+                }
                 match outcome.streams.pop() {
                     Some((_, StreamOutcome::Ran(report))) => Ok(*report),
                     Some((_, StreamOutcome::Failed(e))) => Err(e),
@@ -273,7 +295,12 @@ impl<C: Connector> LambdaHandler<C> {
                 }
             }
             Some(id) => {
-                let result = run_partition(&core, &request.stream, id, &stop).await;
+                let result = tokio::select! {
+                    r = run_partition(&core, &request.stream, id, &stop) => r,
+                    () = abort.cancelled() => Err(Error::internal(
+                        "the run was aborted by a shutdown signal; it committed nothing",
+                    )),
+                };
                 match &result {
                     Ok(report) => {
                         runner_layer::log_report(report);
@@ -287,6 +314,7 @@ impl<C: Connector> LambdaHandler<C> {
             }
         };
         self.active.lock().unwrap_or_else(|e| e.into_inner()).take();
+        drop(working_guard);
         let report = result?;
         let before = request.continuation.as_ref();
         let continuation = continuation_after(
