@@ -47,20 +47,27 @@ impl OpenUploads {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
-    /// Abort every open upload; returns how many were aborted.
+    /// Abort every open upload, all at once (a shutdown has a budget of milliseconds, and
+    /// a run may hold one upload per partition); returns how many were aborted.
     pub async fn abort_all(&self, store: &S3Store) -> usize {
         let open: Vec<_> = match self.open.lock() {
             Ok(mut m) => m.drain().collect(),
             Err(_) => return 0,
         };
-        let mut aborted = 0;
-        for ((bucket, key), id) in open {
-            match store.abort_multipart(&bucket, &key, &id).await {
-                Ok(()) => aborted += 1,
-                Err(e) => tracing::warn!(error = %e, "could not abort multipart upload"),
+        let aborts = open.iter().map(|((bucket, key), id)| async move {
+            match store.abort_multipart(bucket, key, id).await {
+                Ok(()) => true,
+                Err(e) => {
+                    tracing::warn!(error = %e, "could not abort multipart upload");
+                    false
+                }
             }
-        }
-        aborted
+        });
+        futures::future::join_all(aborts)
+            .await
+            .into_iter()
+            .filter(|aborted| *aborted)
+            .count()
     }
 }
 

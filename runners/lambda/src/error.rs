@@ -73,6 +73,16 @@ pub enum LambdaError {
         /// Rows this invocation committed.
         rows: u64,
     },
+    /// The execution environment shut down (SIGTERM) during the run: the run was dropped
+    /// and its open uploads aborted. A commit already under way may still have landed;
+    /// invoking again continues from the last commit.
+    #[error(
+        "stream `{stream}`: the execution environment is shutting down (SIGTERM): the run was stopped and its open uploads aborted; nothing after the last commit is kept, invoke again to continue from it"
+    )]
+    ShutDown {
+        /// The stream.
+        stream: String,
+    },
     /// The process environment is not a Lambda environment (missing variables...).
     #[error("not a usable Lambda environment: {0}")]
     Environment(String),
@@ -92,6 +102,7 @@ impl LambdaError {
             LambdaError::NoProgress { .. } => "NoProgress",
             LambdaError::EventUnfinished { .. } => "EventUnfinished",
             LambdaError::NotStarted { .. } => "NotStarted",
+            LambdaError::ShutDown { .. } => "ShutDown",
             LambdaError::Environment(_) => "EnvironmentError",
             LambdaError::Runtime(_) => "RuntimeError",
         }
@@ -101,7 +112,9 @@ impl LambdaError {
     pub fn is_retryable(&self) -> bool {
         match self {
             LambdaError::Sdk(e) => e.is_retryable(),
-            LambdaError::Runtime(_) | LambdaError::EventUnfinished { .. } => true,
+            LambdaError::Runtime(_)
+            | LambdaError::EventUnfinished { .. }
+            | LambdaError::ShutDown { .. } => true,
             LambdaError::Event(_)
             | LambdaError::ContinuationMismatch { .. }
             | LambdaError::DeadlineTooShort { .. }
@@ -153,6 +166,14 @@ mod tests {
         assert_eq!(
             LambdaError::Event("x".into()).error_type(),
             "NonRetryable.InvalidEvent"
+        );
+        // A shutdown mid-run: invoking again continues from the last commit.
+        assert_eq!(
+            LambdaError::ShutDown {
+                stream: "orders".into()
+            }
+            .error_type(),
+            "Retryable.ShutDown"
         );
         let d = Diagnostic::from(LambdaError::Event("a\n  b".into()));
         assert_eq!(d.error_message, "invalid invocation event: a b");

@@ -55,11 +55,14 @@ pub type ActiveSlot = Arc<Mutex<Option<ActiveRun>>>;
 const SHUTDOWN_WAIT: Duration = Duration::from_millis(300);
 
 /// Stop the run in progress (shutdown) and abort its open uploads. Returns how many this
-/// call aborted (the run aborts those it still holds itself once its work is dropped).
+/// call aborted (the run aborts those it holds itself once its work is dropped; this call
+/// waits for that, up to [`SHUTDOWN_WAIT`], then aborts whatever is still open).
 ///
-/// A graceful stop is not attempted: finishing the current file and committing it would
-/// race with the abort (a complete that S3 applies after the abort leaves an object no
-/// commit lists), and the chain's next invocation resumes from the last commit anyway.
+/// A graceful stop is not attempted: finishing the current file while its upload is being
+/// aborted races with the abort, and the chain's next invocation resumes from the last
+/// commit anyway. The run stops sending requests when its work is dropped; one already
+/// sent may still land (a complete: a file no commit lists, never part of the table; a
+/// commit under way: a valid commit the next invocation continues from).
 pub async fn abort_active(slot: &ActiveSlot) -> usize {
     let active = slot.lock().unwrap_or_else(|e| e.into_inner()).take();
     match active {
@@ -275,9 +278,9 @@ impl<C: Connector> LambdaHandler<C> {
                 )
                 .await;
                 if outcome.aborted.is_some() {
-                    return Err(LambdaError::Sdk(Error::internal(
-                        "the run was aborted by a shutdown signal; it committed nothing",
-                    )));
+                    return Err(LambdaError::ShutDown {
+                        stream: request.stream.clone(),
+                    });
                 }
                 match outcome.streams.pop() {
                     Some((_, StreamOutcome::Ran(report))) => Ok(*report),
@@ -296,10 +299,14 @@ impl<C: Connector> LambdaHandler<C> {
             }
             Some(id) => {
                 let result = tokio::select! {
-                    r = run_partition(&core, &request.stream, id, &stop) => r,
-                    () = abort.cancelled() => Err(Error::internal(
-                        "the run was aborted by a shutdown signal; it committed nothing",
-                    )),
+                    r = run_partition(&core, &request.stream, id, &stop) => Some(r),
+                    () = abort.cancelled() => None,
+                };
+                let Some(result) = result else {
+                    core.abort_open_uploads().await;
+                    return Err(LambdaError::ShutDown {
+                        stream: request.stream.clone(),
+                    });
                 };
                 match &result {
                     Ok(report) => {
