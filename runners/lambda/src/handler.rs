@@ -39,8 +39,8 @@ pub struct ActiveRun {
     /// Ends the run at once: its work is dropped (it sends no further request, so no file
     /// is completed or committed after it) and its open uploads are aborted.
     pub abort: CancellationToken,
-    /// Held by the invocation until its work is dropped or done and its uploads aborted.
-    pub working: Arc<tokio::sync::Mutex<()>>,
+    /// Fires when the invocation's work is dropped or done and its uploads aborted.
+    pub finished: CancellationToken,
     /// The run's open multipart uploads.
     pub open: Arc<OpenUploads>,
     /// The store they are open on.
@@ -70,7 +70,7 @@ pub async fn abort_active(slot: &ActiveSlot) -> usize {
             run.abort.cancel();
             // Wait for the work to be dropped, so that no complete is sent after the
             // aborts below; a run stuck in a long computation is not waited for longer.
-            let _ = tokio::time::timeout(SHUTDOWN_WAIT, run.working.lock()).await;
+            let _ = tokio::time::timeout(SHUTDOWN_WAIT, run.finished.cancelled()).await;
             run.open.abort_all(&run.store).await
         }
         None => 0,
@@ -258,11 +258,12 @@ impl<C: Connector> LambdaHandler<C> {
         }
         let stop = StopSignal::new().with_deadline(deadline);
         let abort = CancellationToken::new();
-        let working = Arc::new(tokio::sync::Mutex::new(()));
-        let working_guard = Arc::clone(&working).lock_owned().await;
+        let finished = CancellationToken::new();
+        // Fires `finished` when dropped: at the end of this call, whichever way it returns.
+        let finished_on_return = finished.clone().drop_guard();
         *self.active.lock().unwrap_or_else(|e| e.into_inner()) = Some(ActiveRun {
             abort: abort.clone(),
-            working,
+            finished,
             open: core.open_uploads(),
             store,
         });
@@ -321,7 +322,7 @@ impl<C: Connector> LambdaHandler<C> {
             }
         };
         self.active.lock().unwrap_or_else(|e| e.into_inner()).take();
-        drop(working_guard);
+        drop(finished_on_return);
         let report = result?;
         let before = request.continuation.as_ref();
         let continuation = continuation_after(
