@@ -304,10 +304,11 @@ pub(crate) fn read<'a>(t: Arc<TextRead>, checkpoint: Option<Position>) -> ReadSt
 }
 
 /// `schema` with every timestamp in the zone named "UTC" given the fixed offset "+00:00"
-/// instead, for the decoders: the same instants (a text without an offset is read as UTC
+/// instead, for the CSV decoder: the same instants (a text without an offset is read as UTC
 /// either way), but arrow parses against a fixed offset without a time zone database lookup
-/// per value (chrono-tz's was ~2 % of a CSV or JSON Lines run's CPU). [`TextRead::as_stream_schema`]
-/// gives the batches the stream's schema back.
+/// per value (chrono-tz's was ~2 % of a CSV run's CPU). [`TextRead::as_stream_schema`]
+/// gives the batches the stream's schema back. (JSON Lines needs none of this: its
+/// timestamps go through `json_temporal`, which reads a "UTC" column as fast.)
 fn decoding_schema(schema: &SchemaRef) -> SchemaRef {
     use arrow::datatypes::{DataType, Field, Schema};
     let utc = |f: &Field| matches!(f.data_type(), DataType::Timestamp(_, Some(tz)) if tz.as_ref() == "UTC");
@@ -492,7 +493,7 @@ impl TextRead {
         checked_rows(decode_with(&mut decoder, text), rows).and_then(|b| self.as_stream_schema(b))
     }
 
-    /// A batch decoded with [`decoding_schema`] given the stream's schema back (the
+    /// A batch decoded with [`decoding_schema`] (CSV) given the stream's schema back (the
     /// timestamps' zone name; the values are the same instants).
     fn as_stream_schema(&self, batch: RecordBatch) -> Result<RecordBatch, ArrowError> {
         if batch.schema() == self.schema {
@@ -530,7 +531,7 @@ impl TextRead {
                 BatchDecoder::Csv(Box::new(builder.build_decoder()))
             }
             _ => BatchDecoder::Json(
-                arrow_json::ReaderBuilder::new(decoding_schema(&self.schema))
+                arrow_json::ReaderBuilder::new(self.schema.clone())
                     .with_batch_size(batch_rows)
                     .with_decoder_factory(Arc::new(CanonicalTemporalDecoders))
                     .build_decoder()?,
