@@ -123,8 +123,9 @@ pub enum Dictionary {
     /// rows (default): off for a column whose values are mostly distinct (more than three
     /// in four of at least 1024 non-null values), where a dictionary costs hashing time
     /// and makes the file larger; on otherwise. Such a column stored as Parquet INT32/INT64
-    /// (integers, dates, times, timestamps) is written DELTA_BINARY_PACKED, not PLAIN
-    /// (readers before Spark 3.3 cannot decode it: use `always` for them).
+    /// (integers, dates, times, timestamps) is written DELTA_BINARY_PACKED, and one stored
+    /// as BYTE_ARRAY (strings, binary) DELTA_BYTE_ARRAY, not PLAIN (readers before Spark
+    /// 3.3 cannot decode them: use `always` for them).
     #[default]
     Auto,
     /// On for every column (what most Parquet writers do; a dictionary that grows too
