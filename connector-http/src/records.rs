@@ -1,8 +1,10 @@
 //! JSON records to Arrow through the stream's declared schema (`arrow-json`'s decoder):
 //! where the records are in a response, which column each field becomes, and a clear
-//! error naming the record and field that do not fit. Timestamps and dates in their
-//! canonical text forms are read by [`connector_sdk::json_temporal`]'s decoders (the same
-//! values, about twice as fast); any other text by arrow-json's own.
+//! error naming the record and field that do not fit. Through the SDK's fast paths for
+//! arrow-json ([`connector_sdk::json_decoders`]): a record's keys are matched to columns by
+//! the order the previous record gave them, and timestamps and dates in their canonical
+//! text forms are read by [`connector_sdk::json_temporal`]'s decoders (the same values,
+//! about twice as fast); anything else by arrow-json's own decoders.
 
 use std::sync::Arc;
 
@@ -10,7 +12,7 @@ use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
 use connector_sdk::ConnectorError;
 pub use connector_sdk::columns::{ColumnSpec, data_type};
-use connector_sdk::json_temporal::CanonicalTemporalDecoders;
+use connector_sdk::json_decoders::JsonDecoders;
 use serde_json::Value;
 
 /// The value at dotted `path` in `value` (`""`: the value itself). Array elements by
@@ -137,7 +139,7 @@ impl JsonToArrow {
     fn decode_rows(&self, rows: &[Value]) -> Result<RecordBatch, arrow::error::ArrowError> {
         let mut decoder = arrow_json::ReaderBuilder::new(self.schema.clone())
             .with_batch_size(rows.len().max(1))
-            .with_decoder_factory(Arc::new(CanonicalTemporalDecoders))
+            .with_decoder_factory(Arc::new(JsonDecoders))
             .build_decoder()?;
         decoder.serialize(rows)?;
         Ok(decoder

@@ -48,39 +48,47 @@ impl DecoderFactory for CanonicalTemporalDecoders {
         field: &FieldRef,
         is_nullable: bool,
     ) -> Result<Option<Box<dyn ArrayDecoder>>, ArrowError> {
-        let data_type = field.data_type().clone();
-        let fallback = || ctx.make_builtin_decoder(field, is_nullable);
-        Ok(match &data_type {
-            // A text without an offset is UTC in these columns, as `arrow-json` reads it;
-            // in a named zone it is local time there, which is left to `arrow-json`.
-            // ("Z" is no zone arrow-json accepts: it refuses such a column itself.)
-            DataType::Timestamp(unit, tz)
-                if tz.as_deref().is_none_or(|z| matches!(z, "+00:00" | "UTC")) =>
-            {
-                let fallback = fallback()?;
-                Some(match unit {
-                    TimeUnit::Second => {
-                        timestamp_decoder::<TimestampSecondType>(data_type, fallback)
-                    }
-                    TimeUnit::Millisecond => {
-                        timestamp_decoder::<TimestampMillisecondType>(data_type, fallback)
-                    }
-                    TimeUnit::Microsecond => {
-                        timestamp_decoder::<TimestampMicrosecondType>(data_type, fallback)
-                    }
-                    TimeUnit::Nanosecond => {
-                        timestamp_decoder::<TimestampNanosecondType>(data_type, fallback)
-                    }
-                })
-            }
-            DataType::Date32 => Some(fast_path::<Date32Type>(
-                data_type,
-                |s| canonical_date(s).map(|days| days as i32),
-                fallback()?,
-            )),
-            _ => None,
-        })
+        temporal_decoder(ctx, field, is_nullable)
     }
+}
+
+/// The fast decoder for `field` when it is a timestamp (UTC or without a zone) or a date;
+/// `None` for every other type.
+pub(crate) fn temporal_decoder(
+    ctx: &DecoderContext,
+    field: &FieldRef,
+    is_nullable: bool,
+) -> Result<Option<Box<dyn ArrayDecoder>>, ArrowError> {
+    let data_type = field.data_type().clone();
+    let fallback = || ctx.make_builtin_decoder(field, is_nullable);
+    Ok(match &data_type {
+        // A text without an offset is UTC in these columns, as `arrow-json` reads it;
+        // in a named zone it is local time there, which is left to `arrow-json`.
+        // ("Z" is no zone arrow-json accepts: it refuses such a column itself.)
+        DataType::Timestamp(unit, tz)
+            if tz.as_deref().is_none_or(|z| matches!(z, "+00:00" | "UTC")) =>
+        {
+            let fallback = fallback()?;
+            Some(match unit {
+                TimeUnit::Second => timestamp_decoder::<TimestampSecondType>(data_type, fallback),
+                TimeUnit::Millisecond => {
+                    timestamp_decoder::<TimestampMillisecondType>(data_type, fallback)
+                }
+                TimeUnit::Microsecond => {
+                    timestamp_decoder::<TimestampMicrosecondType>(data_type, fallback)
+                }
+                TimeUnit::Nanosecond => {
+                    timestamp_decoder::<TimestampNanosecondType>(data_type, fallback)
+                }
+            })
+        }
+        DataType::Date32 => Some(fast_path::<Date32Type>(
+            data_type,
+            |s| canonical_date(s).map(|days| days as i32),
+            fallback()?,
+        )),
+        _ => None,
+    })
 }
 
 fn timestamp_decoder<T: ArrowTimestampType>(

@@ -14,6 +14,7 @@ pub mod dataset;
 pub mod error;
 pub mod extract;
 pub mod governance;
+pub mod json_decoders;
 pub mod json_temporal;
 pub mod manifest;
 pub mod options;

@@ -11,7 +11,7 @@ use arrow::error::ArrowError;
 use arrow::record_batch::RecordBatch;
 use async_compression::tokio::bufread::{GzipDecoder, ZstdDecoder};
 use bytes::Bytes;
-use connector_sdk::json_temporal::CanonicalTemporalDecoders;
+use connector_sdk::json_decoders::JsonDecoders;
 use connector_sdk::{ConnectorError, ListedObject, ReadItem, ReadStream, S3Store};
 use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncReadExt, BufReader};
 
@@ -533,7 +533,7 @@ impl TextRead {
             _ => BatchDecoder::Json(
                 arrow_json::ReaderBuilder::new(self.schema.clone())
                     .with_batch_size(batch_rows)
-                    .with_decoder_factory(Arc::new(CanonicalTemporalDecoders))
+                    .with_decoder_factory(Arc::new(JsonDecoders))
                     .build_decoder()?,
             ),
         })
