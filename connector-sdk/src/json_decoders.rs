@@ -108,12 +108,10 @@ impl KeyOrderObjects {
             return Some(*f);
         }
         let found = self.names.iter().position(|n| same_bytes(n, key));
+        // Keys are looked up in order, so `k` is at most one past the end.
         match self.order.get_mut(k) {
             Some(o) => *o = found,
-            None => {
-                self.order.resize(k, None);
-                self.order.push(found);
-            }
+            None => self.order.push(found),
         }
         found
     }

@@ -415,11 +415,11 @@ const DICTIONARY_SAMPLE_MAX: usize = 65_536;
 pub(crate) fn adapt_dictionary(props: &WriterProperties, sample: &RecordBatch) -> WriterProperties {
     // A bounded sample: the row conversion and the set scale with it.
     let sample = sample.slice(0, sample.num_rows().min(DICTIONARY_SAMPLE_MAX));
+    let encodings = delta_encodings(&sample.schema());
     let mut plain = Vec::new();
     for (field, column) in sample.schema().fields().iter().zip(sample.columns()) {
-        if field.data_type().is_nested()
-            || !props.dictionary_enabled(&ColumnPath::from(field.name().as_str()))
-        {
+        let path = ColumnPath::from(field.name().as_str());
+        if field.data_type().is_nested() || !props.dictionary_enabled(&path) {
             continue;
         }
         let values = column.len() - column.null_count();
@@ -427,7 +427,11 @@ pub(crate) fn adapt_dictionary(props: &WriterProperties, sample: &RecordBatch) -
             continue;
         }
         // More than 3 in 4 distinct: distinct > 3·values/4, i.e. > ⌊3·values/4⌋.
-        if distinct_exceeds(column, values * 3 / 4) || delta_packs_smaller(column) {
+        // Otherwise, a column that would be delta packed if it lost its dictionary loses
+        // it when that is estimated smaller.
+        let delta_packed = encodings.get(&path) == Some(&Encoding::DELTA_BINARY_PACKED);
+        if distinct_exceeds(column, values * 3 / 4) || (delta_packed && delta_packs_smaller(column))
+        {
             plain.push(field.name().clone());
         }
     }
@@ -435,7 +439,6 @@ pub(crate) fn adapt_dictionary(props: &WriterProperties, sample: &RecordBatch) -
         return props.clone();
     }
     tracing::debug!(columns = ?plain, "dictionary encoding off: mostly distinct values, or integers that delta pack smaller");
-    let encodings = delta_encodings(&sample.schema());
     plain
         .into_iter()
         .fold(props.clone().into_builder(), |b, name| {
@@ -483,7 +486,8 @@ fn delta_encodings(schema: &SchemaRef) -> HashMap<ColumnPath, Encoding> {
 }
 
 /// Whether an integer-like column (integers, dates, times, timestamps, durations: Parquet
-/// INT32/INT64) that a dictionary would encode is estimated to take fewer bits delta packed
+/// INT32/INT64, which [`delta_encodings`] delta packs) that a dictionary would encode is
+/// estimated to take fewer bits delta packed
 /// than as dictionary indices plus the dictionary. E.g. a date column that steps through a
 /// cycle of days (1 in 2 values distinct): 12-bit dictionary indices against ~0.1 bit per
 /// value of deltas; on the 10 M-row orders benchmark (`bench/s3-files`) its files went from
@@ -494,12 +498,10 @@ fn delta_packs_smaller(column: &ArrayRef) -> bool {
     use arrow::datatypes::DataType;
     let data_type = column.data_type();
     let width = match data_type.primitive_width() {
-        Some(w @ (1 | 2 | 4 | 8)) if data_type.is_integer() || data_type.is_temporal() => w,
+        // (Not a decimal stored as INT32/INT64: cast to Int64 it would lose its scale.)
+        Some(w) if data_type.is_integer() || data_type.is_temporal() => w,
         _ => return false,
     };
-    if matches!(data_type, DataType::Interval(_)) {
-        return false;
-    }
     let Ok(values) = arrow::compute::cast(column, &DataType::Int64) else {
         return false;
     };
