@@ -60,6 +60,8 @@ impl DecoderFactory for JsonDecoders {
 /// `bench/s3-files`: `memcmp` 5.4 %, the struct decoder 4 %). Records of one source almost
 /// always list their keys in the same order, so here a key is compared with one name,
 /// inline, and the search (by name, as `arrow-json` does) runs only when the order changes.
+/// A key the schema does not have is remembered in its place too, so the keys a projected
+/// schema leaves out are not searched for in every record.
 struct KeyOrderObjects {
     fields: Fields,
     /// Each field's name, for the inline comparison.
@@ -68,9 +70,8 @@ struct KeyOrderObjects {
     strict_mode: bool,
     ignore_type_conflicts: bool,
     is_nullable: bool,
-    /// `order[k]`: the field the `k`-th key of the last object that had one matched
-    /// (`None`: no field).
-    order: Vec<Option<usize>>,
+    /// `order[k]`: what the `k`-th key of the last object that had one was.
+    order: Vec<KeySlot>,
     /// The tape position of each field's value, field by field (`rows` per field); 0, the
     /// tape's leading null, where an object lacks the field.
     positions: Vec<u32>,
@@ -89,7 +90,7 @@ impl KeyOrderObjects {
                 .iter()
                 .map(|f| f.name().as_bytes().to_vec().into_boxed_slice())
                 .collect(),
-            order: (0..fields.len()).map(Some).collect(),
+            order: (0..fields.len()).map(KeySlot::Field).collect(),
             fields,
             children,
             strict_mode: ctx.strict_mode(),
@@ -100,21 +101,46 @@ impl KeyOrderObjects {
     }
 
     /// The field of the `k`-th key of an object, named `key`.
-    #[inline]
+    #[inline(always)]
     fn field_of(&mut self, k: usize, key: &[u8]) -> Option<usize> {
-        if let Some(Some(f)) = self.order.get(k)
-            && same_bytes(&self.names[*f], key)
-        {
-            return Some(*f);
+        match self.order.get(k) {
+            Some(KeySlot::Field(f)) if same_bytes(&self.names[*f], key) => Some(*f),
+            // The same key the schema does not have, in the same place: no field, without
+            // a search (records often carry keys a projected schema leaves out).
+            Some(KeySlot::Unknown(name)) if same_bytes(name, key) => None,
+            _ => self.search(k, key),
         }
+    }
+
+    /// The field named `key`, found by name and remembered as the `k`-th key's (out of
+    /// line: it runs only when the order of keys changes).
+    #[inline(never)]
+    fn search(&mut self, k: usize, key: &[u8]) -> Option<usize> {
         let found = self.names.iter().position(|n| same_bytes(n, key));
         // Keys are looked up in order, so `k` is at most one past the end.
-        match self.order.get_mut(k) {
-            Some(o) => *o = found,
-            None => self.order.push(found),
+        if k == self.order.len() {
+            self.order.push(KeySlot::Field(0));
+        }
+        match (found, &mut self.order[k]) {
+            (Some(f), slot) => *slot = KeySlot::Field(f),
+            // Its buffer reused: keys that change from record to record (an object used as
+            // a map) cost no allocation each.
+            (None, KeySlot::Unknown(name)) => {
+                name.clear();
+                name.extend_from_slice(key);
+            }
+            (None, slot) => *slot = KeySlot::Unknown(key.to_vec()),
         }
         found
     }
+}
+
+/// What a key in one place of the last object was.
+enum KeySlot {
+    /// The name of this field of the schema.
+    Field(usize),
+    /// This name, which no field has.
+    Unknown(Vec<u8>),
 }
 
 /// `a == b`, inline for names up to 16 bytes (two overlapping word comparisons instead of
@@ -309,6 +335,13 @@ mod tests {
              {\"customer\":\"b\",\"id\":2,\"s\":{\"yy\":\"r\",\"x\":null}}\n\
              {\"id\":3,\"unknown\":[1,{\"id\":9}],\"id2\":4,\"é\":true,\"\":-128}\n\
              {\"id\":4,\"a_name_longer_than_16\":1.5,\"a_name_longer_than_17\":2.5}\n",
+            // keys the schema lacks, in the same places and then moved, one of a known
+            // name's length, and an object used as a map (a new unknown key each record)
+            "{\"zz\":0,\"id\":1,\"extra\":[1],\"customer\":\"a\"}\n\
+             {\"zz\":0,\"id\":2,\"extra\":{},\"customer\":\"b\"}\n\
+             {\"id\":3,\"zz\":0,\"customer\":\"c\",\"extra\":null}\n\
+             {\"id\":4,\"ie\":0,\"id2\":5}\n\
+             {\"id\":5,\"k1\":1}\n{\"id\":6,\"k2\":2}\n{\"id\":7,\"k3\":3,\"customer\":\"d\"}\n",
             // the same key twice: the last value
             "{\"id\":1,\"id\":2,\"customer\":\"x\",\"customer\":null}\n",
             // names of one length that differ in one byte
