@@ -487,9 +487,8 @@ fn delta_encodings(schema: &SchemaRef) -> HashMap<ColumnPath, Encoding> {
 
 /// Whether an integer-like column (integers, dates, times, timestamps, durations: Parquet
 /// INT32/INT64, which [`delta_encodings`] delta packs) that a dictionary would encode is
-/// estimated to take fewer bits delta packed
-/// than as dictionary indices plus the dictionary. E.g. a date column that steps through a
-/// cycle of days (1 in 2 values distinct): 12-bit dictionary indices against ~0.1 bit per
+/// estimated to take fewer bits delta packed than as dictionary indices plus the
+/// dictionary. E.g. a date column that steps through a cycle of days (1 in 2 values distinct): 12-bit dictionary indices against ~0.1 bit per
 /// value of deltas; on the 10 M-row orders benchmark (`bench/s3-files`) its files went from
 /// 25.3 to 21.0 MB, with ~1.5 % fewer instructions (dictionary hashing cost more than
 /// packing deltas). Values that repeat in no order (a status code, a country id) keep the
