@@ -82,7 +82,9 @@ pub struct StreamConfig {
     pub bad_rows: BadRows,
     /// Uncompressed CSV and JSON Lines objects larger than this are read as byte ranges
     /// of this size, aligned to record boundaries, each its own partition (so Glue
-    /// executors share one huge object). At least 1024. Default 128 MiB.
+    /// executors share one huge object); the last stretch (one to two ranges' worth) is
+    /// cut into four halving pieces, so the workers finish together. At least 1024.
+    /// Default 128 MiB.
     #[serde(default = "default_split_bytes")]
     pub split_bytes: u64,
     /// Rows per Arrow batch; a resume checkpoint follows every batch.
