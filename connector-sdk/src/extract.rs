@@ -1133,6 +1133,7 @@ impl<C: Connector> PartitionReader<'_, C> {
                     Dictionary::Always | Dictionary::Never => self.core.props.clone(),
                 })
                 .clone();
+            self.stats = Some(StatsCollector::new(schema, &props)?);
             self.writer = Some(ParquetObjectWriter::new(
                 self.core.store.clone(),
                 self.core.options.output.bucket.clone(),
@@ -1141,7 +1142,6 @@ impl<C: Connector> PartitionReader<'_, C> {
                 props,
                 self.core.limits.clone(),
             )?);
-            self.stats = Some(StatsCollector::new(schema)?);
         }
         let rows = batch.num_rows() as u64;
         let span = self.upload.clone().unwrap_or_else(tracing::Span::none);
@@ -1209,7 +1209,8 @@ impl<C: Connector> PartitionReader<'_, C> {
             return Ok(());
         }
         let key = writer.key().to_string();
-        let (rows, bytes) = writer.finish().instrument(span.clone()).await?;
+        let written = writer.finish().instrument(span.clone()).await?;
+        let (rows, bytes) = (written.rows, written.bytes);
         span.record("rows", rows).record("bytes", bytes);
         self.core.progress.add_file(bytes);
         tracing::debug!(%key, rows, bytes, "file written");
@@ -1218,7 +1219,7 @@ impl<C: Connector> PartitionReader<'_, C> {
             partition: self.partition.id.clone(),
             rows,
             bytes,
-            stats: stats.map(StatsCollector::finish).transpose()?,
+            stats: stats.map(|s| s.finish(&written.row_groups)).transpose()?,
         });
         self.seq += 1;
         Ok(())

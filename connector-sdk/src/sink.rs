@@ -12,6 +12,7 @@ use aws_sdk_s3::types::CompletedPart;
 use bytes::Bytes;
 use parquet::arrow::{ArrowSchemaConverter, ArrowWriter};
 use parquet::basic::{Compression, Encoding, Type as PhysicalType, ZstdLevel};
+use parquet::file::metadata::RowGroupMetaData;
 use parquet::file::properties::WriterProperties;
 use parquet::schema::types::ColumnPath;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -369,6 +370,12 @@ fn join_result(
     r.map_err(|e| Error::internal_caused(format!("part upload task failed: {e}"), e))?
 }
 
+/// Longest string bound a column chunk's statistics keep (Parquet's default: 64 bytes).
+/// The file's Delta statistics are read from them ([`StatsCollector`](crate::table::StatsCollector)),
+/// and Delta's bound of a string depends on up to its first 65 characters, which a cut
+/// after 512 bytes keeps (4 bytes a character at most). The page index keeps its 64.
+pub const STATISTICS_TRUNCATE_BYTES: usize = 512;
+
 /// Writer properties for `options`.
 pub(crate) fn writer_properties(options: &ParquetOptions) -> Result<WriterProperties> {
     let compression = match options.codec {
@@ -384,6 +391,7 @@ pub(crate) fn writer_properties(options: &ParquetOptions) -> Result<WriterProper
         .set_compression(compression)
         .set_max_row_group_row_count(Some(options.row_group_rows))
         .set_dictionary_enabled(options.dictionary != Dictionary::Never)
+        .set_statistics_truncate_length(Some(STATISTICS_TRUNCATE_BYTES))
         .set_created_by(format!("connector-sdk {}", env!("CARGO_PKG_VERSION")))
         .build())
 }
@@ -579,6 +587,14 @@ fn distinct_exceeds(column: &ArrayRef, limit: usize) -> bool {
     false
 }
 
+/// A Parquet file written and visible.
+pub(crate) struct WrittenFile {
+    pub rows: u64,
+    pub bytes: u64,
+    /// Its row groups' metadata (statistics included), as in its footer.
+    pub row_groups: Vec<RowGroupMetaData>,
+}
+
 /// A Parquet file being written straight to S3.
 pub(crate) struct ParquetObjectWriter {
     writer: ArrowWriter<Vec<u8>>,
@@ -660,14 +676,18 @@ impl ParquetObjectWriter {
         Ok(())
     }
 
-    /// Close the file (footer), upload the rest, make it visible. Returns (rows, bytes).
-    pub async fn finish(self) -> Result<(u64, u64)> {
+    /// Close the file (footer), upload the rest, make it visible. Returns the rows, the
+    /// bytes and the row groups (their metadata, as in the footer).
+    pub async fn finish(self) -> Result<WrittenFile> {
         let Self {
-            writer,
+            mut writer,
             mut upload,
             rows,
         } = self;
-        let tail = match writer.into_inner() {
+        let tail = match writer
+            .flush()
+            .and_then(|()| Ok((writer.flushed_row_groups().to_vec(), writer.into_inner()?)))
+        {
             Ok(t) => t,
             Err(e) => {
                 upload.abort().await;
@@ -677,12 +697,17 @@ impl ParquetObjectWriter {
                 });
             }
         };
+        let (row_groups, tail) = tail;
         if let Err(e) = upload.write(&tail).await {
             upload.abort().await;
             return Err(e);
         }
         let bytes = upload.finish().await?;
-        Ok((rows, bytes))
+        Ok(WrittenFile {
+            rows,
+            bytes,
+            row_groups,
+        })
     }
 
     /// Give up on the file: abort its multipart upload.

@@ -9,13 +9,13 @@
 //! engine drives its own futures on a background executor thread.
 
 mod bucket_store;
+mod file_stats;
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use arrow::array::{Array, ArrayRef, AsArray, RecordBatch, StringArray, StructArray};
-use arrow::datatypes::{Date32Type, TimeUnit, TimestampMicrosecondType};
-use arrow_schema::{DataType as ArrowType, Field, Schema, SchemaRef as ArrowSchemaRef};
+use arrow::array::{Array, AsArray, RecordBatch, StringArray, StructArray};
+use arrow_schema::{DataType as ArrowType, Field, Schema};
 use delta_kernel::checkpoint::LastCheckpointHintStats;
 use delta_kernel::committer::FileSystemCommitter;
 use delta_kernel::engine::arrow_conversion::TryFromArrow;
@@ -31,12 +31,12 @@ use delta_kernel::transaction::{CommitResult, Transaction, UpdateTableOperation}
 use delta_kernel::{Engine, FileMeta, KernelError, Snapshot, SnapshotRef, Version};
 use delta_kernel_default_engine::executor::tokio::TokioBackgroundExecutor;
 use delta_kernel_default_engine::parquet::DataFileMetadata;
-use delta_kernel_default_engine::stats::FileStatsAccumulator;
 use delta_kernel_default_engine::{DefaultEngine, DefaultEngineBuilder, build_add_file_metadata};
 use parquet::arrow::ArrowWriter;
 use url::Url;
 
 pub use bucket_store::BucketStore;
+pub use file_stats::StatsCollector;
 
 use crate::error::{Error, Result};
 use crate::s3::S3Store;
@@ -710,123 +710,6 @@ pub fn compare_schemas(table: &StructType, stream: &StructType) -> Result<Schema
         }
     }
     Ok(diff)
-}
-
-/// Collects the Delta statistics of one data file from the batches written to it.
-#[derive(Debug)]
-pub struct StatsCollector {
-    inner: FileStatsAccumulator,
-}
-
-impl StatsCollector {
-    /// A collector for files of `schema`: statistics for every column (the table keeps those
-    /// its configuration indexes).
-    pub fn new(schema: &ArrowSchemaRef) -> Result<Self> {
-        let physical = StructType::try_from_arrow(schema.as_ref()).map_err(|e| {
-            Error::request_caused(
-                format!("the stream's schema has no Delta Lake type: {e}"),
-                e,
-            )
-        })?;
-        // Leaf paths, as the kernel's own write state lists them: a struct's fields each
-        // get their own statistics (a struct named as a whole would be a single leaf).
-        fn leaves(
-            fields: &arrow_schema::Fields,
-            path: &mut Vec<String>,
-            out: &mut Vec<ColumnName>,
-        ) {
-            for f in fields {
-                path.push(f.name().clone());
-                match f.data_type() {
-                    ArrowType::Struct(children) if !children.is_empty() => {
-                        leaves(children, path, out)
-                    }
-                    _ => out.push(ColumnName::new(path.iter().cloned())),
-                }
-                path.pop();
-            }
-        }
-        let mut columns = Vec::new();
-        leaves(schema.fields(), &mut Vec::new(), &mut columns);
-        Ok(Self {
-            inner: FileStatsAccumulator::new(&columns, &physical),
-        })
-    }
-
-    /// Add one batch.
-    pub fn add(&mut self, batch: &RecordBatch) -> Result<()> {
-        self.inner
-            .merge(batch)
-            .map_err(|e| Error::internal_caused(format!("collecting file statistics: {e}"), e))
-    }
-
-    /// The statistics as Delta's JSON.
-    pub fn finish(self) -> Result<String> {
-        let stats = self
-            .inner
-            .finish()
-            .map_err(|e| Error::internal_caused(format!("collecting file statistics: {e}"), e))?
-            .ok_or_else(|| Error::internal("statistics of a file with no batch"))?;
-        stats_json(&within_delta_range(&stats))
-    }
-}
-
-/// Delta's date and timestamp range: 0001-01-01 to 9999-12-31 (days and microseconds since
-/// the epoch).
-const MIN_DAY: i32 = -719_162;
-const MAX_DAY: i32 = 2_932_896;
-const MIN_MICROS: i64 = -62_135_596_800_000_000;
-const MAX_MICROS: i64 = 253_402_300_799_999_999;
-
-/// `stats` with every date or timestamp bound outside Delta's range removed (null: "no
-/// bound known", which only costs a reader its data skipping). Such values are legal in
-/// Arrow and Parquet (PostgreSQL dates run to 5874897 AD) but have no Delta JSON form.
-fn within_delta_range(stats: &StructArray) -> StructArray {
-    fn clamp(array: &ArrayRef) -> ArrayRef {
-        match array.data_type() {
-            ArrowType::Struct(fields) => {
-                let s = array.as_struct();
-                let columns = s.columns().iter().map(clamp).collect();
-                Arc::new(StructArray::new(
-                    fields.clone(),
-                    columns,
-                    s.nulls().cloned(),
-                ))
-            }
-            ArrowType::Date32 => {
-                let a = array.as_primitive::<Date32Type>();
-                Arc::new(
-                    a.unary_opt::<_, Date32Type>(|d| (MIN_DAY..=MAX_DAY).contains(&d).then_some(d)),
-                )
-            }
-            ArrowType::Timestamp(TimeUnit::Microsecond, tz) => {
-                let a = array.as_primitive::<TimestampMicrosecondType>();
-                let clamped = a.unary_opt::<_, TimestampMicrosecondType>(|t| {
-                    (MIN_MICROS..=MAX_MICROS).contains(&t).then_some(t)
-                });
-                Arc::new(clamped.with_timezone_opt(tz.clone()))
-            }
-            _ => array.clone(),
-        }
-    }
-    let columns = stats.columns().iter().map(clamp).collect();
-    StructArray::new(stats.fields().clone(), columns, stats.nulls().cloned())
-}
-
-/// One stats row as a JSON object.
-fn stats_json(stats: &StructArray) -> Result<String> {
-    let batch = RecordBatch::from(stats.clone());
-    let mut out = Vec::new();
-    {
-        let mut writer = arrow_json::LineDelimitedWriter::new(&mut out);
-        writer
-            .write(&batch)
-            .and_then(|_| writer.finish())
-            .map_err(|e| Error::internal_caused(format!("encoding file statistics: {e}"), e))?;
-    }
-    let text = String::from_utf8(out)
-        .map_err(|e| Error::internal_caused(format!("encoding file statistics: {e}"), e))?;
-    Ok(text.trim_end().to_string())
 }
 
 /// Decode the `%XX` escapes of a log path.

@@ -15,6 +15,7 @@ use connector_sdk::table::{
 };
 use integration_tests::{BUCKET, TestEnv, read_with_deltalake};
 use parquet::arrow::ArrowWriter;
+use parquet::file::properties::WriterProperties;
 use serde_json::{Value, json};
 
 const RUN: &str = "20261202T000000Z00000001";
@@ -78,20 +79,21 @@ fn extremes() -> RecordBatch {
 /// Write `batch` as one Parquet file at `key`; its statistics.
 async fn put_file(store: &connector_sdk::S3Store, key: &str, batch: &RecordBatch) -> FileToAdd {
     let mut buf = Vec::new();
-    let mut writer = ArrowWriter::try_new(&mut buf, batch.schema(), None).unwrap();
+    let props = WriterProperties::default();
+    let mut writer = ArrowWriter::try_new(&mut buf, batch.schema(), Some(props.clone())).unwrap();
     writer.write(batch).unwrap();
-    writer.close().unwrap();
+    let footer = writer.close().unwrap();
     let bytes = buf.len() as u64;
     store
         .put(BUCKET, key, Bytes::from(buf), false)
         .await
         .unwrap();
-    let mut stats = StatsCollector::new(&batch.schema()).unwrap();
+    let mut stats = StatsCollector::new(&batch.schema(), &props).unwrap();
     stats.add(batch).unwrap();
     FileToAdd {
         key: key.to_string(),
         bytes,
-        stats: stats.finish().unwrap(),
+        stats: stats.finish(footer.row_groups()).unwrap(),
     }
 }
 

@@ -327,7 +327,7 @@ impl<C: Connector> ExtractCore<C> {
             self.props.clone(),
             self.limits.clone(),
         )?;
-        let mut stats = StatsCollector::new(&schema)?;
+        let mut stats = StatsCollector::new(&schema, &self.props)?;
         let mut offset = 0usize;
         let written: Result<()> = async {
             while let Some(batch) = batches.next().await {
@@ -369,13 +369,13 @@ impl<C: Connector> ExtractCore<C> {
             writer.abort().await;
             return Err(e);
         }
-        let (rows, bytes) = writer.finish().await?;
+        let written = writer.finish().await?;
         let new = DataFile {
             key,
             partition: REWRITE_PARTITION.to_string(),
-            rows,
-            bytes,
-            stats: Some(stats.finish()?),
+            rows: written.rows,
+            bytes: written.bytes,
+            stats: Some(stats.finish(&written.row_groups)?),
         };
         Ok(Some(FileRewrite {
             old: file,
