@@ -1469,3 +1469,69 @@ async fn stored_state_of_another_type_is_refused_and_the_table_is_unchanged() {
         "no data file written: {files:?}"
     );
 }
+
+/// The statistics an extract commits (from each file's footer, in rows groups of 100
+/// rows) are the file's own values, read back by the Parquet reader: its rows, each
+/// column's nulls, least and greatest value — negative and positive integers, and strings
+/// whose byte order is not their numeric order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_extracts_file_statistics_are_the_values_of_its_files() {
+    use arrow::array::{Array, AsArray};
+    use arrow::compute::{max, max_string, min, min_string};
+    use arrow::datatypes::{Int32Type, Int64Type};
+    use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+    let env = TestEnv::start().await;
+    let output = env.output("file-stats");
+    let config = shape::ShapeConfig {
+        columns: cols(&[("n32", "int32"), ("n64", "int64"), ("s", "string")]),
+        first: -1000,
+        rows: 700,
+        partitions: 3,
+        incremental: true,
+        ..Default::default()
+    };
+    let mut options = connector_sdk::ExtractOptions::new(output.clone());
+    options.parquet.row_group_rows = 100;
+    run_with(&env, config, options, connector_sdk::StopSignal::new())
+        .await
+        .unwrap();
+    let store = env.store().await;
+    let root = output.key("items/");
+    let table = DeltaTable::new(store.clone(), BUCKET, &root).unwrap();
+    let adds = adds(&store, &table, 0).await;
+    assert_eq!(adds.len(), 3, "a file per partition");
+    for add in adds {
+        let key = format!("{root}{}", add["path"].as_str().unwrap());
+        let body = store.get(BUCKET, &key).await.unwrap().expect("data file");
+        let reader = ParquetRecordBatchReaderBuilder::try_new(body).unwrap();
+        assert_eq!(reader.metadata().num_row_groups(), 7, "{key}");
+        let batches: Vec<RecordBatch> = reader.build().unwrap().map(Result::unwrap).collect();
+        let batch = arrow::compute::concat_batches(&batches[0].schema(), &batches).unwrap();
+        let stats: Value = serde_json::from_str(add["stats"].as_str().unwrap()).unwrap();
+        assert_eq!(stats["numRecords"], json!(batch.num_rows()), "{key}");
+        for (field, column) in batch.schema().fields().iter().zip(batch.columns()) {
+            let name = field.name().as_str();
+            let (least, greatest) = match column.data_type() {
+                DataType::Int32 => {
+                    let c = column.as_primitive::<Int32Type>();
+                    (json!(min(c)), json!(max(c)))
+                }
+                DataType::Int64 => {
+                    let c = column.as_primitive::<Int64Type>();
+                    (json!(min(c)), json!(max(c)))
+                }
+                _ => {
+                    let c = column.as_string::<i32>();
+                    (json!(min_string(c)), json!(max_string(c)))
+                }
+            };
+            assert_eq!(
+                stats["nullCount"][name],
+                json!(column.null_count()),
+                "{key} {name}"
+            );
+            assert_eq!(stats["minValues"][name], least, "{key} {name}: {stats}");
+            assert_eq!(stats["maxValues"][name], greatest, "{key} {name}: {stats}");
+        }
+    }
+}

@@ -29,9 +29,10 @@ const MAX_VALUES: &str = "maxValues";
 const TIGHT_BOUNDS: &str = "tightBounds";
 
 /// How many characters of a string bound Delta's statistics depend on: the kernel keeps a
-/// 32-character prefix of a minimum, and looks at up to 65 characters of a maximum to place
-/// its tie-breaker.
-const MIN_CHARS: usize = 32;
+/// 32-character prefix of a minimum (and cuts a string of exactly 32 characters, but more
+/// than 32 bytes, to 31: so a prefix needs 33 to stand for a longer string), and looks at
+/// up to 65 characters of a maximum to place its tie-breaker.
+const MIN_CHARS: usize = 33;
 const MAX_CHARS: usize = 65;
 
 /// Collects the Delta statistics of one data file.
@@ -255,6 +256,17 @@ impl FooterStats {
     fn read(leaves: &[(Vec<String>, ArrowType)], row_groups: &[RowGroupMetaData]) -> Result<Self> {
         let mut out = HashMap::new();
         let mut bound_columns = Vec::new();
+        // Every row group has the file's columns, in the same order.
+        let index: HashMap<&[String], usize> = row_groups
+            .first()
+            .map(|rg| {
+                rg.columns()
+                    .iter()
+                    .enumerate()
+                    .map(|(i, c)| (c.column_path().parts(), i))
+                    .collect()
+            })
+            .unwrap_or_default();
         for (path, data_type) in leaves {
             let mut leaf = FooterLeaf {
                 data_type: data_type.clone(),
@@ -264,10 +276,10 @@ impl FooterStats {
             };
             let mut values = BoundValues::new(data_type);
             for rg in row_groups {
-                let stats = rg
-                    .columns()
-                    .iter()
-                    .find(|c| c.column_path().parts() == path.as_slice())
+                let stats = index
+                    .get(path.as_slice())
+                    .and_then(|&i| rg.columns().get(i))
+                    .filter(|c| c.column_path().parts() == path.as_slice())
                     .and_then(|c| c.statistics());
                 let Some(stats) = stats else {
                     leaf.null_count = None;
@@ -442,7 +454,7 @@ impl BoundValues {
                     values.extend([None, None]);
                     return (all_null, all_null);
                 };
-                // A cut minimum is a prefix: Delta's when it keeps 32 characters.
+                // A cut minimum is a prefix: Delta's when it keeps 33 characters.
                 let min = if s.min_is_exact() || min.chars().count() >= MIN_CHARS {
                     Some(min.to_string())
                 } else {
@@ -680,7 +692,8 @@ mod tests {
     fn batch(rows: &[Row], first_id: i64) -> RecordBatch {
         let s = schema();
         let ints = |f: &dyn Fn(i64) -> i64| rows.iter().map(|r| r.n.map(f)).collect::<Vec<_>>();
-        let days = |r: &Row| r.small.map(|d| d.clamp(-800_000_000, 800_000_000));
+        // Mostly inside Delta's date range (0001-01-01 to 9999-12-31), some past either end.
+        let days = |r: &Row| r.small.map(|d| (d % 1_900_000).clamp(-800_000, 3_000_000));
         let inner_fields = Fields::from(vec![Field::new("d", ArrowType::Date32, true)]);
         let inner = StructArray::new(
             inner_fields.clone(),
@@ -731,7 +744,11 @@ mod tests {
                 rows.iter().map(|r| r.small).collect::<Vec<_>>(),
             )),
             Arc::new(Date32Array::from(rows.iter().map(days).collect::<Vec<_>>())),
-            Arc::new(TimestampMicrosecondArray::from(ints(&|v| v)).with_timezone("UTC")),
+            // Mostly inside Delta's timestamp range (±2.5e17 µs), some past it.
+            Arc::new(
+                TimestampMicrosecondArray::from(ints(&|v| v % 300_000_000_000_000_000))
+                    .with_timezone("UTC"),
+            ),
             Arc::new(TimestampMicrosecondArray::from(ints(&|v| v.wrapping_neg()))),
             Arc::new(StringArray::from(
                 rows.iter().map(|r| r.text.clone()).collect::<Vec<_>>(),
@@ -912,6 +929,63 @@ mod tests {
                     kernel["maxValues"]["st"].as_object_mut().unwrap().remove("t");
                 }
                 prop_assert_eq!(ours, kernel);
+            }
+        }
+    }
+
+    /// Whether every bound in `ours` is the kernel's at the same place.
+    fn bounds_within(ours: &serde_json::Value, kernel: &serde_json::Value) -> bool {
+        match (ours, kernel) {
+            (serde_json::Value::Object(o), serde_json::Value::Object(k)) => o
+                .iter()
+                .all(|(name, v)| k.get(name).is_some_and(|kv| bounds_within(v, kv))),
+            _ => ours == kernel,
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(200))]
+
+        /// With Parquet's string bounds cut anywhere (1 to 140 bytes, or 512), every bound
+        /// written is still the kernel's, and the counts are exact: a cut too short only
+        /// leaves a bound out.
+        #[test]
+        fn bounds_from_any_cut_are_the_kernels_or_left_out(
+            batches in prop::collection::vec(prop::collection::vec(row(), 1..12), 1..4),
+            group_rows in 1usize..9,
+            cut in prop_oneof![1usize..140, Just(512)],
+        ) {
+            let mut id = 0;
+            let batches: Vec<RecordBatch> = batches
+                .iter()
+                .map(|rows| {
+                    let b = batch(rows, id);
+                    id += rows.len() as i64;
+                    b
+                })
+                .collect();
+            let props = props(group_rows)
+                .into_builder()
+                .set_statistics_truncate_length(Some(cut))
+                .build();
+            let ours: serde_json::Value =
+                serde_json::from_str(&footer_stats(&batches, props)).unwrap();
+            let kernel: serde_json::Value =
+                serde_json::from_str(&kernel_stats(&batches)).unwrap();
+            for exact in ["numRecords", "nullCount", "tightBounds"] {
+                prop_assert_eq!(&ours[exact], &kernel[exact]);
+            }
+            for bounds in ["minValues", "maxValues"] {
+                prop_assert!(
+                    bounds_within(&ours[bounds], &kernel[bounds]),
+                    "{}: ours {} kernel {}", bounds, ours[bounds], kernel[bounds]
+                );
+            }
+            // Only string bounds can be left out.
+            for bounds in ["minValues", "maxValues"] {
+                for leaf in ["id", "i8", "i16", "i32", "ts", "ntz", "f", "dec"] {
+                    prop_assert_eq!(&ours[bounds].get(leaf), &kernel[bounds].get(leaf));
+                }
             }
         }
     }
