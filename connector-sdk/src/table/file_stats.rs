@@ -779,6 +779,34 @@ mod tests {
         RecordBatch::try_new(s, columns).unwrap()
     }
 
+    /// A batch of each group of rows, the ids running on from one batch to the next.
+    fn numbered(groups: &[Vec<Row>]) -> Vec<RecordBatch> {
+        let mut id = 0;
+        groups
+            .iter()
+            .map(|rows| {
+                let b = batch(rows, id);
+                id += rows.len() as i64;
+                b
+            })
+            .collect()
+    }
+
+    /// Whether a string has a run of 60 or more characters Parquet cannot increment (it
+    /// then increments an earlier one, so its cut maximum may end too early for Delta).
+    fn has_stuck_run(text: &str) -> bool {
+        let stuck = |c: char| {
+            matches!(
+                c,
+                '\u{7f}' | '\u{7ff}' | '\u{d7ff}' | '\u{ffff}' | '\u{10ffff}'
+            )
+        };
+        let chars: Vec<char> = text.chars().collect();
+        chars
+            .chunk_by(|a, b| stuck(*a) && stuck(*b))
+            .any(|run| run.len() >= 60 && stuck(run[0]))
+    }
+
     /// The kernel's statistics of the batches, collected from every column of every batch
     /// (what the SDK did before reading the footer).
     fn kernel_stats(batches: &[RecordBatch]) -> String {
@@ -898,15 +926,7 @@ mod tests {
             batches in prop::collection::vec(prop::collection::vec(row(), 1..12), 1..4),
             group_rows in 1usize..9,
         ) {
-            let mut id = 0;
-            let batches: Vec<RecordBatch> = batches
-                .iter()
-                .map(|rows| {
-                    let b = batch(rows, id);
-                    id += rows.len() as i64;
-                    b
-                })
-                .collect();
+            let batches = numbered(&batches);
             let (ours, kernel) = (footer_stats(&batches, props(group_rows)), kernel_stats(&batches));
             if ours != kernel {
                 // Only a string maximum may be missing, and only for a column holding a
@@ -914,12 +934,9 @@ mod tests {
                 // be incremented: the row group's maximum becomes an earlier prefix).
                 let ours: serde_json::Value = serde_json::from_str(&ours).unwrap();
                 let mut kernel: serde_json::Value = serde_json::from_str(&kernel).unwrap();
-                let stuck = |c: char| matches!(c, '\u{7f}' | '\u{7ff}' | '\u{d7ff}' | '\u{ffff}' | '\u{10ffff}');
-                let pathological = batches.iter().flat_map(|b| {
-                    b.column_by_name("s").unwrap().as_string::<i32>().iter().flatten().map(str::to_string).collect::<Vec<_>>()
-                }).any(|t| {
-                    let chars: Vec<char> = t.chars().collect();
-                    chars.chunk_by(|a, b| stuck(*a) && stuck(*b)).any(|run| run.len() >= 60 && stuck(run[0]))
+                let pathological = batches.iter().any(|b| {
+                    let s = b.column_by_name("s").unwrap().as_string::<i32>();
+                    s.iter().flatten().any(has_stuck_run)
                 });
                 prop_assert!(pathological, "ours {ours}\nkernel {kernel}");
                 if ours["maxValues"].get("s").is_none() {
@@ -955,15 +972,7 @@ mod tests {
             group_rows in 1usize..9,
             cut in prop_oneof![1usize..140, Just(512)],
         ) {
-            let mut id = 0;
-            let batches: Vec<RecordBatch> = batches
-                .iter()
-                .map(|rows| {
-                    let b = batch(rows, id);
-                    id += rows.len() as i64;
-                    b
-                })
-                .collect();
+            let batches = numbered(&batches);
             let props = props(group_rows)
                 .into_builder()
                 .set_statistics_truncate_length(Some(cut))
