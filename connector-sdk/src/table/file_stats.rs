@@ -116,7 +116,7 @@ impl StatsCollector {
             ),
             None => None,
         };
-        let footer = FooterStats::read(&self.footer, row_groups)?;
+        let footer = FooterStats::read(self.schema.fields(), &self.footer, row_groups)?;
         let num_records: i64 = row_groups.iter().map(|rg| rg.num_rows()).sum();
 
         let from_computed = |name: &str, path: &[String]| {
@@ -125,16 +125,16 @@ impl StatsCollector {
                 .and_then(|c| c.column_by_name(name))
                 .and_then(|s| find(s, path))
         };
-        let is_footer = |path: &[String]| footer.leaves.contains_key(path);
-        let null_count = section(self.schema.fields(), &mut Vec::new(), &mut |path| {
-            if is_footer(path) {
-                footer.leaves[path]
+        let null_count = section(
+            self.schema.fields(),
+            &mut Vec::new(),
+            &mut |path| match footer.leaves.get(path) {
+                Some(leaf) => leaf
                     .null_count
-                    .map(|n| Arc::new(Int64Array::from(vec![n])) as ArrayRef)
-            } else {
-                from_computed(NULL_COUNT, path)
-            }
-        })?;
+                    .map(|n| Arc::new(Int64Array::from(vec![n])) as ArrayRef),
+                None => from_computed(NULL_COUNT, path),
+            },
+        )?;
         let bound = |name: &'static str| {
             let footer = &footer;
             let from_computed = &from_computed;
@@ -253,9 +253,13 @@ struct FooterStats {
 }
 
 impl FooterStats {
-    fn read(leaves: &[(Vec<String>, ArrowType)], row_groups: &[RowGroupMetaData]) -> Result<Self> {
+    fn read(
+        fields: &Fields,
+        leaves: &[(Vec<String>, ArrowType)],
+        row_groups: &[RowGroupMetaData],
+    ) -> Result<Self> {
         let mut out = HashMap::new();
-        let mut bound_columns = Vec::new();
+        let mut bound_columns = HashMap::new();
         // Every row group has the file's columns, in the same order.
         let index: HashMap<&[String], usize> = row_groups
             .first()
@@ -301,13 +305,13 @@ impl FooterStats {
             let (min_ok, max_ok) = values.loose_bounds_harmless();
             leaf.min_known &= min_ok;
             leaf.max_known &= max_ok;
-            bound_columns.push((path.clone(), values.finish()));
+            bound_columns.insert(path.clone(), values.finish());
             out.insert(path.clone(), leaf);
         }
         let bounds = if bound_columns.is_empty() || row_groups.is_empty() {
             None
         } else {
-            Some(bounds_stats(bound_columns)?)
+            Some(bounds_stats(fields, &bound_columns)?)
         };
         Ok(Self {
             leaves: out,
@@ -316,43 +320,20 @@ impl FooterStats {
     }
 }
 
-/// The kernel's statistics of a batch holding the footer leaves' bounds: its `minValues` and
-/// `maxValues` are the file's bounds of those leaves, by the kernel's own rules.
-fn bounds_stats(columns: Vec<(Vec<String>, ArrayRef)>) -> Result<StructArray> {
-    // Nest the leaves back into their structs, in order.
-    fn nest(columns: &[(Vec<String>, ArrayRef)], depth: usize) -> Result<(Fields, Vec<ArrayRef>)> {
-        let mut fields = Vec::new();
-        let mut arrays = Vec::new();
-        let mut i = 0;
-        while i < columns.len() {
-            let name = &columns[i].0[depth];
-            let mut j = i + 1;
-            while j < columns.len() && columns[j].0[depth] == *name {
-                j += 1;
-            }
-            let array: ArrayRef = if columns[i].0.len() == depth + 1 {
-                columns[i].1.clone()
-            } else {
-                let (f, a) = nest(&columns[i..j], depth + 1)?;
-                Arc::new(StructArray::try_new(f, a, None).map_err(|e| {
-                    Error::internal_caused(format!("assembling file statistics: {e}"), e)
-                })?)
-            };
-            fields.push(Field::new(name, array.data_type().clone(), true));
-            arrays.push(array);
-            i = j;
-        }
-        Ok((fields.into(), arrays))
-    }
-    let (fields, arrays) = nest(&columns, 0)?;
-    let schema = Arc::new(Schema::new(fields));
-    let batch = RecordBatch::try_new(schema.clone(), arrays)
-        .map_err(|e| Error::internal_caused(format!("assembling file statistics: {e}"), e))?;
+/// The kernel's statistics of a batch holding the footer leaves' bounds (shaped like
+/// `fields`, with those leaves only): its `minValues` and `maxValues` are the file's bounds of
+/// those leaves, by the kernel's own rules.
+fn bounds_stats(fields: &Fields, columns: &HashMap<Vec<String>, ArrayRef>) -> Result<StructArray> {
+    let nested = section(fields, &mut Vec::new(), &mut |path| {
+        columns.get(path).cloned()
+    })?
+    .ok_or_else(|| Error::internal("statistics of the footer bounds: no column"))?;
+    let batch = RecordBatch::from(nested.as_struct().clone());
     let names: Vec<ColumnName> = columns
-        .iter()
-        .map(|(p, _)| ColumnName::new(p.iter().cloned()))
+        .keys()
+        .map(|p| ColumnName::new(p.iter().cloned()))
         .collect();
-    let mut acc = FileStatsAccumulator::new(&names, &kernel_schema(&schema)?);
+    let mut acc = FileStatsAccumulator::new(&names, &kernel_schema(&batch.schema())?);
     acc.merge(&batch).map_err(stats_error)?;
     acc.finish()
         .map_err(stats_error)?
