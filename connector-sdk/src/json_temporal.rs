@@ -205,7 +205,7 @@ fn days_from_civil(year: u32, month: u32, day: u32) -> i64 {
 }
 
 /// Days since 1970-01-01 of a text that is exactly `YYYY-MM-DD`.
-fn canonical_date(s: &[u8]) -> Option<i64> {
+pub(crate) fn canonical_date(s: &[u8]) -> Option<i64> {
     if s.len() != 10 {
         return None;
     }
@@ -216,7 +216,7 @@ fn canonical_date(s: &[u8]) -> Option<i64> {
 /// truncated below the unit, as `arrow-json` does), or `None` for any other text (10 or more
 /// fraction digits too, which arrow truncates) or a value the unit cannot hold.
 #[inline(always)]
-fn canonical_timestamp(s: &[u8], per_second: i64) -> Option<i64> {
+pub(crate) fn canonical_timestamp(s: &[u8], per_second: i64) -> Option<i64> {
     let days = date_prefix(s)?;
     let text: &[u8; 9] = s.get(10..19)?.try_into().ok()?;
     let d = text.map(|c| c.wrapping_sub(b'0'));

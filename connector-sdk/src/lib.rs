@@ -15,6 +15,7 @@ pub mod error;
 pub mod extract;
 pub mod governance;
 pub mod json_decoders;
+pub mod json_flat_lines;
 pub mod json_temporal;
 pub mod manifest;
 pub mod options;

@@ -12,6 +12,7 @@ use arrow::record_batch::RecordBatch;
 use async_compression::tokio::bufread::{GzipDecoder, ZstdDecoder};
 use bytes::Bytes;
 use connector_sdk::json_decoders::JsonDecoders;
+use connector_sdk::json_flat_lines::FlatLinesDecoder;
 use connector_sdk::{ConnectorError, ListedObject, ReadItem, ReadStream, S3Store};
 use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncReadExt, BufReader};
 
@@ -332,7 +333,8 @@ fn decoding_schema(schema: &SchemaRef) -> SchemaRef {
 /// A CSV or JSON Lines decoder.
 enum BatchDecoder {
     Csv(Box<arrow_csv::reader::Decoder>),
-    Json(arrow_json::reader::Decoder),
+    /// `arrow-json`'s, and the flat-records path tried first when the schema allows it.
+    Json(arrow_json::reader::Decoder, Option<Box<FlatLinesDecoder>>),
 }
 
 /// Every record of `text` (each ending in a line break; no more than the decoder's batch
@@ -344,7 +346,7 @@ fn decode_with(decoder: &mut BatchDecoder, text: &[u8]) -> Result<Option<RecordB
             d.decode(&[])?;
             d.flush()
         }
-        BatchDecoder::Json(d) => {
+        BatchDecoder::Json(d, _) => {
             feed(text, |b| d.decode(b))?;
             d.flush()
         }
@@ -393,6 +395,11 @@ impl TextRead {
         aligned: u64,
         line_base: &mut Option<u64>,
     ) -> Result<Option<RecordBatch>, ConnectorError> {
+        if let BatchDecoder::Json(_, Some(flat)) = decoder
+            && let Some(batch) = flat.decode(&pending.text, &pending.ends)
+        {
+            return Ok(Some(batch));
+        }
         let first_error = match checked_rows(decode_with(decoder, &pending.text), pending.len())
             .and_then(|b| self.as_stream_schema(b))
         {
@@ -535,6 +542,7 @@ impl TextRead {
                     .with_batch_size(batch_rows)
                     .with_decoder_factory(Arc::new(JsonDecoders))
                     .build_decoder()?,
+                FlatLinesDecoder::new(&self.schema).map(Box::new),
             ),
         })
     }
