@@ -12,7 +12,7 @@ use arrow::record_batch::RecordBatch;
 use async_compression::tokio::bufread::{GzipDecoder, ZstdDecoder};
 use bytes::Bytes;
 use connector_sdk::json_decoders::JsonDecoders;
-use connector_sdk::json_flat_lines::FlatLinesDecoder;
+use connector_sdk::json_flat_lines::{FlatLinesDecoder, escaped_pairs_as_utf8};
 use connector_sdk::{ConnectorError, ListedObject, ReadItem, ReadStream, S3Store};
 use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncReadExt, BufReader};
 
@@ -150,6 +150,30 @@ impl Pending {
     fn row(&self, i: usize) -> &[u8] {
         let start = if i == 0 { 0 } else { self.ends[i - 1] };
         &self.text[start..self.ends[i]]
+    }
+
+    /// These records with every escaped UTF-16 pair written as its character, for
+    /// `arrow-json` (which reads such pairs wrong: `escaped_pairs_as_utf8`); `None` when
+    /// there is none.
+    fn with_escaped_pairs_as_utf8(&self) -> Option<Pending> {
+        memchr::memmem::find(&self.text, b"\\u")?;
+        let mut out = Pending {
+            rel_lines: self.rel_lines.clone(),
+            offsets: self.offsets.clone(),
+            ..Pending::default()
+        };
+        let mut any = false;
+        for i in 0..self.len() {
+            match escaped_pairs_as_utf8(self.row(i)) {
+                Some(row) => {
+                    any = true;
+                    out.text.extend_from_slice(&row);
+                }
+                None => out.text.extend_from_slice(self.row(i)),
+            }
+            out.ends.push(out.text.len());
+        }
+        any.then_some(out)
     }
 
     fn clear(&mut self) {
@@ -395,12 +419,20 @@ impl TextRead {
         aligned: u64,
         line_base: &mut Option<u64>,
     ) -> Result<Option<RecordBatch>, ConnectorError> {
-        if let BatchDecoder::Json(_, Some(flat)) = decoder
-            && let Some(batch) = flat.decode(&pending.text, &pending.ends)
-        {
-            return Ok(Some(batch));
+        let mut unescaped = None;
+        if let BatchDecoder::Json(_, flat) = decoder {
+            if let Some(batch) = flat
+                .as_mut()
+                .and_then(|f| f.decode(&pending.text, &pending.ends))
+            {
+                return Ok(Some(batch));
+            }
+            unescaped = pending.with_escaped_pairs_as_utf8();
         }
-        let first_error = match checked_rows(decode_with(decoder, &pending.text), pending.len())
+        // The records as the decoders read them; `pending` still has them as the object does
+        // (for the rejects).
+        let records = unescaped.as_ref().unwrap_or(pending);
+        let first_error = match checked_rows(decode_with(decoder, &records.text), records.len())
             .and_then(|b| self.as_stream_schema(b))
         {
             Ok(b) => return Ok(Some(b)),
@@ -414,8 +446,8 @@ impl TextRead {
         let mut good = Vec::new();
         let mut good_rows = 0;
         let mut bad = Vec::new();
-        for i in 0..pending.len() {
-            let row = pending.row(i);
+        for i in 0..records.len() {
+            let row = records.row(i);
             match self.decode_rows(row, 1) {
                 Ok(_) => {
                     good.extend_from_slice(row);

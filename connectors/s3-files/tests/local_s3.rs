@@ -392,6 +392,81 @@ async fn malformed_rows_go_to_rejects_with_their_line_numbers() {
     assert!(env.keys("out/fail/rows/_delta_log").await.is_empty());
 }
 
+/// JSON Lines written as Python's `json.dumps` writes them (every character past ASCII
+/// escaped, UTF-16 pairs past U+FFFF, characters from U+20000 up too), in batches read by
+/// the SDK's flat-records path and batches with a malformed row that `arrow-json` reads:
+/// the same values either way, the bad rows in the rejects with their lines.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_lines_with_escapes_read_the_same_by_either_path_and_bad_rows_go_to_rejects() {
+    let env = TestEnv::start().await;
+    const ASTRAL: &str = "\u{20000} \u{2A6DF} \u{10FFFF} \u{1F600} \"é\"";
+    let astral_ids = [10i64, 100, 149];
+    let ascii_escaped = |v: &Value| -> String {
+        let mut out = String::new();
+        for c in v.to_string().chars() {
+            if c.is_ascii() {
+                out.push(c);
+            } else {
+                for unit in c.encode_utf16(&mut [0; 2]) {
+                    out.push_str(&format!("\\u{unit:04x}"));
+                }
+            }
+        }
+        out
+    };
+    let text = String::from_utf8(jsonl(1..=300)).unwrap();
+    let mut lines: Vec<String> = text
+        .lines()
+        .zip(1i64..)
+        .map(|(line, id)| {
+            let mut v: Value = serde_json::from_str(line).unwrap();
+            if astral_ids.contains(&id) {
+                v["name"] = json!(ASTRAL);
+            }
+            ascii_escaped(&v)
+        })
+        .collect();
+    assert!(lines[99].contains("\\ud840\\udc00"), "{}", lines[99]);
+    // Batches of 64: the 1st and 3rd hold a bad row each (arrow-json reads them), the
+    // others are read by the flat-records path.
+    let bad = [
+        (5usize, "{\"id\":\"five\"}"),
+        (150, "{\"id\":150,\"day\":\"2024-13-45\"}"),
+    ];
+    for (line, text) in bad {
+        lines[line - 1] = text.to_string();
+    }
+    put(
+        &env,
+        "jx/rows.jsonl",
+        (lines.join("\n") + "\n").into_bytes(),
+    )
+    .await;
+    let mut s = stream("jx", "jx/", None, json!({"type": "jsonl"}));
+    s["bad_rows"] = json!("reject");
+    s["batch_rows"] = json!(64);
+    run(&env, &config(&env, json!([s])), "jx", "jx").await;
+    let ids: Vec<i64> = (1..=300).filter(|i| ![5, 150].contains(i)).collect();
+    let want = batch(ids.clone());
+    let names = arrow::array::StringArray::from_iter(ids.iter().map(|id| {
+        if astral_ids.contains(id) {
+            Some(ASTRAL.to_string())
+        } else {
+            row(*id).name
+        }
+    }));
+    let mut columns = want.columns().to_vec();
+    columns[1] = std::sync::Arc::new(names);
+    let want = RecordBatch::try_new(want.schema(), columns).unwrap();
+    assert_same(&table(&env, "jx", "jx").await, &want);
+    let r = rejects(&env).await;
+    let got: Vec<(u64, &str)> = r
+        .iter()
+        .map(|v| (v["line"].as_u64().unwrap(), v["row"].as_str().unwrap()))
+        .collect();
+    assert_eq!(got, [(5, bad[0].1), (150, bad[1].1)]);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn incremental_runs_ingest_each_object_version_once() {
     let env = TestEnv::start().await;
