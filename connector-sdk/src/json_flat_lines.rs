@@ -10,12 +10,13 @@
 //!     Field::new("name", DataType::Utf8, true),
 //! ]));
 //! let mut decoder = FlatLinesDecoder::new(&schema).expect("scalar fields");
-//! let text = b"{\"id\":1,\"name\":\"a\"}\n{\"id\":2}\n";
-//! let batch = decoder.decode(text, &[20, 29]).expect("plain records");
+//! let text = b"{\"id\":1,\"name\":\"a\"}\n{\"id\":2,\"tags\":[\"x\"]}\n";
+//! let batch = decoder.decode(text, &[20, text.len()]).expect("plain records");
 //! assert_eq!(batch.num_rows(), 2);
-//! // A nested value (or any other form this path does not read): decode the batch with
-//! // arrow-json.
-//! assert!(decoder.decode(b"{\"id\":1,\"tags\":[]}\n", &[20]).is_none());
+//! // A list where the schema has a string (or any other form this path does not read):
+//! // decode the batch with arrow-json.
+//! let text = b"{\"id\":1,\"name\":[\"a\"]}\n";
+//! assert!(decoder.decode(text, &[text.len()]).is_none());
 //! ```
 //!
 //! Why not `arrow-json` alone: its reader first writes every record onto a tape (a state
@@ -61,8 +62,9 @@ pub struct FlatLinesDecoder {
     /// The text from a key's opening quote to its colon, `"key":`, for each place in the last
     /// record that had one, and the field it names (`None`: a key the schema lacks).
     order: Vec<(Box<[u8]>, Option<usize>)>,
-    /// Whether any column is a string column (whose offsets cap a batch's text).
-    has_strings: bool,
+    /// How many string columns there are (their offsets cap a batch's text; they share its
+    /// length as their first reservation).
+    string_columns: usize,
 }
 
 impl std::fmt::Debug for FlatLinesDecoder {
@@ -404,9 +406,10 @@ fn hex4(digits: Option<&[u8]>) -> Option<u32> {
 /// `text` with every escaped UTF-16 surrogate pair (`\uD83D\uDE00`) written as its
 /// character's UTF-8 bytes instead; `None` when it holds none. For a batch `arrow-json` is
 /// to read: its tape (`char_from_surrogate_pair`, arrow-json 60) joins the two halves with a
-/// bitwise or where an addition belongs, so every character from U+20000 up (CJK extension
-/// B on, the private-use planes) comes out as another one, silently — U+20000 as U+10000,
-/// U+10FFFF as U+FFFFF; the same character unescaped is read right. Escapes are followed as
+/// bitwise or where an addition belongs, so every character of the planes 2, 4, 6 ... 16
+/// (CJK extensions B to F, the tags of flag sequences, private use) comes out as one of the
+/// plane below, silently — U+20000 as U+10000, U+10FFFF as U+FFFFF; the same character
+/// unescaped is read right. Escapes are followed as
 /// JSON has them (in `\\uD840\uDC00` the first backslash escapes the second). Anything that
 /// is not a whole pair is left as it is, for `arrow-json` to read or refuse.
 pub fn escaped_pairs_as_utf8(text: &[u8]) -> Option<Vec<u8>> {
@@ -517,15 +520,16 @@ impl FlatLinesDecoder {
                 return None;
             }
         }
-        let has_strings = schema
+        let string_columns = schema
             .fields()
             .iter()
-            .any(|f| matches!(f.data_type(), DataType::Utf8 | DataType::LargeUtf8));
+            .filter(|f| matches!(f.data_type(), DataType::Utf8 | DataType::LargeUtf8))
+            .count();
         Some(Self {
             schema: schema.clone(),
             by_name,
             order: Vec::new(),
-            has_strings,
+            string_columns,
         })
     }
 
@@ -536,7 +540,10 @@ impl FlatLinesDecoder {
     pub fn decode(&mut self, text: &[u8], ends: &[usize]) -> Option<RecordBatch> {
         let rows = ends.len();
         // A string column's i32 offsets cannot pass i32::MAX; `arrow-json` says so itself.
-        if self.has_strings && text.len() > i32::MAX as usize {
+        if self.string_columns > 0 && text.len() > i32::MAX as usize {
+            return None;
+        }
+        if ends.last().copied().unwrap_or(0) != text.len() {
             return None;
         }
         // Validated once, so that every string between two quotes (ASCII bytes, so char
@@ -545,7 +552,10 @@ impl FlatLinesDecoder {
         let fields = self.schema.fields();
         let mut columns: Vec<Box<dyn Column>> = fields
             .iter()
-            .map(|f| new_column(f.data_type(), f.is_nullable(), rows, text.len()))
+            .map(|f| {
+                let bytes = text.len() / self.string_columns.max(1);
+                new_column(f.data_type(), f.is_nullable(), rows, bytes)
+            })
             .collect();
         // The last row each field had a value in.
         let mut seen = vec![usize::MAX; fields.len()];
@@ -654,9 +664,27 @@ mod tests {
 
     /// One field of every type this path reads; `nullable` for all but `id`.
     fn schema(nullable_id: bool) -> SchemaRef {
+        let mut nullable = [true; 20];
+        nullable[0] = nullable_id;
+        schema_with(&nullable)
+    }
+
+    /// The same fields, each nullable as `nullable` says.
+    fn schema_with(nullable: &[bool]) -> SchemaRef {
+        let schema = schema_fields();
+        let fields: Vec<Field> = schema
+            .fields()
+            .iter()
+            .zip(nullable)
+            .map(|(f, n)| f.as_ref().clone().with_nullable(*n))
+            .collect();
+        Arc::new(Schema::new(fields))
+    }
+
+    fn schema_fields() -> SchemaRef {
         let ts = |unit, tz: Option<&str>| DataType::Timestamp(unit, tz.map(Into::into));
         Arc::new(Schema::new(vec![
-            Field::new("id", DataType::Int64, nullable_id),
+            Field::new("id", DataType::Int64, false),
             Field::new("i8", DataType::Int8, true),
             Field::new("i16", DataType::Int16, true),
             Field::new("i32", DataType::Int32, true),
@@ -718,7 +746,7 @@ mod tests {
         if let Some(b) = &ours {
             // (arrow-json reads escaped pairs wrong: see `escaped_pairs_as_utf8`.)
             let text = escaped_pairs_as_utf8(&text).unwrap_or(text);
-            let text = String::from_utf8_lossy(&text);
+            let text = String::from_utf8(text).expect("this path reads only UTF-8");
             let theirs = arrow_json(schema, text.as_bytes(), lines.len())
                 .unwrap_or_else(|e| panic!("arrow-json refuses what this path read: {e}\n{text}"));
             for (i, field) in schema.fields().iter().enumerate() {
@@ -857,10 +885,14 @@ mod tests {
                 .decode(&text, &[5, ends[1]])
                 .is_none()
         );
+        // Text past the last record's end.
+        let mut decoder = FlatLinesDecoder::new(&schema).unwrap();
+        assert!(decoder.decode(&text, &[ends[0]]).is_none());
+        assert!(decoder.decode(&text[..ends[0]], &[ends[0]]).is_some());
     }
 
     #[test]
-    fn escaped_pairs_from_u_20000_up_are_read_right_here_and_by_arrow_json_once_unescaped() {
+    fn escaped_pairs_of_the_even_planes_are_read_right_here_and_by_arrow_json_once_unescaped() {
         let schema = Arc::new(Schema::new(vec![Field::new("s", DataType::Utf8, true)]));
         // Three pairs, and the text of one after an escaped backslash.
         let text = concat!(
@@ -899,6 +931,88 @@ mod tests {
             r#"\"#,
         ] {
             assert_eq!(escaped_pairs_as_utf8(text.as_bytes()), None, "{text}");
+        }
+    }
+
+    #[test]
+    fn a_null_or_missing_value_of_a_required_field_of_any_type_is_arrow_jsons() {
+        let schema = schema_with(&[false; 20]);
+        let values = [
+            "1",
+            "-1",
+            "2",
+            "3",
+            "4",
+            "5",
+            "6",
+            "7",
+            "1.5",
+            "2.5",
+            "true",
+            "\"a\"",
+            "\"b\"",
+            "\"c\"",
+            "8",
+            "\"2024-02-29\"",
+            "\"2024-02-29T00:00:01Z\"",
+            "\"2024-02-29T00:00:01.5Z\"",
+            "\"2024-02-29T00:00:01.25Z\"",
+            "\"2024-02-29T00:00:01.125Z\"",
+        ];
+        let record = |skip: Option<usize>, null: Option<usize>| {
+            let kvs: Vec<String> = NAMES
+                .iter()
+                .zip(values)
+                .enumerate()
+                .filter(|(i, _)| Some(*i) != skip)
+                .map(|(i, (k, v))| format!("\"{k}\":{}", if Some(i) == null { "null" } else { v }))
+                .collect();
+            format!("{{{}}}\n", kvs.join(","))
+        };
+        assert!(decode_checked(&schema, &[record(None, None)]).is_some());
+        for f in 0..NAMES.len() {
+            assert!(
+                decode_checked(&schema, &[record(Some(f), None)]).is_none(),
+                "{}",
+                NAMES[f]
+            );
+            assert!(
+                decode_checked(&schema, &[record(None, Some(f))]).is_none(),
+                "{}",
+                NAMES[f]
+            );
+            // Nullable, the same records are read here.
+            let mut nullable = [false; 20];
+            nullable[f] = true;
+            let schema = schema_with(&nullable);
+            assert!(decode_checked(&schema, &[record(Some(f), None)]).is_some());
+            assert!(decode_checked(&schema, &[record(None, Some(f))]).is_some());
+        }
+    }
+
+    #[test]
+    fn a_skipped_value_nests_up_to_the_limit_here_and_deeper_in_arrow_json() {
+        let schema = schema(false);
+        let nested = |depth: usize| {
+            format!(
+                "{{\"id\":1,\"zz\":{}1{}}}\n",
+                "[{\"a\":".repeat(depth / 2) + &"[".repeat(depth % 2),
+                "]".repeat(depth % 2) + &"}]".repeat(depth / 2)
+            )
+        };
+        for depth in [1, 2, 63, 64] {
+            assert!(
+                decode_checked(&schema, &[nested(depth)]).is_some(),
+                "{depth}"
+            );
+        }
+        for depth in [65, 66, 200] {
+            let line = nested(depth);
+            assert!(
+                decode_checked(&schema, std::slice::from_ref(&line)).is_none(),
+                "{depth}"
+            );
+            assert!(arrow_json(&schema, line.as_bytes(), 1).is_ok(), "{depth}");
         }
     }
 
@@ -1254,10 +1368,10 @@ mod tests {
         fn whatever_this_path_reads_equals_arrow_json(
             records in prop::collection::vec(
                 prop_oneof![3 => plain_record(), 2 => any_record()], 1..10),
-            nullable_id in any::<bool>(),
+            nullable in prop::collection::vec(any::<bool>(), 20),
         ) {
             // decode_checked asserts the equality whenever this path gives a batch.
-            decode_checked(&schema(nullable_id), &records);
+            decode_checked(&schema_with(&nullable), &records);
         }
 
         #[test]

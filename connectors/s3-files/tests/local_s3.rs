@@ -393,7 +393,8 @@ async fn malformed_rows_go_to_rejects_with_their_line_numbers() {
 }
 
 /// JSON Lines written as Python's `json.dumps` writes them (every character past ASCII
-/// escaped, UTF-16 pairs past U+FFFF, characters from U+20000 up too), in batches read by
+/// escaped, UTF-16 pairs past U+FFFF, characters of the planes arrow-json misreads too), in
+/// batches read by
 /// the SDK's flat-records path and batches with a malformed row that `arrow-json` reads:
 /// the same values either way, the bad rows in the rejects with their lines.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -429,9 +430,13 @@ async fn json_lines_with_escapes_read_the_same_by_either_path_and_bad_rows_go_to
     assert!(lines[99].contains("\\ud840\\udc00"), "{}", lines[99]);
     // Batches of 64: the 1st and 3rd hold a bad row each (arrow-json reads them), the
     // others are read by the flat-records path.
+    // (Escaped pairs in the bad rows too: the rejects keep the rows as the object has them.)
     let bad = [
-        (5usize, "{\"id\":\"five\"}"),
-        (150, "{\"id\":150,\"day\":\"2024-13-45\"}"),
+        (5usize, "{\"id\":\"five \\ud840\\udc00\"}"),
+        (
+            150,
+            "{\"id\":150,\"name\":\"\\ud840\\udc00\",\"day\":\"2024-13-45\"}",
+        ),
     ];
     for (line, text) in bad {
         lines[line - 1] = text.to_string();
@@ -442,6 +447,8 @@ async fn json_lines_with_escapes_read_the_same_by_either_path_and_bad_rows_go_to
         (lines.join("\n") + "\n").into_bytes(),
     )
     .await;
+    // The other batches are the flat-records path's: it reads this schema.
+    assert!(connector_sdk::json_flat_lines::FlatLinesDecoder::new(&schema()).is_some());
     let mut s = stream("jx", "jx/", None, json!({"type": "jsonl"}));
     s["bad_rows"] = json!("reject");
     s["batch_rows"] = json!(64);
