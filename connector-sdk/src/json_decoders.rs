@@ -146,7 +146,7 @@ enum KeySlot {
 /// `a == b`, inline for names up to 16 bytes (two overlapping word comparisons instead of
 /// a `memcmp` call).
 #[inline(always)]
-fn same_bytes(a: &[u8], b: &[u8]) -> bool {
+pub(crate) fn same_bytes(a: &[u8], b: &[u8]) -> bool {
     let n = a.len();
     if n != b.len() {
         return false;

@@ -51,6 +51,7 @@ use arrow::datatypes::{
     TimestampNanosecondType, TimestampSecondType, UInt8Type, UInt16Type, UInt32Type, UInt64Type,
 };
 
+use crate::json_decoders::same_bytes;
 use crate::json_temporal::{canonical_date, canonical_timestamp};
 
 /// Decodes batches of flat JSON Lines records for one schema (see the module's text); keeps
@@ -578,7 +579,10 @@ impl FlatLinesDecoder {
                 let mut place = 0;
                 loop {
                     let field = match self.order.get(place) {
-                        Some((key, field)) if line[p..].starts_with(key) => {
+                        Some((key, field))
+                            if line.len() - p >= key.len()
+                                && same_bytes(&line[p..p + key.len()], key) =>
+                        {
                             p += key.len();
                             *field
                         }

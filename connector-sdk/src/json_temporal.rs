@@ -205,6 +205,7 @@ fn days_from_civil(year: u32, month: u32, day: u32) -> i64 {
 }
 
 /// Days since 1970-01-01 of a text that is exactly `YYYY-MM-DD`.
+#[inline]
 pub(crate) fn canonical_date(s: &[u8]) -> Option<i64> {
     if s.len() != 10 {
         return None;
