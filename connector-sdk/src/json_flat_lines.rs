@@ -226,34 +226,16 @@ fn timestamp<T: ArrowPrimitiveType<Native = i64>>(
     })
 }
 
-/// Whether this path reads a column of `data_type` (the same test [`new_column`] applies).
-fn readable(data_type: &DataType) -> bool {
-    match data_type {
-        DataType::Timestamp(_, tz) => tz.as_deref().is_none_or(|z| matches!(z, "+00:00" | "UTC")),
-        t => matches!(
-            t,
-            DataType::Boolean
-                | DataType::Int8
-                | DataType::Int16
-                | DataType::Int32
-                | DataType::Int64
-                | DataType::UInt8
-                | DataType::UInt16
-                | DataType::UInt32
-                | DataType::UInt64
-                | DataType::Float32
-                | DataType::Float64
-                | DataType::Utf8
-                | DataType::LargeUtf8
-                | DataType::Date32
-        ),
-    }
-}
-
-/// An empty column of `data_type` for up to `rows` values and `bytes` bytes of strings.
-fn new_column(data_type: &DataType, nullable: bool, rows: usize, bytes: usize) -> Box<dyn Column> {
+/// An empty column of `data_type` for up to `rows` values and `bytes` bytes of strings;
+/// `None` for a type this path does not read.
+fn new_column(
+    data_type: &DataType,
+    nullable: bool,
+    rows: usize,
+    bytes: usize,
+) -> Option<Box<dyn Column>> {
     let d = data_type;
-    match d {
+    Some(match d {
         DataType::Boolean => Box::new(BooleanColumn {
             nullable,
             values: BooleanBufferBuilder::new(rows),
@@ -281,20 +263,25 @@ fn new_column(data_type: &DataType, nullable: bool, rows: usize, bytes: usize) -
             Token::Str(s) => canonical_date(s.as_bytes()).map(|days| days as i32),
             _ => None,
         }),
-        DataType::Timestamp(TimeUnit::Second, _) => {
-            timestamp::<TimestampSecondType>(d, nullable, rows, 1)
+        // In a named zone a text without an offset is local time there: arrow-json's.
+        DataType::Timestamp(unit, tz)
+            if tz.as_deref().is_none_or(|z| matches!(z, "+00:00" | "UTC")) =>
+        {
+            match unit {
+                TimeUnit::Second => timestamp::<TimestampSecondType>(d, nullable, rows, 1),
+                TimeUnit::Millisecond => {
+                    timestamp::<TimestampMillisecondType>(d, nullable, rows, 1_000)
+                }
+                TimeUnit::Microsecond => {
+                    timestamp::<TimestampMicrosecondType>(d, nullable, rows, 1_000_000)
+                }
+                TimeUnit::Nanosecond => {
+                    timestamp::<TimestampNanosecondType>(d, nullable, rows, 1_000_000_000)
+                }
+            }
         }
-        DataType::Timestamp(TimeUnit::Millisecond, _) => {
-            timestamp::<TimestampMillisecondType>(d, nullable, rows, 1_000)
-        }
-        DataType::Timestamp(TimeUnit::Microsecond, _) => {
-            timestamp::<TimestampMicrosecondType>(d, nullable, rows, 1_000_000)
-        }
-        DataType::Timestamp(TimeUnit::Nanosecond, _) => {
-            timestamp::<TimestampNanosecondType>(d, nullable, rows, 1_000_000_000)
-        }
-        other => unreachable!("{other} is not readable(); new() checked every field"),
-    }
+        _ => return None,
+    })
 }
 
 /// How deep the objects and lists of a skipped value may nest here (deeper: `arrow-json`).
@@ -489,16 +476,10 @@ fn unescape(text: &str, start: usize, out: &mut String) -> Option<usize> {
                 match char::from_u32(high) {
                     Some(c) => c,
                     None => {
-                        // A surrogate: the high half, then `\u` and the low half.
-                        if !(0xD800..=0xDBFF).contains(&high) || line.get(i..i + 2)? != b"\\u" {
-                            return None;
-                        }
-                        let low = hex4(line.get(i + 2..i + 6))?;
+                        // A surrogate: the high half of a pair that started 6 bytes back.
+                        let c = escaped_pair(line.get(i - 6..)?)?;
                         i += 6;
-                        if !(0xDC00..=0xDFFF).contains(&low) {
-                            return None;
-                        }
-                        char::from_u32(0x1_0000 + ((high - 0xD800) << 10) + (low - 0xDC00))?
+                        c
                     }
                 }
             }
@@ -515,7 +496,7 @@ impl FlatLinesDecoder {
     pub fn new(schema: &SchemaRef) -> Option<Self> {
         let mut by_name = HashMap::new();
         for (i, field) in schema.fields().iter().enumerate() {
-            if !readable(field.data_type())
+            if new_column(field.data_type(), true, 0, 0).is_none()
                 || by_name.insert(field.name().as_bytes().into(), i).is_some()
             {
                 return None;
@@ -551,13 +532,12 @@ impl FlatLinesDecoder {
         // boundaries) is a `&str` with no check of its own.
         let text = std::str::from_utf8(text).ok()?;
         let fields = self.schema.fields();
+        // Every type was checked by `new`; the string columns share the text's length.
+        let bytes = text.len() / self.string_columns.max(1);
         let mut columns: Vec<Box<dyn Column>> = fields
             .iter()
-            .map(|f| {
-                let bytes = text.len() / self.string_columns.max(1);
-                new_column(f.data_type(), f.is_nullable(), rows, bytes)
-            })
-            .collect();
+            .map(|f| new_column(f.data_type(), f.is_nullable(), rows, bytes))
+            .collect::<Option<_>>()?;
         // The last row each field had a value in.
         let mut seen = vec![usize::MAX; fields.len()];
         // A string with escapes, unescaped.

@@ -235,6 +235,12 @@ pub(crate) fn read<'a>(t: Arc<TextRead>, checkpoint: Option<Position>) -> ReadSt
             let mut decoder = t.new_decoder(t.stream.batch_rows).map_err(|e| {
                 ConnectorError::internal(format!("s3://{}/{}: {e}", t.bucket, part.key))
             })?;
+            // JSON Lines: the flat-records path, tried first on every batch when the schema
+            // allows it (it keeps the key order from batch to batch).
+            let mut flat = match t.stream.format {
+                Format::Jsonl => FlatLinesDecoder::new(&t.schema),
+                _ => None,
+            };
             // The header is the first record that is not blank, read from the top.
             let mut header_pending = header && p == 0;
             loop {
@@ -313,7 +319,9 @@ pub(crate) fn read<'a>(t: Arc<TextRead>, checkpoint: Option<Position>) -> ReadSt
                 }
                 let full = pending.len() >= t.stream.batch_rows;
                 if full || (n == 0 && pending.len() > 0) {
-                    let batch = t.decode(&mut decoder, &pending, aligned, &mut line_base).await?;
+                    let batch = t
+                        .decode(&mut decoder, flat.as_mut(), &pending, aligned, &mut line_base)
+                        .await?;
                     pending.clear();
                     if let Some(b) = batch {
                         yield ReadItem::Batch(b);
@@ -357,8 +365,7 @@ fn decoding_schema(schema: &SchemaRef) -> SchemaRef {
 /// A CSV or JSON Lines decoder.
 enum BatchDecoder {
     Csv(Box<arrow_csv::reader::Decoder>),
-    /// `arrow-json`'s, and the flat-records path tried first when the schema allows it.
-    Json(arrow_json::reader::Decoder, Option<Box<FlatLinesDecoder>>),
+    Json(arrow_json::reader::Decoder),
 }
 
 /// Every record of `text` (each ending in a line break; no more than the decoder's batch
@@ -370,7 +377,7 @@ fn decode_with(decoder: &mut BatchDecoder, text: &[u8]) -> Result<Option<RecordB
             d.decode(&[])?;
             d.flush()
         }
-        BatchDecoder::Json(d, _) => {
+        BatchDecoder::Json(d) => {
             feed(text, |b| d.decode(b))?;
             d.flush()
         }
@@ -415,20 +422,18 @@ impl TextRead {
     async fn decode(
         &self,
         decoder: &mut BatchDecoder,
+        flat: Option<&mut FlatLinesDecoder>,
         pending: &Pending,
         aligned: u64,
         line_base: &mut Option<u64>,
     ) -> Result<Option<RecordBatch>, ConnectorError> {
-        let mut unescaped = None;
-        if let BatchDecoder::Json(_, flat) = decoder {
-            if let Some(batch) = flat
-                .as_mut()
-                .and_then(|f| f.decode(&pending.text, &pending.ends))
-            {
-                return Ok(Some(batch));
-            }
-            unescaped = pending.with_escaped_pairs_as_utf8();
+        if let Some(batch) = flat.and_then(|f| f.decode(&pending.text, &pending.ends)) {
+            return Ok(Some(batch));
         }
+        let unescaped = match decoder {
+            BatchDecoder::Json(_) => pending.with_escaped_pairs_as_utf8(),
+            BatchDecoder::Csv(_) => None,
+        };
         // The records as the decoders read them; `pending` still has them as the object does
         // (for the rejects).
         let records = unescaped.as_ref().unwrap_or(pending);
@@ -574,7 +579,6 @@ impl TextRead {
                     .with_batch_size(batch_rows)
                     .with_decoder_factory(Arc::new(JsonDecoders))
                     .build_decoder()?,
-                FlatLinesDecoder::new(&self.schema).map(Box::new),
             ),
         })
     }
